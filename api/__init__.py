@@ -1,0 +1,1 @@
+"""Knacka: a backend for canvassing and campaign field work."""

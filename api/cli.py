@@ -1,0 +1,202 @@
+"""The ``knacka`` command: the one entry point for operators."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+from sqlmodel import select
+
+from api import db
+from api.districts.schemas import ImportOptions, ImportSummary
+from api.errors import AppError
+from api.settings import get_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Knacka: canvassing and campaign field work.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _fail(exc: AppError) -> None:
+    typer.secho(f"error: {exc.message}", fg="red", err=True)
+    if isinstance(exc.details, list):
+        for item in exc.details[:50]:
+            typer.echo(f"  {item}", err=True)
+    raise typer.Exit(code=1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to DATABASE_URL."""
+    from api.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("database is at the newest revision")
+
+
+@app.command("import-districts")
+def import_districts(
+    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile or zipped Shapefile")],
+    crs: Annotated[
+        str | None, typer.Option(help="CRS of a file that names none, e.g. EPSG:3006")
+    ] = None,
+    code_column: Annotated[str, typer.Option(help="Column with the district code")] = "Lkfv",
+    name_column: Annotated[str, typer.Option(help="Column with the district name")] = "Vdnamn",
+    kommun_column: Annotated[
+        str | None, typer.Option(help="Column with the kommun code (default: code[:4])")
+    ] = None,
+    voters_column: Annotated[str | None, typer.Option(help="Column with voter counts")] = None,
+    households_column: Annotated[
+        str | None, typer.Option(help="Column with household counts")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and report; write nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import districts in one transaction: the whole file, or nothing."""
+    from api.districts.service import import_district_file
+
+    options = ImportOptions(
+        crs=crs, code_column=code_column, name_column=name_column, kommun_column=kommun_column,
+        voters_column=voters_column, households_column=households_column,
+    )  # fmt: skip
+    if not as_json:
+        typer.echo(f"reading {path} ...", err=True)
+    with typer.progressbar(length=1, label="districts", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        try:
+            with db.session_scope() as session:
+                summary = import_district_file(
+                    session=session, path=path, options=options, dry_run=dry_run,
+                    progress=progress,
+                )  # fmt: skip
+        except AppError as exc:
+            _fail(exc)
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+    else:
+        _print_summary(summary)
+
+
+def _print_summary(s: ImportSummary) -> None:
+    head = "dry run, nothing written: " if s.dry_run else ""
+    typer.echo(
+        f"{head}{s.features} districts read ({s.source_crs}): {s.created} created, "
+        f"{s.updated} updated, {s.unchanged} unchanged, {len(s.missing_from_file)} missing from file"
+    )
+    typer.echo(f"kommuner touched ({len(s.kommuner)}):")
+    for k in s.kommuner:
+        typer.echo(f"  {k.code} {k.name}: {k.districts_in_file} districts")
+    if s.missing_from_file:
+        typer.echo("in the database but not in this file (kept, not deleted):")
+        typer.echo("  " + ", ".join(s.missing_from_file))
+    for r in s.repaired:
+        typer.echo(f"repaired invalid geometry of {r.code}: {r.reason}")
+    for w in s.warnings:
+        typer.secho(f"warning: {w}", fg="yellow")
+
+
+@app.command("import-kommuner")
+def import_kommuner(
+    path: Annotated[Path, typer.Argument(help="CSV of SCB codes, e.g. municipality_county.csv")],
+    code_column: str = "municipality_code",
+    name_column: str = "municipality_name_short",
+    lan_code_column: str = "county_code",
+    lan_name_column: str = "county_name",
+) -> None:
+    """Create partidistrikt and kommuner from an SCB code list; existing ones are kept."""
+    from api.org.service import import_kommuner_csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
+    try:
+        with db.session_scope() as session:
+            counts = import_kommuner_csv(
+                session=session, text=text, code_column=code_column, name_column=name_column,
+                lan_code_column=lan_code_column, lan_name_column=lan_name_column,
+            )  # fmt: skip
+    except AppError as exc:
+        _fail(exc)
+    typer.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+@app.command("assign-districts")
+def assign_districts(
+    path: Annotated[Path, typer.Argument(help="CSV with columns district_code,forening")],
+) -> None:
+    """Assign districts to föreningar from a CSV: every row, or none if any is invalid."""
+    from api.districts.service import assign_bulk_csv
+
+    try:
+        with db.session_scope() as session:
+            result = assign_bulk_csv(
+                session=session, text=path.read_text(encoding="utf-8-sig"), via="cli"
+            )
+    except AppError as exc:
+        _fail(exc)
+    typer.echo(f"{result.rows} rows: {result.changed} changed, {result.unchanged} unchanged")
+
+
+@app.command("load-demo")
+def load_demo_command() -> None:
+    """Load the Jämtland demo campaign (idempotent)."""
+    from api.demo import load_demo
+
+    with db.session_scope() as session:
+        result = load_demo(session=session, districts_path=get_settings().demo_districts_path)
+    typer.echo(f"demo loaded: {result}")
+
+
+def _database_is_empty() -> bool:
+    from api.models import Partidistrikt
+
+    with db.session_scope() as session:
+        return session.exec(select(Partidistrikt.id)).first() is None
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Load the demo first; by default only into an empty SQLite database",
+        ),
+    ] = None,
+) -> None:
+    """Migrate the database, load the demo on first start (SQLite), and serve the API."""
+    import uvicorn
+
+    from api.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    is_sqlite = make_url(settings.database_url).get_backend_name() == "sqlite"
+    if demo or (demo is None and is_sqlite and _database_is_empty()):
+        load_demo_command()
+    db.get_engine().dispose()
+    typer.echo(f"API docs: http://{host}:{port}/docs", err=True)
+    uvicorn.run(
+        "api.main:create_app", factory=True, host=host, port=port, workers=workers,
+        loop="uvloop", http="httptools", log_level="info",
+    )  # fmt: skip
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

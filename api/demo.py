@@ -1,0 +1,178 @@
+"""The demo campaign: Jämtlands län with its eight kommuner, föreningar, volunteers and the
+election-year targets of the district's action programme. Loading is deterministic and
+idempotent: running it again changes nothing."""
+
+from datetime import date
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from api.districts.schemas import ImportOptions
+from api.districts.service import assign_district, import_district_file
+from api.models import (
+    Campaign,
+    District,
+    Forening,
+    ForeningKind,
+    Kommun,
+    Partidistrikt,
+    Role,
+    Target,
+    UnitKind,
+    User,
+)
+
+__all__ = ["CAMPAIGN_TARGETS", "FORENINGAR", "KOMMUNER", "load_demo"]
+
+PARTIDISTRIKT = ("23", "Socialdemokraterna i Jämtlands län")
+
+# Real SCB codes and names; the district counts follow the 2022 valdistrikt roughly.
+KOMMUNER: list[tuple[str, str, int]] = [
+    ("2303", "Ragunda", 4),
+    ("2305", "Bräcke", 5),
+    ("2309", "Krokom", 10),
+    ("2313", "Strömsund", 8),
+    ("2321", "Åre", 9),
+    ("2326", "Berg", 6),
+    ("2361", "Härjedalen", 8),
+    ("2380", "Östersund", 33),
+]
+
+# Geographic föreningar take the kommun's districts in turn; some districts stay uncovered.
+FORENINGAR: dict[str, list[tuple[str, ForeningKind]]] = {
+    "2303": [("S-föreningen Hammarstrand", ForeningKind.geographic)],
+    "2305": [("S-föreningen Bräcke-Kälarne", ForeningKind.geographic)],
+    "2309": [
+        ("S-föreningen Krokom-Dvärsätt", ForeningKind.geographic),
+        ("S-föreningen Föllinge", ForeningKind.geographic),
+    ],
+    "2313": [
+        ("S-föreningen Strömsund", ForeningKind.geographic),
+        ("S-föreningen Hammerdal", ForeningKind.geographic),
+    ],
+    "2321": [
+        ("S-föreningen Järpen", ForeningKind.geographic),
+        ("S-föreningen Åre-Undersåker", ForeningKind.geographic),
+        ("Kommunalklubben Åre", ForeningKind.workplace),
+    ],
+    "2326": [("S-föreningen Svenstavik-Myrviken", ForeningKind.geographic)],
+    "2361": [
+        ("S-föreningen Sveg", ForeningKind.geographic),
+        ("S-föreningen Funäsdalen", ForeningKind.geographic),
+    ],
+    "2380": [
+        ("S-föreningen Centrum", ForeningKind.geographic),
+        ("S-föreningen Frösön", ForeningKind.geographic),
+        ("S-föreningen Brunflo", ForeningKind.geographic),
+        ("S-föreningen Odensala-Torvalla", ForeningKind.geographic),
+        ("S-klubben Östersunds sjukhus", ForeningKind.workplace),
+    ],
+}
+
+CAMPAIGN = ("Valåret 2030", date(2030, 1, 1), date(2030, 9, 8))
+# Jämtland's organisational action programme: the election year's measurable goals.
+CAMPAIGN_TARGETS = {"conversations": 43_000, "active_volunteers": 155, "new_members": 310}
+VOLUNTEERS_PER_FORENING = 3
+UNCOVERED_EVERY = 6  # every sixth district of a kommun is left without a förening
+
+
+def _user(session: Session, email: str, name: str, role: Role, kind: UnitKind, unit: int) -> None:
+    if session.exec(select(User).where(User.email == email)).first() is None:
+        session.add(User(email=email, display_name=name, role=role, unit_kind=kind, unit_id=unit))
+
+
+def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
+    """Create the Jämtland demo campaign; idempotent."""
+    code, name = PARTIDISTRIKT
+    pd_ = session.exec(select(Partidistrikt).where(Partidistrikt.code == code)).first()
+    if pd_ is None:
+        pd_ = Partidistrikt(code=code, name=name)
+        session.add(pd_)
+        session.flush()
+    _user(
+        session, "distrikt@example.org", "Distriktsexpedition Jämtland",
+        Role.district_admin, UnitKind.partidistrikt, pd_.id,
+    )  # fmt: skip
+
+    kommuner: dict[str, Kommun] = {}
+    for kcode, kname, _ in KOMMUNER:
+        kommun = session.exec(select(Kommun).where(Kommun.code == kcode)).first()
+        if kommun is None:
+            kommun = Kommun(code=kcode, name=kname, partidistrikt_id=pd_.id)
+            session.add(kommun)
+            session.flush()
+        kommuner[kcode] = kommun
+        _user(
+            session, f"kommun{kcode}@example.org", f"Kommunansvarig {kname}",
+            Role.kommun_lead, UnitKind.kommun, kommun.id,
+        )  # fmt: skip
+
+    summary = import_district_file(
+        session=session,
+        path=districts_path,
+        options=ImportOptions(voters_column="voters", households_column="households"),
+    )
+
+    volunteer_no = 0
+    for kcode, entries in FORENINGAR.items():
+        kommun = kommuner[kcode]
+        geographic: list[Forening] = []
+        for fname, kind in entries:
+            forening = session.exec(
+                select(Forening).where(Forening.kommun_id == kommun.id, Forening.name == fname)
+            ).first()
+            if forening is None:
+                forening = Forening(name=fname, kind=kind, kommun_id=kommun.id)
+                session.add(forening)
+                session.flush()
+            if kind == ForeningKind.geographic:
+                geographic.append(forening)
+            slug = f"{kcode}-{len(geographic) if kind == ForeningKind.geographic else 'k'}"
+            _user(
+                session, f"ordforande-{slug}@example.org", f"Ordförande {fname}",
+                Role.forening_lead, UnitKind.forening, forening.id,
+            )  # fmt: skip
+            for _ in range(VOLUNTEERS_PER_FORENING):
+                volunteer_no += 1
+                _user(
+                    session, f"volontar{volunteer_no:03d}@example.org",
+                    f"Volontär {volunteer_no:03d}", Role.volunteer, UnitKind.forening, forening.id,
+                )  # fmt: skip
+        districts = session.exec(
+            select(District).where(District.kommun_id == kommun.id).order_by(District.code)
+        ).all()
+        share = -(-len(districts) // len(geographic))
+        for i, district in enumerate(districts):
+            if (i + 1) % UNCOVERED_EVERY == 0 or district.forening_id is not None:
+                continue
+            assign_district(
+                session=session, code=district.code, forening_id=geographic[i // share].id,
+                via="demo",
+            )  # fmt: skip
+
+    cname, starts, ends = CAMPAIGN
+    campaign = session.exec(
+        select(Campaign).where(Campaign.name == cname, Campaign.partidistrikt_id == pd_.id)
+    ).first()
+    if campaign is None:
+        campaign = Campaign(name=cname, partidistrikt_id=pd_.id, starts_on=starts, ends_on=ends)
+        session.add(campaign)
+        session.flush()
+    for metric, value in CAMPAIGN_TARGETS.items():
+        exists = session.exec(
+            select(Target).where(
+                Target.campaign_id == campaign.id,
+                Target.unit_kind == UnitKind.partidistrikt,
+                Target.unit_id == pd_.id,
+                Target.metric == metric,
+            )
+        ).first()
+        if exists is None:
+            session.add(
+                Target(
+                    campaign_id=campaign.id, unit_kind=UnitKind.partidistrikt, unit_id=pd_.id,
+                    metric=metric, value=value,
+                )
+            )  # fmt: skip
+    session.flush()
+    return {"districts_created": summary.created, "kommuner": len(kommuner)}

@@ -1,0 +1,439 @@
+"""Districts: import from files, GeoJSON views, and assignment to s-föreningar."""
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import case, func, insert, update
+from sqlmodel import Session, col, select
+
+from api.districts.schemas import (
+    BulkAssignResult,
+    BulkAssignRow,
+    CoverageRow,
+    DistrictRead,
+    ImportOptions,
+    ImportSummary,
+    KommunTouched,
+    RepairedFeature,
+)
+from api.errors import NotFound, Unprocessable
+from api.models import District, DistrictAssignment, Forening, ForeningKind, Kommun, utcnow
+from api.pagination import PageParams, paginate
+from geo import DistrictFileError, read_districts
+
+__all__ = [
+    "assign_bulk_csv",
+    "assign_district",
+    "assignment_history",
+    "coverage",
+    "feature_collection",
+    "get_district",
+    "import_district_file",
+    "kommun_code_of",
+    "list_districts",
+    "to_read",
+    "uncovered_districts",
+]
+
+_CHUNK = 500
+
+
+def import_district_file(
+    *,
+    session: Session,
+    path: Path,
+    options: ImportOptions,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """Import districts from a file in one transaction: all of it, or nothing."""
+    try:
+        table = read_districts(path, **options.model_dump())
+    except DistrictFileError as exc:
+        raise Unprocessable(str(exc), details={"features": exc.features} if exc.features else None)
+    frame = table.frame
+
+    kommun_codes = sorted(frame["kommun_code"].unique())
+    kommuner = {
+        k.code: k for k in session.exec(select(Kommun).where(col(Kommun.code).in_(kommun_codes)))
+    }
+    unknown = [c for c in kommun_codes if c not in kommuner]
+    if unknown:
+        codes = frame.loc[frame["kommun_code"].isin(unknown), "code"].tolist()
+        raise Unprocessable(
+            f"kommun: no kommun with code {', '.join(unknown)}; create it first (POST /kommuner "
+            "or knacka import-kommuner). Districts affected: "
+            + ", ".join(codes[:20])
+            + (f" and {len(codes) - 20} more" if len(codes) > 20 else ""),
+            details={"features": codes, "kommuner": unknown},
+        )
+
+    codes = frame["code"].tolist()
+    touched_ids = [kommuner[c].id for c in kommun_codes]
+    columns = (
+        District.id, District.code, District.name, District.kommun_id, District.geom_wkb,
+        District.voters, District.households,
+    )  # fmt: skip
+    existing = {
+        row.code: row
+        for row in session.exec(select(*columns).where(col(District.kommun_id).in_(touched_ids)))
+    }
+    # A code may also exist under a kommun the file does not touch (a corrected kommun).
+    elsewhere = [c for c in codes if c not in existing]
+    for start in range(0, len(elsewhere), 1000):
+        chunk = elsewhere[start : start + 1000]
+        for row in session.exec(select(*columns).where(col(District.code).in_(chunk))):
+            existing[row.code] = row
+
+    geoms = frame.geometry.to_numpy()
+    wkbs = shapely.to_wkb(geoms, output_dimension=2)
+    bounds = shapely.bounds(geoms)
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    unchanged = 0
+    names = frame["name"].tolist()
+    kommun_of = frame["kommun_code"].tolist()
+    voters = frame["voters"].tolist()
+    households = frame["households"].tolist()
+    areas = frame["area_m2"].tolist()
+    total = len(codes)
+    for i, code in enumerate(codes):
+        values = {
+            "name": names[i],
+            "kommun_id": kommuner[kommun_of[i]].id,
+            "geom_wkb": wkbs[i],
+            "voters": voters[i],
+            "households": households[i],
+        }
+        old = existing.get(code)
+        if old is None:
+            inserts.append(
+                values | _box(bounds[i]) | {
+                    "code": code, "area_m2": areas[i], "created_at": now, "updated_at": now,
+                }
+            )  # fmt: skip
+        elif any(getattr(old, key) != value for key, value in values.items()):
+            updates.append(
+                values | _box(bounds[i]) | {"id": old.id, "area_m2": areas[i], "updated_at": now}
+            )
+        else:
+            unchanged += 1
+        if progress and (i + 1) % _CHUNK == 0:
+            progress(i + 1, total)
+
+    if not dry_run:
+        for start in range(0, len(inserts), _CHUNK):
+            session.execute(insert(District), inserts[start : start + _CHUNK])
+        for start in range(0, len(updates), _CHUNK):
+            session.execute(update(District), updates[start : start + _CHUNK])
+        session.flush()
+    if progress:
+        progress(total, total)
+
+    in_file = set(codes)
+    missing = sorted(
+        code for code, row in existing.items() if code not in in_file and row.kommun_id in touched_ids
+    )
+    per_kommun = frame["kommun_code"].value_counts()
+    updated_ids = {u["id"] for u in updates}
+    return ImportSummary(
+        dry_run=dry_run,
+        source_crs=table.source_crs,
+        features=total,
+        created=len(inserts),
+        updated=len(updates),
+        unchanged=unchanged,
+        missing_from_file=missing,
+        kommuner=[
+            KommunTouched(code=c, name=kommuner[c].name, districts_in_file=int(per_kommun[c]))
+            for c in kommun_codes
+        ],
+        created_codes=[row["code"] for row in inserts],
+        updated_codes=[code for code, row in existing.items() if row.id in updated_ids],
+        repaired=[RepairedFeature(**r) for r in table.repaired],
+        warnings=table.warnings,
+    )
+
+
+def _box(b: np.ndarray) -> dict[str, float]:
+    return {
+        "min_lon": float(b[0]), "min_lat": float(b[1]),
+        "max_lon": float(b[2]), "max_lat": float(b[3]),
+    }  # fmt: skip
+
+
+def get_district(*, session: Session, code: str) -> District:
+    """Return one district by code or raise NotFound."""
+    found = session.exec(select(District).where(District.code == code)).first()
+    if found is None:
+        raise NotFound(f"district {code} not found")
+    return found
+
+
+def kommun_code_of(*, session: Session, district: District) -> str:
+    """The code of the district's kommun."""
+    return session.get(Kommun, district.kommun_id).code
+
+
+def _filtered(
+    kommun_code: str | None, forening_id: int | None, assigned: bool | None, q: str | None
+):  # noqa: ANN202
+    query = select(District, Kommun.code).join(Kommun, Kommun.id == District.kommun_id)
+    if kommun_code is not None:
+        query = query.where(Kommun.code == kommun_code)
+    if forening_id is not None:
+        query = query.where(District.forening_id == forening_id)
+    if assigned is not None:
+        query = query.where(
+            col(District.forening_id).is_not(None) if assigned else col(District.forening_id).is_(None)
+        )
+    if q:
+        query = query.where(col(District.name).ilike(f"%{q}%") | col(District.code).startswith(q))
+    return query.order_by(District.code)
+
+
+def to_read(district: District, kommun_code: str) -> DistrictRead:
+    """The API view of a district, without its geometry."""
+    return DistrictRead(
+        id=district.id,
+        code=district.code,
+        name=district.name,
+        kommun_code=kommun_code,
+        forening_id=district.forening_id,
+        area_m2=district.area_m2,
+        voters=district.voters,
+        households=district.households,
+        bbox=(district.min_lon, district.min_lat, district.max_lon, district.max_lat),
+        updated_at=district.updated_at,
+    )
+
+
+def list_districts(
+    *,
+    session: Session,
+    page: PageParams,
+    kommun_code: str | None = None,
+    forening_id: int | None = None,
+    assigned: bool | None = None,
+    q: str | None = None,
+) -> tuple[list[DistrictRead], int]:
+    """List districts (without geometry), filtered by kommun, förening or assignment."""
+    rows, total = paginate(session, _filtered(kommun_code, forening_id, assigned, q), page)
+    return [to_read(d, k) for d, k in rows], total
+
+
+def _feature(district: District, kommun_code: str) -> dict[str, Any]:
+    geometry = shapely.geometry.mapping(shapely.from_wkb(district.geom_wkb))
+    return {
+        "type": "Feature",
+        "id": district.code,
+        "geometry": geometry,
+        "properties": to_read(district, kommun_code).model_dump(mode="json", exclude={"bbox"}),
+    }
+
+
+def feature_collection(
+    *,
+    session: Session,
+    kommun_code: str | None = None,
+    forening_id: int | None = None,
+    assigned: bool | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """Districts as a GeoJSON FeatureCollection in WGS84."""
+    query = _filtered(kommun_code, forening_id, assigned, None)
+    if code is not None:
+        query = query.where(District.code == code)
+    features = [_feature(d, k) for d, k in session.exec(query)]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def uncovered_districts(*, session: Session, kommun_code: str) -> dict[str, Any]:
+    """A kommun's districts that no förening covers, as GeoJSON with counts."""
+    kommun = session.exec(select(Kommun).where(Kommun.code == kommun_code)).first()
+    if kommun is None:
+        raise NotFound(f"kommun {kommun_code} not found")
+    collection = feature_collection(session=session, kommun_code=kommun_code, assigned=False)
+    total = session.exec(
+        select(func.count()).select_from(District).where(District.kommun_id == kommun.id)
+    ).one()
+    props = [f["properties"] for f in collection["features"]]
+    collection["summary"] = {
+        "kommun_code": kommun.code,
+        "kommun_name": kommun.name,
+        "districts": total,
+        "uncovered": len(props),
+        "uncovered_voters": sum(p["voters"] or 0 for p in props),
+        "uncovered_households": sum(p["households"] or 0 for p in props),
+        "uncovered_area_km2": round(sum(p["area_m2"] for p in props) / 1e6, 3),
+    }
+    return collection
+
+
+def coverage(*, session: Session, partidistrikt_id: int | None = None) -> list[CoverageRow]:
+    """Per kommun: how many districts there are and how many a förening covers."""
+    assigned = func.sum(case((col(District.forening_id).is_not(None), 1), else_=0))
+    query = (
+        select(Kommun.code, Kommun.name, func.count(col(District.id)), assigned)
+        .join(District, District.kommun_id == Kommun.id, isouter=True)
+        .group_by(Kommun.code, Kommun.name)
+        .order_by(Kommun.code)
+    )
+    if partidistrikt_id is not None:
+        query = query.where(Kommun.partidistrikt_id == partidistrikt_id)
+    return [
+        CoverageRow(
+            kommun_code=code, kommun_name=name, districts=n, assigned=a or 0, uncovered=n - (a or 0)
+        )
+        for code, name, n, a in session.exec(query)
+    ]
+
+
+def _check_forening(district: District, forening: Forening) -> str | None:
+    if forening.kind == ForeningKind.workplace:
+        return f"förening {forening.id} ({forening.name}) is a workplace club and holds no districts"
+    if forening.kommun_id != district.kommun_id:
+        return (
+            f"förening {forening.id} ({forening.name}) belongs to another kommun than "
+            f"district {district.code}"
+        )
+    return None
+
+
+def _apply(
+    session: Session, district: District, forening_id: int | None, via: str, user_id: int | None
+) -> bool:
+    if district.forening_id == forening_id:
+        return False
+    session.add(
+        DistrictAssignment(
+            district_id=district.id,
+            from_forening_id=district.forening_id,
+            to_forening_id=forening_id,
+            changed_by_user_id=user_id,
+            via=via,
+        )
+    )
+    district.forening_id = forening_id
+    district.updated_at = utcnow()
+    session.add(district)
+    return True
+
+
+def assign_district(
+    *,
+    session: Session,
+    code: str,
+    forening_id: int | None,
+    via: str = "api",
+    user_id: int | None = None,
+) -> District:
+    """Assign a district to a geographic förening of its kommun, or unassign it (None)."""
+    district = get_district(session=session, code=code)
+    if forening_id is not None:
+        forening = session.get(Forening, forening_id)
+        if forening is None:
+            raise Unprocessable(f"forening_id: förening {forening_id} does not exist")
+        problem = _check_forening(district, forening)
+        if problem:
+            raise Unprocessable(f"forening_id: {problem}")
+    _apply(session, district, forening_id, via, user_id)
+    session.flush()
+    return district
+
+
+def assign_bulk_csv(
+    *, session: Session, text: str, via: str = "csv", user_id: int | None = None
+) -> BulkAssignResult:
+    """Apply a CSV of ``district_code,forening`` rows: all of them, or none if any is bad."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    fields = [f.strip() for f in reader.fieldnames or []]
+    if "district_code" not in fields or "forening" not in fields:
+        raise Unprocessable(
+            "columns: the CSV needs a header with district_code and forening; found "
+            + (", ".join(fields) or "no header")
+        )
+    rows = [
+        (line, (r.get("district_code") or "").strip(), (r.get("forening") or "").strip())
+        for line, r in enumerate(reader, start=2)
+    ]
+    if not rows:
+        raise Unprocessable("file: the CSV has no rows")
+    codes = {code for _, code, _ in rows}
+    districts = {
+        d.code: d for d in session.exec(select(District).where(col(District.code).in_(codes)))
+    }
+    kommun_ids = {d.kommun_id for d in districts.values()}
+    foreningar = list(session.exec(select(Forening).where(col(Forening.kommun_id).in_(kommun_ids))))
+    by_id = {f.id: f for f in foreningar}
+    by_name = {(f.kommun_id, f.name.casefold()): f for f in foreningar}
+
+    errors: list[dict[str, Any]] = []
+    plan: list[tuple[int, District, int | None]] = []
+    seen: dict[str, int] = {}
+    for line, code, ref in rows:
+        def fail(field: str, message: str) -> None:
+            errors.append({"line": line, "field": field, "value": code or ref, "message": message})
+
+        if not code:
+            fail("district_code", "empty")
+            continue
+        if code in seen:
+            fail("district_code", f"district {code} appears again (first on line {seen[code]})")
+            continue
+        seen[code] = line
+        district = districts.get(code)
+        if district is None:
+            fail("district_code", f"no district with code {code}")
+            continue
+        if not ref:
+            plan.append((line, district, None))
+            continue
+        forening = by_id.get(int(ref)) if ref.isdigit() else None
+        forening = forening or by_name.get((district.kommun_id, ref.casefold()))
+        if forening is None:
+            fail("forening", f"no förening {ref!r} in the kommun of district {code}")
+            continue
+        problem = _check_forening(district, forening)
+        if problem:
+            fail("forening", problem)
+            continue
+        plan.append((line, district, forening.id))
+    if errors:
+        raise Unprocessable(
+            f"{len(errors)} of {len(rows)} rows are invalid; nothing was assigned", details=errors
+        )
+
+    results = []
+    changed = 0
+    for line, district, forening_id in plan:
+        did = _apply(session, district, forening_id, via, user_id)
+        changed += did
+        status = "unchanged" if not did else ("assigned" if forening_id else "unassigned")
+        results.append(
+            BulkAssignRow(
+                line=line, district_code=district.code, forening_id=forening_id, status=status
+            )
+        )
+    session.flush()
+    return BulkAssignResult(
+        rows=len(rows), changed=changed, unchanged=len(rows) - changed, results=results
+    )
+
+
+def assignment_history(*, session: Session, code: str) -> list[DistrictAssignment]:
+    """A district's assignment changes, oldest first."""
+    district = get_district(session=session, code=code)
+    return list(
+        session.exec(
+            select(DistrictAssignment)
+            .where(DistrictAssignment.district_id == district.id)
+            .order_by(DistrictAssignment.changed_at, DistrictAssignment.id)
+        )
+    )

@@ -1,0 +1,27 @@
+"""The FastAPI application factory."""
+
+from fastapi import FastAPI
+
+from api.districts.router import router as districts_router
+from api.errors import install_handlers
+from api.org.router import router as org_router
+
+__all__ = ["create_app"]
+
+
+def create_app() -> FastAPI:
+    """Build the app with every domain's routes and the one error handler."""
+    app = FastAPI(
+        title="Knacka",
+        summary="Canvassing and campaign field work: districts, conversations, progress.",
+        version="0.1.0",
+    )
+    install_handlers(app)
+    app.include_router(org_router)
+    app.include_router(districts_router)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,265 @@
+"""Partidistrikt, kommuner (arbetarekommuner) and s-föreningar."""
+
+import csv
+import io
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, select
+
+from api.errors import Conflict, NotFound, Unprocessable
+from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt
+from api.org.schemas import (
+    ForeningCreate,
+    ForeningUpdate,
+    KommunCreate,
+    KommunUpdate,
+    PartidistriktCreate,
+    PartidistriktUpdate,
+)
+from api.pagination import PageParams, paginate
+
+__all__ = [
+    "create_forening",
+    "create_kommun",
+    "create_partidistrikt",
+    "district_counts",
+    "get_forening",
+    "get_kommun",
+    "get_partidistrikt",
+    "import_kommuner_csv",
+    "list_foreningar",
+    "list_kommuner",
+    "list_partidistrikt",
+    "update_forening",
+    "update_kommun",
+    "update_partidistrikt",
+]
+
+
+def _save(session: Session, obj: SQLModel, conflict: str) -> None:
+    # A savepoint keeps the request's transaction usable when a unique constraint fires
+    # (a concurrent insert that our own check could not see).
+    try:
+        with session.begin_nested():
+            session.add(obj)
+    except IntegrityError:
+        raise Conflict(conflict) from None
+
+
+def get_partidistrikt(*, session: Session, partidistrikt_id: int) -> Partidistrikt:
+    """Return one partidistrikt or raise NotFound."""
+    found = session.get(Partidistrikt, partidistrikt_id)
+    if found is None:
+        raise NotFound(f"partidistrikt {partidistrikt_id} not found")
+    return found
+
+
+def list_partidistrikt(
+    *, session: Session, page: PageParams, q: str | None = None
+) -> tuple[list[Partidistrikt], int]:
+    """List partidistrikt, optionally filtered by a name fragment."""
+    query = select(Partidistrikt).order_by(Partidistrikt.code)
+    if q:
+        query = query.where(col(Partidistrikt.name).ilike(f"%{q}%"))
+    return paginate(session, query, page)
+
+
+def create_partidistrikt(*, session: Session, data: PartidistriktCreate) -> Partidistrikt:
+    """Create a partidistrikt with a unique two-digit län code."""
+    if session.exec(select(Partidistrikt).where(Partidistrikt.code == data.code)).first():
+        raise Conflict(f"code: a partidistrikt with code {data.code} already exists")
+    obj = Partidistrikt(code=data.code, name=data.name)
+    _save(session, obj, f"code: a partidistrikt with code {data.code} already exists")
+    return obj
+
+
+def update_partidistrikt(
+    *, session: Session, partidistrikt_id: int, data: PartidistriktUpdate
+) -> Partidistrikt:
+    """Rename a partidistrikt."""
+    obj = get_partidistrikt(session=session, partidistrikt_id=partidistrikt_id)
+    if data.name is not None:
+        obj.name = data.name
+    session.add(obj)
+    return obj
+
+
+def get_kommun(*, session: Session, code: str) -> Kommun:
+    """Return one kommun by its four-digit code or raise NotFound."""
+    found = session.exec(select(Kommun).where(Kommun.code == code)).first()
+    if found is None:
+        raise NotFound(f"kommun {code} not found")
+    return found
+
+
+def list_kommuner(
+    *,
+    session: Session,
+    page: PageParams,
+    partidistrikt_id: int | None = None,
+    q: str | None = None,
+) -> tuple[list[Kommun], int]:
+    """List kommuner, filtered by partidistrikt or name fragment."""
+    query = select(Kommun).order_by(Kommun.code)
+    if partidistrikt_id is not None:
+        query = query.where(Kommun.partidistrikt_id == partidistrikt_id)
+    if q:
+        query = query.where(col(Kommun.name).ilike(f"%{q}%"))
+    return paginate(session, query, page)
+
+
+def create_kommun(*, session: Session, data: KommunCreate) -> Kommun:
+    """Create a kommun under an existing partidistrikt."""
+    _require_partidistrikt(session, data.partidistrikt_id)
+    if session.exec(select(Kommun).where(Kommun.code == data.code)).first():
+        raise Conflict(f"code: kommun {data.code} already exists")
+    obj = Kommun(code=data.code, name=data.name, partidistrikt_id=data.partidistrikt_id)
+    _save(session, obj, f"code: kommun {data.code} already exists")
+    return obj
+
+
+def update_kommun(*, session: Session, code: str, data: KommunUpdate) -> Kommun:
+    """Rename a kommun or move it to another partidistrikt."""
+    obj = get_kommun(session=session, code=code)
+    if data.partidistrikt_id is not None:
+        _require_partidistrikt(session, data.partidistrikt_id)
+        obj.partidistrikt_id = data.partidistrikt_id
+    if data.name is not None:
+        obj.name = data.name
+    session.add(obj)
+    return obj
+
+
+def _require_partidistrikt(session: Session, partidistrikt_id: int) -> None:
+    if session.get(Partidistrikt, partidistrikt_id) is None:
+        raise Unprocessable(f"partidistrikt_id: partidistrikt {partidistrikt_id} does not exist")
+
+
+def get_forening(*, session: Session, forening_id: int) -> Forening:
+    """Return one s-förening or raise NotFound."""
+    found = session.get(Forening, forening_id)
+    if found is None:
+        raise NotFound(f"förening {forening_id} not found")
+    return found
+
+
+def district_counts(*, session: Session, forening_ids: list[int]) -> dict[int, int]:
+    """Number of districts assigned to each of the given föreningar."""
+    if not forening_ids:
+        return {}
+    rows = session.exec(
+        select(District.forening_id, func.count())
+        .where(col(District.forening_id).in_(forening_ids))
+        .group_by(District.forening_id)
+    ).all()
+    return {fid: n for fid, n in rows}
+
+
+def list_foreningar(
+    *,
+    session: Session,
+    page: PageParams,
+    kommun_id: int | None = None,
+    kind: ForeningKind | None = None,
+    q: str | None = None,
+) -> tuple[list[Forening], int]:
+    """List s-föreningar, filtered by kommun, kind or name fragment."""
+    query = select(Forening).order_by(Forening.kommun_id, Forening.name)
+    if kommun_id is not None:
+        query = query.where(Forening.kommun_id == kommun_id)
+    if kind is not None:
+        query = query.where(Forening.kind == kind)
+    if q:
+        query = query.where(col(Forening.name).ilike(f"%{q}%"))
+    return paginate(session, query, page)
+
+
+def create_forening(*, session: Session, data: ForeningCreate) -> Forening:
+    """Create an s-förening in an existing kommun; names are unique per kommun."""
+    if session.get(Kommun, data.kommun_id) is None:
+        raise Unprocessable(f"kommun_id: kommun {data.kommun_id} does not exist")
+    conflict = f"name: kommun {data.kommun_id} already has a förening named {data.name!r}"
+    exists = select(Forening).where(
+        Forening.kommun_id == data.kommun_id, Forening.name == data.name
+    )
+    if session.exec(exists).first():
+        raise Conflict(conflict)
+    obj = Forening(name=data.name, kind=data.kind, kommun_id=data.kommun_id)
+    _save(session, obj, conflict)
+    return obj
+
+
+def update_forening(*, session: Session, forening_id: int, data: ForeningUpdate) -> Forening:
+    """Rename an s-förening or change its kind."""
+    obj = get_forening(session=session, forening_id=forening_id)
+    if data.kind == ForeningKind.workplace and obj.kind != ForeningKind.workplace:
+        held = district_counts(session=session, forening_ids=[forening_id]).get(forening_id, 0)
+        if held:
+            raise Conflict(
+                f"kind: förening {forening_id} holds {held} districts; a workplace club holds "
+                "none, so unassign them first"
+            )
+    if data.name is not None and data.name != obj.name:
+        clash = select(Forening).where(
+            Forening.kommun_id == obj.kommun_id, Forening.name == data.name
+        )
+        if session.exec(clash).first():
+            raise Conflict(f"name: this kommun already has a förening named {data.name!r}")
+        obj.name = data.name
+    if data.kind is not None:
+        obj.kind = data.kind
+    _save(session, obj, "name: this kommun already has a förening with that name")
+    return obj
+
+
+def import_kommuner_csv(
+    *,
+    session: Session,
+    text: str,
+    code_column: str = "municipality_code",
+    name_column: str = "municipality_name_short",
+    lan_code_column: str = "county_code",
+    lan_name_column: str = "county_name",
+) -> dict[str, int]:
+    """Create or rename partidistrikt and kommuner from an SCB code list (CSV)."""
+    reader = csv.DictReader(io.StringIO(text))
+    needed = [code_column, name_column, lan_code_column, lan_name_column]
+    missing = [c for c in needed if c not in (reader.fieldnames or [])]
+    if missing:
+        raise Unprocessable(
+            f"columns: {', '.join(missing)} not in the CSV; its columns are "
+            f"{', '.join(reader.fieldnames or []) or 'none'}"
+        )
+    rows = list(reader)
+    errors = []
+    for line, row in enumerate(rows, start=2):
+        if not (row[code_column] or "").strip().isdigit() or len(row[code_column].strip()) != 4:
+            errors.append({"line": line, "field": code_column, "message": "not a 4-digit code"})
+        if not (row[lan_code_column] or "").strip().isdigit():
+            errors.append({"line": line, "field": lan_code_column, "message": "not a län code"})
+    if errors:
+        raise Unprocessable("kommun CSV has invalid rows; nothing was written", details=errors)
+
+    districts = {p.code: p for p in session.exec(select(Partidistrikt)).all()}
+    kommuner = {k.code: k for k in session.exec(select(Kommun)).all()}
+    counts = {"partidistrikt_created": 0, "kommuner_created": 0, "kommuner_updated": 0}
+    for row in rows:
+        lan = row[lan_code_column].strip().zfill(2)
+        if lan not in districts:
+            districts[lan] = Partidistrikt(code=lan, name=row[lan_name_column].strip())
+            session.add(districts[lan])
+            session.flush()
+            counts["partidistrikt_created"] += 1
+        code, name = row[code_column].strip(), row[name_column].strip()
+        existing = kommuner.get(code)
+        if existing is None:
+            kommuner[code] = Kommun(code=code, name=name, partidistrikt_id=districts[lan].id)
+            session.add(kommuner[code])
+            counts["kommuner_created"] += 1
+        elif existing.name != name or existing.partidistrikt_id != districts[lan].id:
+            existing.name, existing.partidistrikt_id = name, districts[lan].id
+            session.add(existing)
+            counts["kommuner_updated"] += 1
+    session.flush()
+    return counts

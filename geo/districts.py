@@ -1,0 +1,369 @@
+"""Reading district polygons from GeoJSON, GeoPackage and Shapefile.
+
+Files are validated completely before anything is returned, so that a caller can refuse a
+bad file as a whole. Geometries come back in WGS84 (EPSG:4326) with their area measured in
+SWEREF 99 TM (EPSG:3006).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+__all__ = [
+    "AREA_CRS",
+    "STORAGE_CRS",
+    "DistrictFileError",
+    "DistrictTable",
+    "guess_crs",
+    "read_districts",
+]
+
+STORAGE_CRS = CRS.from_epsg(4326)
+AREA_CRS = CRS.from_epsg(3006)
+
+# SWEREF 99 TM eastings/northings that cover Sweden with a margin.
+_SWEREF_BOUNDS = (150_000.0, 6_000_000.0, 1_000_000.0, 7_800_000.0)
+_POLYGONAL = {"Polygon", "MultiPolygon"}
+_MAX_LISTED = 20
+
+
+class DistrictFileError(ValueError):
+    """A district file that cannot be imported; the message says what to fix."""
+
+    def __init__(self, message: str, *, features: list[str] | None = None):
+        super().__init__(message)
+        self.features = features or []
+
+
+@dataclass
+class DistrictTable:
+    """Validated districts ready to store.
+
+    Attributes
+    ----------
+    frame : geopandas.GeoDataFrame
+        Columns ``code``, ``name``, ``kommun_code``, ``voters``, ``households``, ``area_m2``
+        and ``geometry`` in EPSG:4326, one row per district, codes unique.
+    source_crs : str
+        The CRS the coordinates were read in, e.g. ``"EPSG:3006"``.
+    repaired : list of dict
+        ``{"code", "reason"}`` for each invalid geometry that was repaired with make_valid.
+    warnings : list of str
+        Things the importer assumed that a person should know about.
+    """
+
+    frame: gpd.GeoDataFrame
+    source_crs: str
+    repaired: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _looks_lonlat(bounds: np.ndarray) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return -180.0 <= minx <= maxx <= 180.0 and -90.0 <= miny <= maxy <= 90.0
+
+
+def guess_crs(bounds: np.ndarray) -> str | None:
+    """Name the CRS that coordinates within ``bounds`` most likely use.
+
+    Parameters
+    ----------
+    bounds : array-like of 4 floats
+        ``minx, miny, maxx, maxy`` of the coordinates as read.
+
+    Returns
+    -------
+    str or None
+        ``"EPSG:4326"`` for longitude/latitude, ``"EPSG:3006"`` for SWEREF 99 TM, or None.
+    """
+    if _looks_lonlat(np.asarray(bounds, dtype=float)):
+        return "EPSG:4326"
+    minx, miny, maxx, maxy = bounds
+    sx0, sy0, sx1, sy1 = _SWEREF_BOUNDS
+    if sx0 <= minx <= maxx <= sx1 and sy0 <= miny <= maxy <= sy1:
+        return "EPSG:3006"
+    return None
+
+
+def _parse_crs(value: str) -> CRS:
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as exc:
+        raise DistrictFileError(f"crs: {value!r} is not a CRS pyproj knows ({exc})") from None
+
+
+def _resolve_crs(path: Path, declared: str | None, given: str | None, bounds: np.ndarray) -> CRS:
+    """Decide which CRS the coordinates are in, refusing every case that is a guess."""
+    declared_crs = CRS.from_user_input(declared) if declared else None
+    is_geojson = path.suffix.lower() in {".json", ".geojson"}
+    if given is not None:
+        given_crs = _parse_crs(given)
+        # GDAL reports EPSG:4326 for any GeoJSON without a crs member, so a GeoJSON's
+        # "declared" 4326 is no evidence against an explicit --crs.
+        unstated = declared_crs is None or (is_geojson and declared_crs.equals(STORAGE_CRS))
+        if not unstated and not declared_crs.equals(given_crs):
+            raise DistrictFileError(
+                f"crs: the file declares {declared_crs.to_string()} but {given} was given; "
+                "leave out the crs option to use the file's own"
+            )
+        crs = given_crs
+    elif declared_crs is None:
+        likely = guess_crs(bounds)
+        hint = f" (its coordinates look like {likely})" if likely else ""
+        raise DistrictFileError(
+            f"crs: {path.name} names no coordinate reference system{hint}; pass it explicitly, "
+            f"e.g. --crs {likely or 'EPSG:3006'} on the command line or crs={likely or 'EPSG:3006'} "
+            "in the API"
+        )
+    else:
+        crs = declared_crs
+
+    if crs.is_geographic and not _looks_lonlat(bounds):
+        likely = guess_crs(bounds) or "a projected CRS"
+        raise DistrictFileError(
+            f"crs: coordinates in {path.name} are not longitude/latitude (bounds "
+            f"{_fmt_bounds(bounds)}), so they cannot be {crs.to_string()}; they look like "
+            f"{likely}. A GeoJSON without a crs member is read as EPSG:4326: pass the real one, "
+            "e.g. --crs EPSG:3006 (crs=EPSG:3006 in the API)"
+        )
+    if crs.is_projected and _looks_lonlat(bounds):
+        raise DistrictFileError(
+            f"crs: coordinates in {path.name} look like longitude/latitude (bounds "
+            f"{_fmt_bounds(bounds)}), not {crs.to_string()}; leave out the crs option or pass "
+            "EPSG:4326"
+        )
+    return crs
+
+
+def _fmt_bounds(bounds: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in bounds) + ")"
+
+
+def _as_text(series: pd.Series, *, pad: int | None) -> tuple[pd.Series, bool]:
+    """Codes as stripped strings; integer columns are zero-padded to ``pad`` digits."""
+    padded = False
+    if pd.api.types.is_float_dtype(series) and series.dropna().mod(1).eq(0).all():
+        series = series.astype("Int64")
+    if pd.api.types.is_integer_dtype(series):
+        text = series.astype("string")
+        if pad:
+            padded = bool((text.str.len() < pad).any())
+            text = text.str.zfill(pad)
+        return text, padded
+    text = series.astype("string").str.strip()
+    return text.mask(text == ""), padded
+
+
+def _counts(frame: pd.DataFrame, column: str | None, label: str) -> pd.Series:
+    if column is None:
+        return pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() & frame[column].notna() | (values < 0) | (values.mod(1) != 0)
+    if bad.any():
+        rows = [str(code) for code in frame.loc[bad, "code"]]
+        raise DistrictFileError(
+            f"{label}: column {column!r} holds values that are not whole non-negative numbers "
+            f"for {_listing(rows)}",
+            features=rows,
+        )
+    return values.astype("Int64").astype("object").where(values.notna(), None)
+
+
+def read_districts(
+    path: str | os.PathLike[str],
+    *,
+    crs: str | None = None,
+    code_column: str = "Lkfv",
+    name_column: str = "Vdnamn",
+    kommun_column: str | None = None,
+    voters_column: str | None = None,
+    households_column: str | None = None,
+) -> DistrictTable:
+    """Read and validate a district file.
+
+    Parameters
+    ----------
+    path : path-like
+        GeoJSON, GeoPackage, Shapefile, or a .zip holding a Shapefile.
+    crs : str, optional
+        The CRS of the coordinates when the file names none (e.g. ``"EPSG:3006"``).
+    code_column, name_column : str
+        Columns with the unique district code and its name. The defaults fit
+        Valmyndigheten's valdistrikt files.
+    kommun_column : str, optional
+        Column with the four-digit kommun code; by default the first four digits of the code.
+    voters_column, households_column : str, optional
+        Columns with counts of voters and households, when the file has them.
+
+    Returns
+    -------
+    DistrictTable
+
+    Raises
+    ------
+    DistrictFileError
+        For an unreadable or empty file, a missing column, a CRS that would be a guess,
+        empty or duplicate codes, codes with no kommun, missing or non-polygon geometries,
+        or geometries that cannot be repaired.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DistrictFileError(f"file: {path} does not exist")
+    try:
+        info = pyogrio.read_info(path)
+    except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds; all mean "unreadable"
+        raise DistrictFileError(f"file: cannot read {path.name} as a vector file ({exc})") from None
+    if info["features"] == 0:
+        raise DistrictFileError(f"file: {path.name} holds no features")
+
+    columns = {"code": code_column, "name": name_column}
+    for key, value in (
+        ("kommun", kommun_column),
+        ("voters", voters_column),
+        ("households", households_column),
+    ):
+        if value is not None:
+            columns[key] = value
+    present = list(info["fields"])
+    missing = [f"{col!r} ({key})" for key, col in columns.items() if col not in present]
+    if missing:
+        raise DistrictFileError(
+            f"columns: {', '.join(missing)} not in {path.name}; its columns are "
+            f"{', '.join(present) or 'none'}. Name others with --code-column, --name-column, "
+            "--kommun-column"
+        )
+
+    try:
+        frame = pyogrio.read_dataframe(path, columns=list(dict.fromkeys(columns.values())))
+    except Exception as exc:  # noqa: BLE001
+        raise DistrictFileError(f"file: cannot read {path.name} ({exc})") from None
+    if len(frame) == 0:
+        raise DistrictFileError(f"file: {path.name} holds no features")
+
+    warnings: list[str] = []
+    derive_kommun = kommun_column is None
+    out = pd.DataFrame(index=frame.index)
+    out["code"], padded = _as_text(frame[code_column], pad=8 if derive_kommun else None)
+    if padded:
+        warnings.append(
+            f"codes in {code_column!r} were stored as numbers; leading zeros were restored "
+            "to 8 digits"
+        )
+    empty = out["code"].isna()
+    if empty.any():
+        rows = [str(i + 1) for i in np.flatnonzero(empty.to_numpy())]
+        raise DistrictFileError(
+            f"code: features {_listing(rows)} have no value in {code_column!r}", features=rows
+        )
+    dupes = sorted(out.loc[out["code"].duplicated(), "code"].unique())
+    if dupes:
+        raise DistrictFileError(
+            f"code: duplicate codes in {code_column!r}: {_listing(dupes)}", features=dupes
+        )
+
+    names = frame[name_column].astype("string").str.strip()
+    out["name"] = names.fillna(out["code"]).mask(names == "", out["code"])
+
+    if derive_kommun:
+        kommun = out["code"].str.slice(0, 4)
+        bad = ~kommun.str.fullmatch(r"\d{4}")
+        if bad.any():
+            codes = list(out.loc[bad, "code"])
+            raise DistrictFileError(
+                f"kommun: codes {_listing(codes)} do not start with a four-digit kommun code; "
+                "name a kommun column with --kommun-column",
+                features=codes,
+            )
+    else:
+        kommun, _ = _as_text(frame[kommun_column], pad=4)
+        bad = kommun.isna() | ~kommun.fillna("").str.fullmatch(r"\d{4}")
+        if bad.any():
+            codes = list(out.loc[bad, "code"])
+            raise DistrictFileError(
+                f"kommun: {kommun_column!r} is not a four-digit kommun code for {_listing(codes)}",
+                features=codes,
+            )
+    out["kommun_code"] = kommun
+    out["voters"] = _counts(frame.assign(code=out["code"]), voters_column, "voters")
+    out["households"] = _counts(frame.assign(code=out["code"]), households_column, "households")
+
+    geoms = frame.geometry.to_numpy()
+    missing_geom = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if missing_geom.any():
+        codes = list(out["code"].to_numpy()[missing_geom])
+        raise DistrictFileError(
+            f"geometry: features {_listing(codes)} have no geometry", features=codes
+        )
+    types = shapely.get_type_id(geoms)
+    polygonal = np.isin(types, [3, 6])  # Polygon, MultiPolygon
+    if not polygonal.all():
+        codes = list(out["code"].to_numpy()[~polygonal])
+        kinds = sorted({g.geom_type for g in geoms[~polygonal]})
+        raise DistrictFileError(
+            f"geometry: features {_listing(codes)} are {', '.join(kinds)}, not polygons",
+            features=codes,
+        )
+    geoms = shapely.force_2d(geoms)
+
+    source_crs = _resolve_crs(path, info["crs"], crs, shapely.total_bounds(geoms))
+
+    repaired: list[dict[str, str]] = []
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        codes = out["code"].to_numpy()
+        for i in np.flatnonzero(invalid):
+            reason = shapely.is_valid_reason(geoms[i])
+            fixed = _polygonal_part(shapely.make_valid(geoms[i]))
+            if fixed is None:
+                raise DistrictFileError(
+                    f"geometry: feature {codes[i]} is invalid ({reason}) and has no area left "
+                    "after repair",
+                    features=[codes[i]],
+                )
+            geoms[i] = fixed
+            repaired.append({"code": str(codes[i]), "reason": reason})
+
+    series = gpd.GeoSeries(geoms, crs=source_crs, index=frame.index)
+    if source_crs.equals(AREA_CRS):
+        out["area_m2"] = series.area.to_numpy()
+        stored = series.to_crs(STORAGE_CRS)
+    else:
+        stored = series if source_crs.equals(STORAGE_CRS) else series.to_crs(STORAGE_CRS)
+        out["area_m2"] = stored.to_crs(AREA_CRS).area.to_numpy()
+
+    result = gpd.GeoDataFrame(out, geometry=stored.to_numpy(), crs=STORAGE_CRS)
+    return DistrictTable(
+        frame=result,
+        source_crs=source_crs.to_string(),
+        repaired=repaired,
+        warnings=warnings,
+    )
+
+
+def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
+    """The polygons of a repaired geometry (make_valid may add stray lines or points)."""
+    if geom.geom_type in _POLYGONAL:
+        return geom
+    if geom.geom_type == "GeometryCollection":
+        parts = [g for g in geom.geoms if g.geom_type in _POLYGONAL and not g.is_empty]
+        if parts:
+            merged = shapely.union_all(parts)
+            if merged.geom_type in _POLYGONAL:
+                return merged
+    return None
