@@ -1,6 +1,7 @@
 """The FastAPI application factory."""
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.districts.router import router as districts_router
 from api.errors import install_handlers
@@ -11,7 +12,8 @@ __all__ = ["create_app"]
 
 def create_app() -> FastAPI:
     """Build the app with every domain's routes and the one error handler."""
-    app = FastAPI(
+    # The docs pages' scripts are served from the package, never from a CDN.
+    app = FastAPIOffline(
         title="Knacka",
         summary="Canvassing and campaign field work: districts, conversations, progress.",
         version="0.1.0",

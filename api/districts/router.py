@@ -27,6 +27,10 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 _SUFFIXES = {".geojson", ".json", ".gpkg", ".zip", ".shp"}
 
 
+class ImportParams(ImportOptions):
+    dry_run: bool = False
+
+
 class GeoJSONResponse(JSONResponse):
     media_type = "application/geo+json"
 
@@ -53,14 +57,14 @@ async def _save_upload(upload: UploadFile, directory: Path) -> Path:
 async def import_districts(
     session: SessionDep,
     file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage or zipped Shapefile")],
-    options: Annotated[ImportOptions, Query()],
-    dry_run: bool = False,
+    params: Annotated[ImportParams, Query()],
 ):
     """Import districts; the whole file is applied in one transaction, or nothing is."""
+    options = ImportOptions(**params.model_dump(exclude={"dry_run"}))
     with tempfile.TemporaryDirectory(prefix="knacka-import-") as tmp:
         path = await _save_upload(file, Path(tmp))
         return service.import_district_file(
-            session=session, path=path, options=options, dry_run=dry_run
+            session=session, path=path, options=options, dry_run=params.dry_run
         )
 
 

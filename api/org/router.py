@@ -77,7 +77,8 @@ def update_kommun(session: SessionDep, code: str, body: KommunUpdate):
 def _forening_reads(session: SessionDep, items: list[Forening]) -> list[ForeningRead]:
     counts = service.district_counts(session=session, forening_ids=[f.id for f in items])
     return [
-        ForeningRead(**f.model_dump(), district_count=counts.get(f.id, 0)) for f in items
+        ForeningRead(**f.model_dump(warnings=False), district_count=counts.get(f.id, 0))
+        for f in items
     ]
 
 

@@ -1,0 +1,111 @@
+"""Test databases: every test runs once on SQLite and once on PostgreSQL, inside a
+transaction that is rolled back afterwards. The PostgreSQL database is created for this run
+and dropped at its end; no other database is touched."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from api import db
+from api.db import get_session, make_engine
+from api.main import create_app
+from api.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("KNACKA_REQUIRE_POSTGRES") == "1"
+BACKENDS = os.environ.get("KNACKA_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+def _admin_conninfo() -> str:
+    return make_url(PG_ADMIN_URL).set(drivername="postgresql").render_as_string(False)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """Create a uniquely named PostgreSQL database, yield its URL, drop it afterwards."""
+    name = f"knacka_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message + " (set KNACKA_REQUIRE_POSTGRES=1 to make this an error)")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+            yield url.render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'knacka.sqlite3'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose commits only release savepoints; everything is rolled back at the end."""
+    connection = engine.connect()
+    outer = connection.begin()
+    s = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield s
+    finally:
+        s.close()
+        outer.rollback()
+        connection.close()
+
+
+@contextmanager
+def _scope(session: Session) -> Iterator[Session]:
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@pytest.fixture
+def client(session: Session) -> Iterator[TestClient]:
+    app = create_app()
+
+    def _override() -> Iterator[Session]:
+        with _scope(session):
+            yield session
+
+    app.dependency_overrides[get_session] = _override
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def cli_session(session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
+    """Route the knacka command's unit of work into the test's transaction."""
+    monkeypatch.setattr(db, "session_scope", lambda: _scope(session))
+    return session

@@ -1,0 +1,85 @@
+"""Plain factory functions and tiny hand-drawn districts for tests."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, func, select
+
+from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt
+
+# Near Östersund; a 0.01-degree square is roughly 500 m x 1.1 km.
+LON, LAT = 14.60, 63.17
+
+
+def partidistrikt(session: Session, code: str = "23", name: str = "Jämtlands län") -> Partidistrikt:
+    obj = Partidistrikt(code=code, name=name)
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+def kommun(
+    session: Session, code: str = "2380", name: str = "Östersund", pd: Partidistrikt | None = None
+) -> Kommun:
+    pd = pd or session.exec(select(Partidistrikt)).first() or partidistrikt(session)
+    obj = Kommun(code=code, name=name, partidistrikt_id=pd.id)
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+def forening(
+    session: Session,
+    kommun_: Kommun,
+    name: str = "S-föreningen Frösön",
+    kind: ForeningKind = ForeningKind.geographic,
+) -> Forening:
+    obj = Forening(name=name, kind=kind, kommun_id=kommun_.id)
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+def square(col: int, row: int = 0, size: float = 0.01) -> list[list[list[float]]]:
+    x, y = LON + col * size, LAT + row * size
+    return [[[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]]
+
+
+_SQUARE = {"type": "Polygon", "coordinates": square(0)}
+
+
+def feature(code: Any, name: str = "", geometry: dict | None = _SQUARE, **props: Any) -> dict:
+    return {
+        "type": "Feature",
+        "properties": {"Lkfv": code, "Vdnamn": name or f"Distrikt {code}", **props},
+        "geometry": geometry,
+    }
+
+
+def district_features(kommun_code: str = "2380", n: int = 3) -> list[dict]:
+    """n side-by-side squares with valdistrikt-style codes in one kommun."""
+    return [
+        feature(f"{kommun_code}{i + 1:04d}", geometry={"type": "Polygon", "coordinates": square(i)})
+        for i in range(n)
+    ]
+
+
+def write_geojson(path: Path, features: list[dict], crs: str | None = None) -> Path:
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if crs:
+        doc["crs"] = {"type": "name", "properties": {"name": crs}}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def district_count(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(District)).one()
+
+
+def upload_districts(client: Any, features: list[dict], name: str = "d.geojson", **params: Any):
+    """POST a FeatureCollection to the import endpoint and return the response."""
+    body = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+    return client.post(
+        "/districts/import", params=params, files={"file": (name, body, "application/geo+json")}
+    )
