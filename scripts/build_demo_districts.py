@@ -66,7 +66,7 @@ def cells(block: tuple[int, int, int, int], n: int) -> list[tuple[float, float, 
     return out
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     to_wgs84 = Transformer.from_crs(3006, 4326, always_xy=True)
     rng = random.Random(2030)
     features = []
@@ -91,10 +91,10 @@ def main() -> None:
                 }
             )
     doc = {"type": "FeatureCollection", "name": "jamtland-demo", "features": features}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
-    print(f"wrote {len(features)} districts to {OUT.relative_to(ROOT)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+    print(f"wrote {len(features)} districts to {out}")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
