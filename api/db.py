@@ -14,7 +14,7 @@ from sqlmodel import Session, create_engine
 
 from api.settings import get_settings
 
-__all__ = ["SessionDep", "get_engine", "get_session", "make_engine", "session_scope"]
+__all__ = ["SessionDep", "get_engine", "get_session", "make_engine", "session_scope", "unit_of_work"]
 
 
 def make_engine(url: str) -> Engine:
@@ -56,15 +56,21 @@ def get_engine() -> Engine:
 
 
 @contextmanager
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """Commit ``session`` when the block succeeds, roll it back otherwise."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@contextmanager
 def session_scope() -> Iterator[Session]:
-    """One unit of work: committed when the block succeeds, rolled back otherwise."""
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """A new session as one unit of work."""
+    with Session(get_engine(), expire_on_commit=False) as session, unit_of_work(session):
+        yield session
 
 
 def get_session() -> Iterator[Session]:

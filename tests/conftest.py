@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from api import db
-from api.db import get_session, make_engine
+from api.db import get_session, make_engine, unit_of_work
 from api.main import create_app
 from api.migrate import upgrade
 
@@ -81,22 +81,12 @@ def session(engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
-@contextmanager
-def _scope(session: Session) -> Iterator[Session]:
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-
-
 @pytest.fixture
 def client(session: Session) -> Iterator[TestClient]:
     app = create_app()
 
     def _override() -> Iterator[Session]:
-        with _scope(session):
+        with unit_of_work(session):
             yield session
 
     app.dependency_overrides[get_session] = _override
@@ -107,5 +97,5 @@ def client(session: Session) -> Iterator[TestClient]:
 @pytest.fixture
 def cli_session(session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
     """Route the knacka command's unit of work into the test's transaction."""
-    monkeypatch.setattr(db, "session_scope", lambda: _scope(session))
+    monkeypatch.setattr(db, "session_scope", lambda: unit_of_work(session))
     return session

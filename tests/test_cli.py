@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sqlmodel import select
@@ -102,3 +103,36 @@ def test_real_command_commits_and_reports_exit_status(tmp_path):
     junk.write_text("nope")
     failed = run("import-districts", str(junk))
     assert failed.returncode == 1 and "cannot read junk.geojson" in failed.stderr
+
+
+def test_serve_migrates_loads_demo_and_answers(tmp_path):
+    """`knacka serve` on an empty SQLite file: the demo is there and /docs answers."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        env=env, cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.25)
+        docs = httpx.get(f"{base}/docs", timeout=5)
+        assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
+        assert httpx.get(f"{base}/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+        coverage = httpx.get(f"{base}/districts/coverage", timeout=5).json()
+        assert len(coverage) == 8 and sum(row["districts"] for row in coverage) == 83
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
