@@ -1,6 +1,5 @@
 """The ``knacka`` command: the one entry point for operators."""
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from api import db
+from api.auth.scope import Scope
 from api.districts.schemas import ImportOptions, ImportSummary
 from api.errors import AppError
 from api.settings import get_settings
@@ -40,7 +40,9 @@ def db_upgrade() -> None:
 
 @app.command("import-districts")
 def import_districts(
-    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile or zipped Shapefile")],
+    path: Annotated[
+        Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile or zipped Shapefile")
+    ],
     crs: Annotated[
         str | None, typer.Option(help="CRS of a file that names none, e.g. EPSG:3006")
     ] = None,
@@ -60,9 +62,13 @@ def import_districts(
     from api.districts.service import import_district_file
 
     options = ImportOptions(
-        crs=crs, code_column=code_column, name_column=name_column, kommun_column=kommun_column,
-        voters_column=voters_column, households_column=households_column,
-    )  # fmt: skip
+        crs=crs,
+        code_column=code_column,
+        name_column=name_column,
+        kommun_column=kommun_column,
+        voters_column=voters_column,
+        households_column=households_column,
+    )
     if not as_json:
         typer.echo(f"reading {path} ...", err=True)
     with typer.progressbar(length=1, label="districts", file=sys.stderr) as bar:
@@ -74,9 +80,13 @@ def import_districts(
         try:
             with db.session_scope() as session:
                 summary = import_district_file(
-                    session=session, path=path, options=options, dry_run=dry_run,
+                    session=session,
+                    scope=Scope.operator(session),
+                    path=path,
+                    options=options,
+                    dry_run=dry_run,
                     progress=progress,
-                )  # fmt: skip
+                )
         except AppError as exc:
             _fail(exc)
     if as_json:
@@ -89,7 +99,8 @@ def _print_summary(s: ImportSummary) -> None:
     head = "dry run, nothing written: " if s.dry_run else ""
     typer.echo(
         f"{head}{s.features} districts read ({s.source_crs}): {s.created} created, "
-        f"{s.updated} updated, {s.unchanged} unchanged, {len(s.missing_from_file)} missing from file"
+        f"{s.updated} updated, {s.unchanged} unchanged, "
+        f"{len(s.missing_from_file)} missing from file"
     )
     typer.echo(f"kommuner touched ({len(s.kommuner)}):")
     for k in s.kommuner:
@@ -121,9 +132,13 @@ def import_kommuner(
     try:
         with db.session_scope() as session:
             counts = import_kommuner_csv(
-                session=session, text=text, code_column=code_column, name_column=name_column,
-                lan_code_column=lan_code_column, lan_name_column=lan_name_column,
-            )  # fmt: skip
+                session=session,
+                text=text,
+                code_column=code_column,
+                name_column=name_column,
+                lan_code_column=lan_code_column,
+                lan_name_column=lan_name_column,
+            )
     except AppError as exc:
         _fail(exc)
     typer.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
@@ -139,11 +154,33 @@ def assign_districts(
     try:
         with db.session_scope() as session:
             result = assign_bulk_csv(
-                session=session, text=path.read_text(encoding="utf-8-sig"), via="cli"
+                session=session,
+                scope=Scope.operator(session),
+                text=path.read_text(encoding="utf-8-sig"),
+                via="cli",
             )
     except AppError as exc:
         _fail(exc)
     typer.echo(f"{result.rows} rows: {result.changed} changed, {result.unchanged} unchanged")
+
+
+@app.command("issue-token")
+def issue_token(
+    email: Annotated[str, typer.Argument(help="The user's email")],
+    device: Annotated[str, typer.Option(help="A name for the device")] = "issued by knacka",
+) -> None:
+    """Print a new device token for a user (for scripts, and for trying the demo)."""
+    from sqlalchemy import func
+
+    from api.auth.service import issue_device_token
+    from api.models import User, utcnow
+
+    with db.session_scope() as session:
+        user = session.exec(select(User).where(func.lower(User.email) == email.lower())).first()
+        if user is None:
+            _fail(AppError(f"email: no user with email {email}"))
+        raw, _ = issue_device_token(session=session, user=user, name=device, now=utcnow())
+    typer.echo(raw)
 
 
 @app.command("load-demo")
@@ -189,9 +226,15 @@ def serve(
     db.get_engine().dispose()
     typer.echo(f"API docs: http://{host}:{port}/docs", err=True)
     uvicorn.run(
-        "api.main:create_app", factory=True, host=host, port=port, workers=workers,
-        loop="uvloop", http="httptools", log_level="info",
-    )  # fmt: skip
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+    )
 
 
 def main() -> None:

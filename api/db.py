@@ -14,7 +14,14 @@ from sqlmodel import Session, create_engine
 
 from api.settings import get_settings
 
-__all__ = ["SessionDep", "get_engine", "get_session", "make_engine", "session_scope", "unit_of_work"]
+__all__ = [
+    "SessionDep",
+    "get_engine",
+    "get_session",
+    "make_engine",
+    "session_scope",
+    "unit_of_work",
+]
 
 
 def make_engine(url: str) -> Engine:

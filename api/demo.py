@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from api.auth.scope import Scope
 from api.districts.schemas import ImportOptions
 from api.districts.service import assign_district, import_district_file
 from api.models import (
@@ -90,9 +91,13 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
         session.add(pd_)
         session.flush()
     _user(
-        session, "distrikt@example.org", "Distriktsexpedition Jämtland",
-        Role.district_admin, UnitKind.partidistrikt, pd_.id,
-    )  # fmt: skip
+        session,
+        "distrikt@example.org",
+        "Distriktsexpedition Jämtland",
+        Role.district_admin,
+        UnitKind.partidistrikt,
+        pd_.id,
+    )
 
     kommuner: dict[str, Kommun] = {}
     for kcode, kname, _ in KOMMUNER:
@@ -103,12 +108,18 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
             session.flush()
         kommuner[kcode] = kommun
         _user(
-            session, f"kommun{kcode}@example.org", f"Kommunansvarig {kname}",
-            Role.kommun_lead, UnitKind.kommun, kommun.id,
-        )  # fmt: skip
+            session,
+            f"kommun{kcode}@example.org",
+            f"Kommunansvarig {kname}",
+            Role.kommun_lead,
+            UnitKind.kommun,
+            kommun.id,
+        )
 
+    operator = Scope.operator(session)
     summary = import_district_file(
         session=session,
+        scope=operator,
         path=districts_path,
         options=ImportOptions(voters_column="voters", households_column="households"),
     )
@@ -129,15 +140,23 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
                 geographic.append(forening)
             slug = f"{kcode}-{len(geographic) if kind == ForeningKind.geographic else 'k'}"
             _user(
-                session, f"ordforande-{slug}@example.org", f"Ordförande {fname}",
-                Role.forening_lead, UnitKind.forening, forening.id,
-            )  # fmt: skip
+                session,
+                f"ordforande-{slug}@example.org",
+                f"Ordförande {fname}",
+                Role.forening_lead,
+                UnitKind.forening,
+                forening.id,
+            )
             for _ in range(VOLUNTEERS_PER_FORENING):
                 volunteer_no += 1
                 _user(
-                    session, f"volontar{volunteer_no:03d}@example.org",
-                    f"Volontär {volunteer_no:03d}", Role.volunteer, UnitKind.forening, forening.id,
-                )  # fmt: skip
+                    session,
+                    f"volontar{volunteer_no:03d}@example.org",
+                    f"Volontär {volunteer_no:03d}",
+                    Role.volunteer,
+                    UnitKind.forening,
+                    forening.id,
+                )
         districts = session.exec(
             select(District).where(District.kommun_id == kommun.id).order_by(District.code)
         ).all()
@@ -146,9 +165,12 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
             if (i + 1) % UNCOVERED_EVERY == 0 or district.forening_id is not None:
                 continue
             assign_district(
-                session=session, code=district.code, forening_id=geographic[i // share].id,
+                session=session,
+                scope=operator,
+                code=district.code,
+                forening_id=geographic[i // share].id,
                 via="demo",
-            )  # fmt: skip
+            )
 
     cname, starts, ends = CAMPAIGN
     campaign = session.exec(
@@ -170,9 +192,12 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
         if exists is None:
             session.add(
                 Target(
-                    campaign_id=campaign.id, unit_kind=UnitKind.partidistrikt, unit_id=pd_.id,
-                    metric=metric, value=value,
+                    campaign_id=campaign.id,
+                    unit_kind=UnitKind.partidistrikt,
+                    unit_id=pd_.id,
+                    metric=metric,
+                    value=value,
                 )
-            )  # fmt: skip
+            )
     session.flush()
     return {"districts_created": summary.created, "kommuner": len(kommuner)}

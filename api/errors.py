@@ -3,7 +3,15 @@
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["AppError", "BadRequest", "Conflict", "NotFound", "Unprocessable", "install_handlers"]
+__all__ = [
+    "AppError",
+    "BadRequest",
+    "Conflict",
+    "NotFound",
+    "Unauthorized",
+    "Unprocessable",
+    "install_handlers",
+]
 
 
 class AppError(Exception):
@@ -11,12 +19,20 @@ class AppError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, status_code: int | None = None, *, details: object = None):
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None = None,
+        *,
+        details: object = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if status_code is not None:
             self.status_code = status_code
         self.details = details
+        self.headers = headers
 
 
 class BadRequest(AppError):
@@ -35,10 +51,17 @@ class Unprocessable(AppError):
     status_code = 422
 
 
+class Unauthorized(AppError):
+    status_code = 401
+
+    def __init__(self, message: str):
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         body: dict[str, object] = {"detail": exc.message}
         if exc.details is not None:
             body["errors"] = exc.details
-        return JSONResponse(status_code=exc.status_code, content=body)
+        return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)

@@ -3,6 +3,8 @@
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.auth.router import router as auth_router
+from api.contacts.router import router as contacts_router
 from api.districts.router import router as districts_router
 from api.errors import install_handlers
 from api.org.router import router as org_router
@@ -19,8 +21,10 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     install_handlers(app)
+    app.include_router(auth_router)
     app.include_router(org_router)
     app.include_router(districts_router)
+    app.include_router(contacts_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -1,22 +1,42 @@
 """All tables. Geometry is WKB in WGS84 (EPSG:4326) plus a bounding box, so that SQLite and
 PostgreSQL store it alike without spatial extensions; areas are measured in EPSG:3006."""
 
+import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "Campaign",
+    "ContactAudit",
+    "ContactKind",
+    "ContactLog",
+    "ContactTopic",
+    "DeviceToken",
     "District",
     "DistrictAssignment",
     "Forening",
     "ForeningKind",
     "Kommun",
+    "LoginCode",
+    "Outcome",
     "Partidistrikt",
     "Role",
     "Target",
+    "Topic",
     "UnitKind",
     "User",
     "utcnow",
@@ -146,7 +166,115 @@ class User(SQLModel, table=True):
     role: Role = Field(sa_type=String(20))
     unit_kind: UnitKind = Field(sa_type=String(20))
     unit_id: int
+    is_active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, default=True))
+    invited_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = _ts()
+
+
+class LoginCode(SQLModel, table=True):
+    """A one-time sign-in code sent by email; only its hash is kept."""
+
+    __tablename__ = "login_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = _ts(index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    failed_attempts: int = 0
+
+
+class DeviceToken(SQLModel, table=True):
+    """A long-lived bearer token for one device; only its hash is kept."""
+
+    __tablename__ = "device_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = _ts()
+    last_used_at: datetime = _ts()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class ContactKind(StrEnum):
+    door = "door"
+    stall = "stall"  # a stall or street conversation, possibly several in one record
+    phone = "phone"
+    workplace = "workplace"
+
+
+class Outcome(StrEnum):
+    conversation = "conversation"
+    not_home = "not_home"
+    refused = "refused"
+    no_access = "no_access"
+    moved = "moved"
+    wrong_number = "wrong_number"
+
+
+class Topic(SQLModel, table=True):
+    """A topic a conversation may raise; the list is configured by district admins."""
+
+    code: str = Field(primary_key=True, max_length=40)
+    label: str = Field(max_length=100)
+    active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, default=True))
+
+
+class ContactLog(SQLModel, table=True):
+    """One logged contact. It names a place (district), never a person: there is no field
+    for a voter's name, address, opinion or free text, by design."""
+
+    __tablename__ = "contact_log"
+    __table_args__ = (
+        CheckConstraint("conversations >= 0", name="ck_contact_conversations"),
+        CheckConstraint("quantity >= 1", name="ck_contact_quantity"),
+        Index("ix_contact_log_kommun_occurred", "kommun_id", "occurred_at"),
+        Index("ix_contact_log_district_occurred", "district_id", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The phone's own id for the record: applying it twice is a no-op.
+    client_uuid: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, unique=True))
+    body_hash: str = Field(max_length=64)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    district_id: int = Field(foreign_key="district.id")
+    kommun_id: int = Field(foreign_key="kommun.id")
+    # The author's förening when logging (workplace clubs log too), for per-förening counts.
+    forening_id: int | None = Field(default=None, foreign_key="forening.id", index=True)
+    kind: ContactKind = Field(sa_type=String(20))
+    outcome: Outcome = Field(sa_type=String(20))
+    # People met in this record: 1, or several for a stall; see api.contacts.rules.
+    quantity: int = 1
+    conversations: int
+    new_member: bool = Field(sa_column=Column(Boolean, nullable=False))
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = _ts()
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    withdrawn_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class ContactTopic(SQLModel, table=True):
+    __tablename__ = "contact_topic"
+
+    contact_id: int = Field(foreign_key="contact_log.id", primary_key=True)
+    topic: str = Field(foreign_key="topic.code", primary_key=True, max_length=40)
+
+
+class ContactAudit(SQLModel, table=True):
+    """Who created, corrected or withdrew a contact log, and what changed."""
+
+    __tablename__ = "contact_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact_log.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id")
+    action: str = Field(max_length=20)  # created, corrected, withdrawn
+    changes: str  # JSON: {"field": [old, new]}; the fields hold no free text
+    at: datetime = _ts()
 
 
 class Campaign(SQLModel, table=True):

@@ -21,6 +21,27 @@ class Settings(BaseSettings):
     demo_districts_path: Path = REPO_ROOT / "data" / "districts" / "jamtland-demo.geojson"
     timezone: str = "Europe/Stockholm"
 
+    # No SMTP host: emails are printed to the server's log instead (development only).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Knacka <noreply@knacka.invalid>"
+
+    login_code_minutes: int = 10
+    login_codes_per_hour: int = 5
+    login_code_attempts: int = 5
+    # A device token dies after this many days without use, and on revocation.
+    device_token_idle_days: int = 180
+
+    sync_max_records: int = 500
+    correction_window_hours: int = 24
+    max_backdate_days: int = 60
+    # Phones' clocks drift; a time this far ahead of the server is still accepted.
+    clock_skew_minutes: int = 5
+
 
 @lru_cache
 def get_settings() -> Settings:

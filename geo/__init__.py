@@ -7,5 +7,6 @@ from geo.districts import (
     DistrictTable,
     read_districts,
 )
+from geo.locate import first_covering
 
-__all__ = ["AREA_CRS", "STORAGE_CRS", "DistrictFileError", "DistrictTable", "read_districts"]
+__all__ = ["AREA_CRS", "STORAGE_CRS", "DistrictFileError", "DistrictTable", "first_covering", "read_districts"]

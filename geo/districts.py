@@ -126,10 +126,10 @@ def _resolve_crs(path: Path, declared: str | None, given: str | None, bounds: np
     elif declared_crs is None:
         likely = guess_crs(bounds)
         hint = f" (its coordinates look like {likely})" if likely else ""
+        example = likely or "EPSG:3006"
         raise DistrictFileError(
             f"crs: {path.name} names no coordinate reference system{hint}; pass it explicitly, "
-            f"e.g. --crs {likely or 'EPSG:3006'} on the command line or crs={likely or 'EPSG:3006'} "
-            "in the API"
+            f"e.g. --crs {example} on the command line or crs={example} in the API"
         )
     else:
         crs = declared_crs

@@ -27,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get("KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 PER_KOMMUN = 100
 
 
@@ -43,17 +45,28 @@ def write_file(path: Path, n: int) -> None:
             edge, t = divmod(k, steps)
             f = t / steps
             # The wobble depends only on the absolute position so neighbours share edges.
-            x, y = [(x0 + f * side, y0), (x0 + side, y0 + f * side),
-                    (x0 + side - f * side, y0 + side), (x0, y0 + side - f * side)][edge]  # fmt: skip
-            w = 30.0 * math.sin((x + y) / 150.0) if 0 < t else 0.0
-            ring.append([round(x + (w if edge % 2 else 0), 3), round(y + (0 if edge % 2 else w), 3)])
+            x, y = [
+                (x0 + f * side, y0),
+                (x0 + side, y0 + f * side),
+                (x0 + side - f * side, y0 + side),
+                (x0, y0 + side - f * side),
+            ][edge]
+            w = 30.0 * math.sin((x + y) / 150.0) if t > 0 else 0.0
+            ring.append(
+                [round(x + (w if edge % 2 else 0), 3), round(y + (0 if edge % 2 else w), 3)]
+            )
         ring.append(ring[0])
         kommun = 1000 + i // PER_KOMMUN
-        features.append({
-            "type": "Feature",
-            "properties": {"Lkfv": f"{kommun}{i % PER_KOMMUN + 1:04d}", "Vdnamn": f"Distrikt {i + 1}"},
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-        })  # fmt: skip
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "Lkfv": f"{kommun}{i % PER_KOMMUN + 1:04d}",
+                    "Vdnamn": f"Distrikt {i + 1}",
+                },
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
@@ -68,12 +81,13 @@ def bare_read(path: Path) -> float:
 
 def child(url: str, path: Path, n: int) -> None:
     """Runs in its own process: set up kommuner, import twice, print timings as JSON."""
+    from sqlmodel import Session
+
     from api.db import make_engine
     from api.districts.schemas import ImportOptions
     from api.districts.service import import_district_file
     from api.migrate import upgrade
     from api.models import Kommun, Partidistrikt
-    from sqlmodel import Session
 
     upgrade(url)
     engine = make_engine(url)
@@ -100,8 +114,10 @@ def child(url: str, path: Path, n: int) -> None:
 def run_child(url: str, path: Path, n: int) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", url, "--file", str(path), "--districts", str(n)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -125,7 +141,10 @@ def main() -> None:
         n = args.districts
         print(f"file: {n} districts, {path.stat().st_size / 2**20:.1f} MiB, EPSG:3006 without crs")
         bare = min(bare_read(path) for _ in range(args.repeat))
-        print(f"ceiling  bare pyogrio.read_dataframe + to_crs: {bare:.3f} s ({n / bare:,.0f} districts/s)")
+        print(
+            f"ceiling  bare pyogrio.read_dataframe + to_crs: {bare:.3f} s "
+            f"({n / bare:,.0f} districts/s)"
+        )
 
         targets = [("sqlite", f"sqlite:///{tmp}/bench.sqlite3")]
         admin = make_url(PG_ADMIN).set(drivername="postgresql").render_as_string(False)

@@ -32,10 +32,18 @@ def ensure_environment() -> None:
         venv.create(VENV, with_pip=True)
     print("installing Knacka and its dependencies into .venv ...", file=sys.stderr)
     subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", f"{ROOT}[dev]"],
+        [
+            str(PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            f"{ROOT}[dev]",
+        ],
         check=True,
-    )  # fmt: skip
+    )
     stamp.write_text(digest)
 
 
@@ -44,7 +52,7 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an old python3
         print("Knacka needs Python 3.11 or newer", file=sys.stderr)
         return 2
     ensure_environment()

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,9 +16,12 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from api import db
-from api.db import get_session, make_engine, unit_of_work
+from api.db import get_session, make_engine
+from api.deps import request_time
 from api.main import create_app
 from api.migrate import upgrade
+from api.models import Role, User
+from api.settings import Settings, get_settings
 
 PG_ADMIN_URL = os.environ.get(
     "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -48,6 +52,19 @@ def postgres_database() -> Iterator[str]:
             yield url.render_as_string(hide_password=False)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def request_scope(session: Session) -> Iterator[Session]:
+    """A request's unit of work inside the test's transaction: a savepoint that is released
+    on success and rolled back on error, so that what the test set up beforehand survives."""
+    nested = session.begin_nested()
+    try:
+        yield session
+        nested.commit()
+    except BaseException:
+        nested.rollback()
+        raise
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -81,21 +98,62 @@ def session(engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
+class Clock:
+    """The server's clock as the app sees it; tests move it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
 @pytest.fixture
-def client(session: Session) -> Iterator[TestClient]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None)
+
+
+@pytest.fixture
+def anon_client(session: Session, clock: Clock, settings: Settings) -> Iterator[TestClient]:
+    """A client that is not signed in; every request shares the test's transaction."""
     app = create_app()
 
     def _override() -> Iterator[Session]:
-        with unit_of_work(session):
+        with request_scope(session):
             yield session
 
     app.dependency_overrides[get_session] = _override
+    app.dependency_overrides[request_time] = lambda: clock.now
+    app.dependency_overrides[get_settings] = lambda: settings
     with TestClient(app) as c:
         yield c
 
 
 @pytest.fixture
+def admin(session: Session) -> User:
+    """The district admin of Jämtlands län (partidistrikt 23)."""
+    from tests import factories
+
+    return factories.user(session, Role.district_admin, factories.partidistrikt(session))
+
+
+@pytest.fixture
+def client(anon_client: TestClient, session: Session, admin: User, clock: Clock) -> TestClient:
+    """A client signed in as the district admin of partidistrikt 23."""
+    from tests import factories
+
+    anon_client.headers.update(factories.auth_headers(session, admin, clock.now))
+    return anon_client
+
+
+@pytest.fixture
 def cli_session(session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
     """Route the knacka command's unit of work into the test's transaction."""
-    monkeypatch.setattr(db, "session_scope", lambda: unit_of_work(session))
+    monkeypatch.setattr(db, "session_scope", lambda: request_scope(session))
     return session

@@ -4,15 +4,37 @@ import json
 from pathlib import Path
 from typing import Any
 
+from datetime import datetime
+
 from sqlmodel import Session, func, select
 
-from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt
+from api.auth.service import issue_device_token
+from api.models import (
+    District,
+    Forening,
+    ForeningKind,
+    Kommun,
+    Partidistrikt,
+    Role,
+    UnitKind,
+    User,
+    utcnow,
+)
+
+_UNIT_KIND = {
+    Partidistrikt: UnitKind.partidistrikt,
+    Kommun: UnitKind.kommun,
+    Forening: UnitKind.forening,
+}
 
 # Near Östersund; a 0.01-degree square is roughly 500 m x 1.1 km.
 LON, LAT = 14.60, 63.17
 
 
 def partidistrikt(session: Session, code: str = "23", name: str = "Jämtlands län") -> Partidistrikt:
+    found = session.exec(select(Partidistrikt).where(Partidistrikt.code == code)).first()
+    if found is not None:
+        return found
     obj = Partidistrikt(code=code, name=name)
     session.add(obj)
     session.flush()
@@ -22,7 +44,7 @@ def partidistrikt(session: Session, code: str = "23", name: str = "Jämtlands l�
 def kommun(
     session: Session, code: str = "2380", name: str = "Östersund", pd: Partidistrikt | None = None
 ) -> Kommun:
-    pd = pd or session.exec(select(Partidistrikt)).first() or partidistrikt(session)
+    pd = pd or partidistrikt(session)
     obj = Kommun(code=code, name=name, partidistrikt_id=pd.id)
     session.add(obj)
     session.flush()
@@ -83,3 +105,26 @@ def upload_districts(client: Any, features: list[dict], name: str = "d.geojson",
     return client.post(
         "/districts/import", params=params, files={"file": (name, body, "application/geo+json")}
     )
+
+
+_user_no = 0
+
+
+def user(session: Session, role: Role, unit: Partidistrikt | Kommun | Forening) -> User:
+    global _user_no
+    _user_no += 1
+    obj = User(
+        email=f"{role.value.replace('_', '-')}-{_user_no}@example.org",
+        display_name=f"{role.value} {_user_no}",
+        role=role,
+        unit_kind=_UNIT_KIND[type(unit)],
+        unit_id=unit.id,
+    )
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+def auth_headers(session: Session, who: User, now: datetime | None = None) -> dict[str, str]:
+    raw, _ = issue_device_token(session=session, user=who, name="test", now=now or utcnow())
+    return {"Authorization": f"Bearer {raw}"}

@@ -43,8 +43,19 @@ def test_import_districts_options_reach_the_reader(cli_session, tmp_path):
     f.kommun(cli_session)
     features = [f.feature("X1", Kod="N1", Namn="Norr", Kommun="2380", Hush=12)]
     path = f.write_geojson(tmp_path / "d.geojson", features)
-    args = ["import-districts", str(path), "--code-column", "Kod", "--name-column", "Namn",
-            "--kommun-column", "Kommun", "--households-column", "Hush", "--dry-run"]  # fmt: skip
+    args = [
+        "import-districts",
+        str(path),
+        "--code-column",
+        "Kod",
+        "--name-column",
+        "Namn",
+        "--kommun-column",
+        "Kommun",
+        "--households-column",
+        "Hush",
+        "--dry-run",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("dry run, nothing written: 1 districts read")
@@ -58,14 +69,21 @@ def test_import_kommuner_and_assign_districts(cli_session, tmp_path):
         "2380,Östersund,23,Jämtlands län\n2321,Åre,23,Jämtlands län\n"
     )
     result = runner.invoke(app, ["import-kommuner", str(kommuner)])
-    assert result.stdout.strip() == "1 partidistrikt created, 2 kommuner created, 0 kommuner updated"
+    assert (
+        result.stdout.strip() == "1 partidistrikt created, 2 kommuner created, 0 kommuner updated"
+    )
     assert runner.invoke(app, ["import-kommuner", str(kommuner)]).stdout.startswith(
         "0 partidistrikt created, 0 kommuner created"
     )
     ost = cli_session.exec(select(Kommun).where(Kommun.code == "2380")).one()
     frosön = f.forening(cli_session, ost)
-    runner.invoke(app, ["import-districts", str(f.write_geojson(tmp_path / "d.geojson",
-                                                                f.district_features(n=2)))])  # fmt: skip
+    runner.invoke(
+        app,
+        [
+            "import-districts",
+            str(f.write_geojson(tmp_path / "d.geojson", f.district_features(n=2))),
+        ],
+    )
     csv = tmp_path / "a.csv"
     csv.write_text(f"district_code,forening\n23800001,{frosön.id}\n23800002,Okänd\n")
     bad = runner.invoke(app, ["assign-districts", str(csv)])
@@ -117,9 +135,11 @@ def test_serve_migrates_loads_demo_and_answers(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env=env, cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -131,7 +151,14 @@ def test_serve_migrates_loads_demo_and_answers(tmp_path):
         docs = httpx.get(f"{base}/docs", timeout=5)
         assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
         assert httpx.get(f"{base}/static-offline-docs/swagger-ui-bundle.js").status_code == 200
-        coverage = httpx.get(f"{base}/districts/coverage", timeout=5).json()
+        assert httpx.get(f"{base}/districts/coverage", timeout=5).status_code == 401
+        token = subprocess.run(
+            [sys.executable, "-m", "api.cli", "issue-token", "distrikt@example.org"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        coverage = httpx.get(
+            f"{base}/districts/coverage", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        ).json()
         assert len(coverage) == 8 and sum(row["districts"] for row in coverage) == 83
     finally:
         proc.terminate()

@@ -24,12 +24,26 @@ def test_demo_loads_jamtland_and_is_idempotent(session):
     first = _counts(session)
     assert first["Kommun"] == 8 and first["District"] == 83
     codes = {k.code: k.name for k in session.exec(select(Kommun))}
-    assert codes == {"2303": "Ragunda", "2305": "Bräcke", "2309": "Krokom", "2313": "Strömsund",
-                     "2321": "Åre", "2326": "Berg", "2361": "Härjedalen", "2380": "Östersund"}  # fmt: skip
+    assert codes == {
+        "2303": "Ragunda",
+        "2305": "Bräcke",
+        "2309": "Krokom",
+        "2313": "Strömsund",
+        "2321": "Åre",
+        "2326": "Berg",
+        "2361": "Härjedalen",
+        "2380": "Östersund",
+    }
     targets = {t.metric: t.value for t in session.exec(select(Target))}
-    assert targets == CAMPAIGN_TARGETS == {
-        "conversations": 43_000, "active_volunteers": 155, "new_members": 310,
-    }  # fmt: skip
+    assert (
+        targets
+        == CAMPAIGN_TARGETS
+        == {
+            "conversations": 43_000,
+            "active_volunteers": 155,
+            "new_members": 310,
+        }
+    )
     clubs = session.exec(select(Forening).where(Forening.kind == "workplace")).all()
     assert clubs and all(
         session.exec(select(District).where(District.forening_id == c.id)).first() is None
@@ -47,4 +61,6 @@ def test_demo_district_file_is_deterministic_and_up_to_date(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(tmp_path / "demo.geojson")
-    assert (tmp_path / "demo.geojson").read_bytes() == get_settings().demo_districts_path.read_bytes()
+    assert (
+        tmp_path / "demo.geojson"
+    ).read_bytes() == get_settings().demo_districts_path.read_bytes()

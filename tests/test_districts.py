@@ -7,6 +7,7 @@ import geopandas as gpd
 import pytest
 from sqlmodel import select
 
+from api.auth.scope import Scope
 from api.districts import router as districts_router
 from api.districts.schemas import ImportOptions
 from api.districts.service import import_district_file
@@ -36,8 +37,10 @@ def test_changed_and_missing_districts_are_reported_never_deleted(client, sessio
     f.kommun(session)
     features = f.district_features(n=3)
     f.upload_districts(client, features)
-    newer = [features[0], f.feature(features[1]["properties"]["Lkfv"], "Nytt namn",
-                                    geometry=features[1]["geometry"])]  # fmt: skip
+    newer = [
+        features[0],
+        f.feature(features[1]["properties"]["Lkfv"], "Nytt namn", geometry=features[1]["geometry"]),
+    ]
     body = f.upload_districts(client, newer).json()
     assert (body["created"], body["updated"], body["unchanged"]) == (0, 1, 1)
     assert body["updated_codes"] == ["23800002"]
@@ -59,24 +62,46 @@ BAD_FILES = [
     ("duplicate codes", [f.feature("23800001"), f.feature("23800001")], {}, "duplicate codes"),
     (
         "non-polygon",
-        [f.feature("23800001"), f.feature("23800002", geometry={"type": "LineString",
-                                                                "coordinates": [[14, 63], [15, 64]]})],
+        [
+            f.feature("23800001"),
+            f.feature(
+                "23800002", geometry={"type": "LineString", "coordinates": [[14, 63], [15, 64]]}
+            ),
+        ],
         {},
         "23800002 are LineString, not polygons",
-    ),  # fmt: skip
-    ("unknown kommun", [f.feature("23800001"), f.feature("23210001")], {}, "no kommun with code 2321"),
+    ),
+    (
+        "unknown kommun",
+        [f.feature("23800001"), f.feature("23210001")],
+        {},
+        "no kommun with code 2321",
+    ),
     (
         "sweref without crs",
-        [f.feature("23800001", geometry={"type": "Polygon", "coordinates": [[[480000, 7000000],
-         [481000, 7000000], [481000, 7001000], [480000, 7000000]]]})],
+        [
+            f.feature(
+                "23800001",
+                geometry={
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[480000, 7000000], [481000, 7000000], [481000, 7001000], [480000, 7000000]]
+                    ],
+                },
+            )
+        ],
         {},
         "they look like EPSG:3006",
-    ),  # fmt: skip
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "features", "params", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
-def test_bad_files_are_refused_and_nothing_is_written(client, session, case, features, params, message):
+@pytest.mark.parametrize(
+    ("case", "features", "params", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES]
+)
+def test_bad_files_are_refused_and_nothing_is_written(
+    client, session, case, features, params, message
+):
     f.kommun(session)
     response = f.upload_districts(client, features, **params)
     assert response.status_code == 422, response.text
@@ -92,7 +117,9 @@ def test_unknown_kommun_names_the_districts(client, session):
 
 def test_unreadable_upload_and_wrong_kind_of_file(client, session):
     f.kommun(session)
-    junk = client.post("/districts/import", files={"file": ("d.geojson", b"{not json", "text/plain")})
+    junk = client.post(
+        "/districts/import", files={"file": ("d.geojson", b"{not json", "text/plain")}
+    )
     assert junk.status_code == 422 and "cannot read" in junk.json()["detail"]
     csv = client.post("/districts/import", files={"file": ("d.csv", b"a,b", "text/csv")})
     assert csv.status_code == 422 and csv.json()["detail"].startswith("file:")
@@ -114,8 +141,10 @@ def test_oversized_upload_is_413(client, session, monkeypatch):
 def test_invalid_geometry_is_repaired_and_reported(client, session):
     f.kommun(session)
     x, y = f.LON, f.LAT
-    bowtie = {"type": "Polygon",
-              "coordinates": [[[x, y], [x + .01, y + .01], [x + .01, y], [x, y + .01], [x, y]]]}  # fmt: skip
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[x, y], [x + 0.01, y + 0.01], [x + 0.01, y], [x, y + 0.01], [x, y]]],
+    }
     body = f.upload_districts(client, [f.feature("23800001", geometry=bowtie)]).json()
     assert body["created"] == 1
     assert body["repaired"][0]["code"] == "23800001"
@@ -158,8 +187,10 @@ def test_assign_one_district_and_keep_history(client, session):
     client.put("/districts/23800001/forening", json={"forening_id": None})
     history = client.get("/districts/23800001/assignments").json()
     assert [(h["from_forening_id"], h["to_forening_id"]) for h in history] == [
-        (None, u["geo"].id), (u["geo"].id, u["geo2"].id), (u["geo2"].id, None),
-    ]  # fmt: skip
+        (None, u["geo"].id),
+        (u["geo"].id, u["geo2"].id),
+        (u["geo2"].id, None),
+    ]
     assert all(h["via"] == "api" and h["changed_at"] for h in history)
 
 
@@ -186,7 +217,9 @@ def test_assign_unknown_district_is_404(client, session):
 
 
 def _csv(client, text):  # noqa: ANN001, ANN202
-    return client.post("/districts/assignments", files={"file": ("a.csv", text.encode(), "text/csv")})
+    return client.post(
+        "/districts/assignments", files={"file": ("a.csv", text.encode(), "text/csv")}
+    )
 
 
 def test_bulk_assignment_by_name_or_id(client, session):
@@ -240,8 +273,13 @@ def test_uncovered_view_and_coverage(client, session):
     assert body["summary"]["districts"] == 4 and body["summary"]["uncovered"] == 3
     assert body["summary"]["uncovered_area_km2"] > 0
     coverage = {row["kommun_code"]: row for row in client.get("/districts/coverage").json()}
-    assert coverage["2380"] == {"kommun_code": "2380", "kommun_name": "Östersund", "districts": 4,
-                                "assigned": 1, "uncovered": 3}  # fmt: skip
+    assert coverage["2380"] == {
+        "kommun_code": "2380",
+        "kommun_name": "Östersund",
+        "districts": 4,
+        "assigned": 1,
+        "uncovered": 3,
+    }
     assert coverage["2321"]["districts"] == 0
     assert client.get("/kommuner/9999/uncovered-districts").status_code == 404
 
@@ -250,13 +288,14 @@ def test_uncovered_view_and_coverage(client, session):
 def test_stockholm_valdistrikt_import(session):
     import_kommuner_csv(session=session, text=KOMMUN_LIST.read_text(encoding="utf-8"))
     options = ImportOptions(crs="EPSG:3006")
-    summary = import_district_file(session=session, path=STOCKHOLM, options=options)
+    operator = Scope.operator(session)
+    summary = import_district_file(session=session, scope=operator, path=STOCKHOLM, options=options)
     assert (summary.features, summary.created, len(summary.kommuner)) == (1378, 1378, 26)
     expected = gpd.read_file(STOCKHOLM).set_crs(3006, allow_override=True)
     expected_area = dict(zip(expected["Lkfv"], expected.area, strict=True))
     stored = {d.code: d.area_m2 for d in session.exec(select(District))}
     assert stored.keys() == expected_area.keys()
     assert all(stored[c] == pytest.approx(expected_area[c], rel=1e-9) for c in stored)
-    again = import_district_file(session=session, path=STOCKHOLM, options=options)
+    again = import_district_file(session=session, scope=operator, path=STOCKHOLM, options=options)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 1378)
     assert json.loads(again.model_dump_json())["missing_from_file"] == []

@@ -5,7 +5,6 @@ import zipfile
 import geopandas as gpd
 import numpy as np
 import pytest
-import shapely
 from shapely.geometry import Polygon, box
 
 from geo import DistrictFileError, read_districts
@@ -13,8 +12,9 @@ from geo.districts import guess_crs
 from tests.factories import feature, square, write_geojson
 
 # A 1 km x 1 km square in SWEREF 99 TM near Östersund.
-SWEREF_SQUARE = [[[480000, 7000000], [481000, 7000000], [481000, 7001000], [480000, 7001000],
-                  [480000, 7000000]]]  # fmt: skip
+SWEREF_SQUARE = [
+    [[480000, 7000000], [481000, 7000000], [481000, 7001000], [480000, 7001000], [480000, 7000000]]
+]
 
 
 def test_lonlat_geojson_is_read_in_wgs84_with_area_in_sweref(tmp_path):
@@ -108,7 +108,8 @@ def test_bowtie_is_repaired_and_reported(tmp_path):
     x, y = 14.6, 63.17
     bowtie = [[[x, y], [x + 0.01, y + 0.01], [x + 0.01, y], [x, y + 0.01], [x, y]]]
     path = write_geojson(
-        tmp_path / "d.geojson", [feature("23800001", geometry={"type": "Polygon", "coordinates": bowtie})]
+        tmp_path / "d.geojson",
+        [feature("23800001", geometry={"type": "Polygon", "coordinates": bowtie})],
     )
     table = read_districts(path)
     assert table.repaired == [{"code": "23800001", "reason": table.repaired[0]["reason"]}]
@@ -164,13 +165,21 @@ def test_other_columns_and_counts(tmp_path):
         [feature("X1", Kod="X1", Namn="Norr", Kommun=2380, Rost=1200, Hush=600)],
     )
     table = read_districts(
-        path, code_column="Kod", name_column="Namn", kommun_column="Kommun",
-        voters_column="Rost", households_column="Hush",
-    )  # fmt: skip
+        path,
+        code_column="Kod",
+        name_column="Namn",
+        kommun_column="Kommun",
+        voters_column="Rost",
+        households_column="Hush",
+    )
     row = table.frame.iloc[0]
     assert (row.code, row["name"], row.kommun_code, row.voters, row.households) == (
-        "X1", "Norr", "2380", 1200, 600,
-    )  # fmt: skip
+        "X1",
+        "Norr",
+        "2380",
+        1200,
+        600,
+    )
 
 
 def test_guess_crs():

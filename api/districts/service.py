@@ -11,6 +11,7 @@ import shapely
 from sqlalchemy import case, func, insert, update
 from sqlmodel import Session, col, select
 
+from api.auth.scope import Forbidden, Scope
 from api.districts.schemas import (
     BulkAssignResult,
     BulkAssignRow,
@@ -46,6 +47,7 @@ _CHUNK = 500
 def import_district_file(
     *,
     session: Session,
+    scope: Scope,
     path: Path,
     options: ImportOptions,
     dry_run: bool = False,
@@ -55,7 +57,8 @@ def import_district_file(
     try:
         table = read_districts(path, **options.model_dump())
     except DistrictFileError as exc:
-        raise Unprocessable(str(exc), details={"features": exc.features} if exc.features else None)
+        details = {"features": exc.features} if exc.features else None
+        raise Unprocessable(str(exc), details=details) from None
     frame = table.frame
 
     kommun_codes = sorted(frame["kommun_code"].unique())
@@ -73,12 +76,23 @@ def import_district_file(
             details={"features": codes, "kommuner": unknown},
         )
 
+    outside = [c for c in kommun_codes if not scope.leads_kommun(kommuner[c].id)]
+    if outside:
+        raise Forbidden(
+            f"kommun: the file has districts in {', '.join(outside)}, outside your unit"
+        )
+
     codes = frame["code"].tolist()
     touched_ids = [kommuner[c].id for c in kommun_codes]
     columns = (
-        District.id, District.code, District.name, District.kommun_id, District.geom_wkb,
-        District.voters, District.households,
-    )  # fmt: skip
+        District.id,
+        District.code,
+        District.name,
+        District.kommun_id,
+        District.geom_wkb,
+        District.voters,
+        District.households,
+    )
     existing = {
         row.code: row
         for row in session.exec(select(*columns).where(col(District.kommun_id).in_(touched_ids)))
@@ -114,10 +128,15 @@ def import_district_file(
         old = existing.get(code)
         if old is None:
             inserts.append(
-                values | _box(bounds[i]) | {
-                    "code": code, "area_m2": areas[i], "created_at": now, "updated_at": now,
+                values
+                | _box(bounds[i])
+                | {
+                    "code": code,
+                    "area_m2": areas[i],
+                    "created_at": now,
+                    "updated_at": now,
                 }
-            )  # fmt: skip
+            )
         elif any(getattr(old, key) != value for key, value in values.items()):
             updates.append(
                 values | _box(bounds[i]) | {"id": old.id, "area_m2": areas[i], "updated_at": now}
@@ -138,7 +157,9 @@ def import_district_file(
 
     in_file = set(codes)
     missing = sorted(
-        code for code, row in existing.items() if code not in in_file and row.kommun_id in touched_ids
+        code
+        for code, row in existing.items()
+        if code not in in_file and row.kommun_id in touched_ids
     )
     per_kommun = frame["kommun_code"].value_counts()
     updated_ids = {u["id"] for u in updates}
@@ -163,16 +184,19 @@ def import_district_file(
 
 def _box(b: np.ndarray) -> dict[str, float]:
     return {
-        "min_lon": float(b[0]), "min_lat": float(b[1]),
-        "max_lon": float(b[2]), "max_lat": float(b[3]),
-    }  # fmt: skip
+        "min_lon": float(b[0]),
+        "min_lat": float(b[1]),
+        "max_lon": float(b[2]),
+        "max_lat": float(b[3]),
+    }
 
 
-def get_district(*, session: Session, code: str) -> District:
-    """Return one district by code or raise NotFound."""
+def get_district(*, session: Session, scope: Scope, code: str) -> District:
+    """Return one district, by code, that the caller may see."""
     found = session.exec(select(District).where(District.code == code)).first()
     if found is None:
         raise NotFound(f"district {code} not found")
+    scope.require(scope.sees_district(found), f"district {code}")
     return found
 
 
@@ -182,16 +206,26 @@ def kommun_code_of(*, session: Session, district: District) -> str:
 
 
 def _filtered(
-    kommun_code: str | None, forening_id: int | None, assigned: bool | None, q: str | None
+    scope: Scope,
+    kommun_code: str | None,
+    forening_id: int | None,
+    assigned: bool | None,
+    q: str | None,
 ):  # noqa: ANN202
-    query = select(District, Kommun.code).join(Kommun, Kommun.id == District.kommun_id)
+    query = (
+        select(District, Kommun.code)
+        .join(Kommun, Kommun.id == District.kommun_id)
+        .where(scope.kommun_filter(District.kommun_id))
+    )
     if kommun_code is not None:
         query = query.where(Kommun.code == kommun_code)
     if forening_id is not None:
         query = query.where(District.forening_id == forening_id)
     if assigned is not None:
         query = query.where(
-            col(District.forening_id).is_not(None) if assigned else col(District.forening_id).is_(None)
+            col(District.forening_id).is_not(None)
+            if assigned
+            else col(District.forening_id).is_(None)
         )
     if q:
         query = query.where(col(District.name).ilike(f"%{q}%") | col(District.code).startswith(q))
@@ -217,6 +251,7 @@ def to_read(district: District, kommun_code: str) -> DistrictRead:
 def list_districts(
     *,
     session: Session,
+    scope: Scope,
     page: PageParams,
     kommun_code: str | None = None,
     forening_id: int | None = None,
@@ -224,7 +259,8 @@ def list_districts(
     q: str | None = None,
 ) -> tuple[list[DistrictRead], int]:
     """List districts (without geometry), filtered by kommun, förening or assignment."""
-    rows, total = paginate(session, _filtered(kommun_code, forening_id, assigned, q), page)
+    query = _filtered(scope, kommun_code, forening_id, assigned, q)
+    rows, total = paginate(session, query, page)
     return [to_read(d, k) for d, k in rows], total
 
 
@@ -241,25 +277,29 @@ def _feature(district: District, kommun_code: str) -> dict[str, Any]:
 def feature_collection(
     *,
     session: Session,
+    scope: Scope,
     kommun_code: str | None = None,
     forening_id: int | None = None,
     assigned: bool | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:
     """Districts as a GeoJSON FeatureCollection in WGS84."""
-    query = _filtered(kommun_code, forening_id, assigned, None)
+    query = _filtered(scope, kommun_code, forening_id, assigned, None)
     if code is not None:
         query = query.where(District.code == code)
     features = [_feature(d, k) for d, k in session.exec(query)]
     return {"type": "FeatureCollection", "features": features}
 
 
-def uncovered_districts(*, session: Session, kommun_code: str) -> dict[str, Any]:
+def uncovered_districts(*, session: Session, scope: Scope, kommun_code: str) -> dict[str, Any]:
     """A kommun's districts that no förening covers, as GeoJSON with counts."""
     kommun = session.exec(select(Kommun).where(Kommun.code == kommun_code)).first()
     if kommun is None:
         raise NotFound(f"kommun {kommun_code} not found")
-    collection = feature_collection(session=session, kommun_code=kommun_code, assigned=False)
+    scope.require(scope.leads_kommun(kommun.id), f"kommun {kommun_code}")
+    collection = feature_collection(
+        session=session, scope=scope, kommun_code=kommun_code, assigned=False
+    )
     total = session.exec(
         select(func.count()).select_from(District).where(District.kommun_id == kommun.id)
     ).one()
@@ -276,12 +316,15 @@ def uncovered_districts(*, session: Session, kommun_code: str) -> dict[str, Any]
     return collection
 
 
-def coverage(*, session: Session, partidistrikt_id: int | None = None) -> list[CoverageRow]:
-    """Per kommun: how many districts there are and how many a förening covers."""
+def coverage(
+    *, session: Session, scope: Scope, partidistrikt_id: int | None = None
+) -> list[CoverageRow]:
+    """Per kommun the caller sees: its districts and how many a förening covers."""
     assigned = func.sum(case((col(District.forening_id).is_not(None), 1), else_=0))
     query = (
         select(Kommun.code, Kommun.name, func.count(col(District.id)), assigned)
         .join(District, District.kommun_id == Kommun.id, isouter=True)
+        .where(scope.kommun_filter(Kommun.id))
         .group_by(Kommun.code, Kommun.name)
         .order_by(Kommun.code)
     )
@@ -297,7 +340,9 @@ def coverage(*, session: Session, partidistrikt_id: int | None = None) -> list[C
 
 def _check_forening(district: District, forening: Forening) -> str | None:
     if forening.kind == ForeningKind.workplace:
-        return f"förening {forening.id} ({forening.name}) is a workplace club and holds no districts"
+        return (
+            f"förening {forening.id} ({forening.name}) is a workplace club and holds no districts"
+        )
     if forening.kommun_id != district.kommun_id:
         return (
             f"förening {forening.id} ({forening.name}) belongs to another kommun than "
@@ -329,13 +374,14 @@ def _apply(
 def assign_district(
     *,
     session: Session,
+    scope: Scope,
     code: str,
     forening_id: int | None,
     via: str = "api",
-    user_id: int | None = None,
 ) -> District:
     """Assign a district to a geographic förening of its kommun, or unassign it (None)."""
-    district = get_district(session=session, code=code)
+    district = get_district(session=session, scope=scope, code=code)
+    scope.require(scope.leads_kommun(district.kommun_id), f"assigning district {code}")
     if forening_id is not None:
         forening = session.get(Forening, forening_id)
         if forening is None:
@@ -343,13 +389,13 @@ def assign_district(
         problem = _check_forening(district, forening)
         if problem:
             raise Unprocessable(f"forening_id: {problem}")
-    _apply(session, district, forening_id, via, user_id)
+    _apply(session, district, forening_id, via, scope.user.id if scope.user else None)
     session.flush()
     return district
 
 
 def assign_bulk_csv(
-    *, session: Session, text: str, via: str = "csv", user_id: int | None = None
+    *, session: Session, scope: Scope, text: str, via: str = "csv"
 ) -> BulkAssignResult:
     """Apply a CSV of ``district_code,forening`` rows: all of them, or none if any is bad."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -369,6 +415,9 @@ def assign_bulk_csv(
     districts = {
         d.code: d for d in session.exec(select(District).where(col(District.code).in_(codes)))
     }
+    outside = sorted(c for c, d in districts.items() if not scope.leads_kommun(d.kommun_id))
+    if outside:
+        raise Forbidden(f"district_code: {', '.join(outside[:20])} are outside your unit")
     kommun_ids = {d.kommun_id for d in districts.values()}
     foreningar = list(session.exec(select(Forening).where(col(Forening.kommun_id).in_(kommun_ids))))
     by_id = {f.id: f for f in foreningar}
@@ -377,20 +426,21 @@ def assign_bulk_csv(
     errors: list[dict[str, Any]] = []
     plan: list[tuple[int, District, int | None]] = []
     seen: dict[str, int] = {}
-    for line, code, ref in rows:
-        def fail(field: str, message: str) -> None:
-            errors.append({"line": line, "field": field, "value": code or ref, "message": message})
 
+    def fail(line: int, field: str, value: str, message: str) -> None:
+        errors.append({"line": line, "field": field, "value": value, "message": message})
+
+    for line, code, ref in rows:
         if not code:
-            fail("district_code", "empty")
+            fail(line, "district_code", code, "empty")
             continue
         if code in seen:
-            fail("district_code", f"district {code} appears again (first on line {seen[code]})")
+            fail(line, "district_code", code, f"appears again (first on line {seen[code]})")
             continue
         seen[code] = line
         district = districts.get(code)
         if district is None:
-            fail("district_code", f"no district with code {code}")
+            fail(line, "district_code", code, f"no district with code {code}")
             continue
         if not ref:
             plan.append((line, district, None))
@@ -398,11 +448,11 @@ def assign_bulk_csv(
         forening = by_id.get(int(ref)) if ref.isdigit() else None
         forening = forening or by_name.get((district.kommun_id, ref.casefold()))
         if forening is None:
-            fail("forening", f"no förening {ref!r} in the kommun of district {code}")
+            fail(line, "forening", ref, f"no förening {ref!r} in the kommun of district {code}")
             continue
         problem = _check_forening(district, forening)
         if problem:
-            fail("forening", problem)
+            fail(line, "forening", ref, problem)
             continue
         plan.append((line, district, forening.id))
     if errors:
@@ -413,7 +463,7 @@ def assign_bulk_csv(
     results = []
     changed = 0
     for line, district, forening_id in plan:
-        did = _apply(session, district, forening_id, via, user_id)
+        did = _apply(session, district, forening_id, via, scope.user.id if scope.user else None)
         changed += did
         status = "unchanged" if not did else ("assigned" if forening_id else "unassigned")
         results.append(
@@ -427,9 +477,9 @@ def assign_bulk_csv(
     )
 
 
-def assignment_history(*, session: Session, code: str) -> list[DistrictAssignment]:
+def assignment_history(*, session: Session, scope: Scope, code: str) -> list[DistrictAssignment]:
     """A district's assignment changes, oldest first."""
-    district = get_district(session=session, code=code)
+    district = get_district(session=session, scope=scope, code=code)
     return list(
         session.exec(
             select(DistrictAssignment)

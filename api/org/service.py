@@ -7,6 +7,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from api.auth.scope import Forbidden, Scope
 from api.errors import Conflict, NotFound, Unprocessable
 from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt
 from api.org.schemas import (
@@ -47,26 +48,35 @@ def _save(session: Session, obj: SQLModel, conflict: str) -> None:
         raise Conflict(conflict) from None
 
 
-def get_partidistrikt(*, session: Session, partidistrikt_id: int) -> Partidistrikt:
-    """Return one partidistrikt or raise NotFound."""
+def get_partidistrikt(*, session: Session, scope: Scope, partidistrikt_id: int) -> Partidistrikt:
+    """Return one partidistrikt within the caller's reach."""
     found = session.get(Partidistrikt, partidistrikt_id)
     if found is None:
         raise NotFound(f"partidistrikt {partidistrikt_id} not found")
+    scope.require(scope.sees_partidistrikt(found.id), f"partidistrikt {partidistrikt_id}")
     return found
 
 
 def list_partidistrikt(
-    *, session: Session, page: PageParams, q: str | None = None
+    *, session: Session, scope: Scope, page: PageParams, q: str | None = None
 ) -> tuple[list[Partidistrikt], int]:
-    """List partidistrikt, optionally filtered by a name fragment."""
+    """List the partidistrikt the caller sees, optionally by a name fragment."""
     query = select(Partidistrikt).order_by(Partidistrikt.code)
+    if not scope.unrestricted:
+        query = query.where(col(Partidistrikt.id).in_(scope.partidistrikt_ids))
     if q:
         query = query.where(col(Partidistrikt.name).ilike(f"%{q}%"))
     return paginate(session, query, page)
 
 
-def create_partidistrikt(*, session: Session, data: PartidistriktCreate) -> Partidistrikt:
-    """Create a partidistrikt with a unique two-digit län code."""
+def create_partidistrikt(
+    *, session: Session, scope: Scope, data: PartidistriktCreate
+) -> Partidistrikt:
+    """Create a partidistrikt with a unique two-digit län code (operators only)."""
+    if not scope.unrestricted:
+        raise Forbidden(
+            "partidistrikt are created by an operator (knacka import-kommuner), not over the API"
+        )
     if session.exec(select(Partidistrikt).where(Partidistrikt.code == data.code)).first():
         raise Conflict(f"code: a partidistrikt with code {data.code} already exists")
     obj = Partidistrikt(code=data.code, name=data.name)
@@ -75,33 +85,37 @@ def create_partidistrikt(*, session: Session, data: PartidistriktCreate) -> Part
 
 
 def update_partidistrikt(
-    *, session: Session, partidistrikt_id: int, data: PartidistriktUpdate
+    *, session: Session, scope: Scope, partidistrikt_id: int, data: PartidistriktUpdate
 ) -> Partidistrikt:
     """Rename a partidistrikt."""
-    obj = get_partidistrikt(session=session, partidistrikt_id=partidistrikt_id)
+    obj = get_partidistrikt(session=session, scope=scope, partidistrikt_id=partidistrikt_id)
     if data.name is not None:
         obj.name = data.name
     session.add(obj)
     return obj
 
 
-def get_kommun(*, session: Session, code: str) -> Kommun:
-    """Return one kommun by its four-digit code or raise NotFound."""
+def get_kommun(*, session: Session, scope: Scope, code: str) -> Kommun:
+    """Return one kommun, by its four-digit code, that the caller leads."""
     found = session.exec(select(Kommun).where(Kommun.code == code)).first()
     if found is None:
         raise NotFound(f"kommun {code} not found")
+    scope.require(scope.leads_kommun(found.id), f"kommun {code}")
     return found
 
 
 def list_kommuner(
     *,
     session: Session,
+    scope: Scope,
     page: PageParams,
     partidistrikt_id: int | None = None,
     q: str | None = None,
 ) -> tuple[list[Kommun], int]:
-    """List kommuner, filtered by partidistrikt or name fragment."""
+    """List the kommuner the caller leads, filtered by partidistrikt or name fragment."""
     query = select(Kommun).order_by(Kommun.code)
+    if not scope.unrestricted:
+        query = query.where(col(Kommun.id).in_(scope.led_kommun_ids))
     if partidistrikt_id is not None:
         query = query.where(Kommun.partidistrikt_id == partidistrikt_id)
     if q:
@@ -109,9 +123,12 @@ def list_kommuner(
     return paginate(session, query, page)
 
 
-def create_kommun(*, session: Session, data: KommunCreate) -> Kommun:
-    """Create a kommun under an existing partidistrikt."""
+def create_kommun(*, session: Session, scope: Scope, data: KommunCreate) -> Kommun:
+    """Create a kommun under an existing partidistrikt the caller administers."""
     _require_partidistrikt(session, data.partidistrikt_id)
+    scope.require(
+        scope.sees_partidistrikt(data.partidistrikt_id), f"partidistrikt {data.partidistrikt_id}"
+    )
     if session.exec(select(Kommun).where(Kommun.code == data.code)).first():
         raise Conflict(f"code: kommun {data.code} already exists")
     obj = Kommun(code=data.code, name=data.name, partidistrikt_id=data.partidistrikt_id)
@@ -119,11 +136,16 @@ def create_kommun(*, session: Session, data: KommunCreate) -> Kommun:
     return obj
 
 
-def update_kommun(*, session: Session, code: str, data: KommunUpdate) -> Kommun:
-    """Rename a kommun or move it to another partidistrikt."""
-    obj = get_kommun(session=session, code=code)
+def update_kommun(*, session: Session, scope: Scope, code: str, data: KommunUpdate) -> Kommun:
+    """Rename a kommun or move it to another partidistrikt (district admins)."""
+    obj = get_kommun(session=session, scope=scope, code=code)
+    scope.require(scope.sees_partidistrikt(obj.partidistrikt_id), f"changing kommun {code}")
     if data.partidistrikt_id is not None:
         _require_partidistrikt(session, data.partidistrikt_id)
+        scope.require(
+            scope.sees_partidistrikt(data.partidistrikt_id),
+            f"partidistrikt {data.partidistrikt_id}",
+        )
         obj.partidistrikt_id = data.partidistrikt_id
     if data.name is not None:
         obj.name = data.name
@@ -136,11 +158,12 @@ def _require_partidistrikt(session: Session, partidistrikt_id: int) -> None:
         raise Unprocessable(f"partidistrikt_id: partidistrikt {partidistrikt_id} does not exist")
 
 
-def get_forening(*, session: Session, forening_id: int) -> Forening:
-    """Return one s-förening or raise NotFound."""
+def get_forening(*, session: Session, scope: Scope, forening_id: int) -> Forening:
+    """Return one s-förening the caller sees."""
     found = session.get(Forening, forening_id)
     if found is None:
         raise NotFound(f"förening {forening_id} not found")
+    scope.require(scope.sees_forening(found), f"förening {forening_id}")
     return found
 
 
@@ -159,13 +182,16 @@ def district_counts(*, session: Session, forening_ids: list[int]) -> dict[int, i
 def list_foreningar(
     *,
     session: Session,
+    scope: Scope,
     page: PageParams,
     kommun_id: int | None = None,
     kind: ForeningKind | None = None,
     q: str | None = None,
 ) -> tuple[list[Forening], int]:
-    """List s-föreningar, filtered by kommun, kind or name fragment."""
-    query = select(Forening).order_by(Forening.kommun_id, Forening.name)
+    """List the s-föreningar the caller sees, filtered by kommun, kind or name fragment."""
+    query = (
+        select(Forening).where(scope.forening_filter()).order_by(Forening.kommun_id, Forening.name)
+    )
     if kommun_id is not None:
         query = query.where(Forening.kommun_id == kommun_id)
     if kind is not None:
@@ -175,10 +201,11 @@ def list_foreningar(
     return paginate(session, query, page)
 
 
-def create_forening(*, session: Session, data: ForeningCreate) -> Forening:
-    """Create an s-förening in an existing kommun; names are unique per kommun."""
+def create_forening(*, session: Session, scope: Scope, data: ForeningCreate) -> Forening:
+    """Create an s-förening in a kommun the caller leads; names are unique per kommun."""
     if session.get(Kommun, data.kommun_id) is None:
         raise Unprocessable(f"kommun_id: kommun {data.kommun_id} does not exist")
+    scope.require(scope.leads_kommun(data.kommun_id), f"kommun {data.kommun_id}")
     conflict = f"name: kommun {data.kommun_id} already has a förening named {data.name!r}"
     exists = select(Forening).where(
         Forening.kommun_id == data.kommun_id, Forening.name == data.name
@@ -190,9 +217,12 @@ def create_forening(*, session: Session, data: ForeningCreate) -> Forening:
     return obj
 
 
-def update_forening(*, session: Session, forening_id: int, data: ForeningUpdate) -> Forening:
-    """Rename an s-förening or change its kind."""
-    obj = get_forening(session=session, forening_id=forening_id)
+def update_forening(
+    *, session: Session, scope: Scope, forening_id: int, data: ForeningUpdate
+) -> Forening:
+    """Rename an s-förening or change its kind (kommun leads and district admins)."""
+    obj = get_forening(session=session, scope=scope, forening_id=forening_id)
+    scope.require(scope.leads_kommun(obj.kommun_id), f"changing förening {forening_id}")
     if data.kind == ForeningKind.workplace and obj.kind != ForeningKind.workplace:
         held = district_counts(session=session, forening_ids=[forening_id]).get(forening_id, 0)
         if held:

@@ -1,0 +1,61 @@
+"""Bodies for sign-in, devices and invitations."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+
+from api.models import Role, UnitKind
+
+__all__ = [
+    "CodeRequest",
+    "DeviceRead",
+    "Invite",
+    "TokenResponse",
+    "UserRead",
+]
+
+
+class CodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    device_id: int
+
+
+class DeviceRead(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime
+    revoked_at: datetime | None
+
+
+class Invite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    display_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ]
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
+    role: Role = Role.volunteer
+    unit_kind: UnitKind = UnitKind.forening
+    unit_id: int
+
+
+class UserRead(BaseModel):
+    id: int
+    email: str
+    display_name: str
+    phone: str | None
+    role: Role
+    unit_kind: UnitKind
+    unit_id: int
+    is_active: bool
+    created_at: datetime

@@ -1,0 +1,266 @@
+"""Sign-in with one-time email codes, device tokens, and invitations."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from api.auth.schemas import Invite
+from api.auth.scope import Scope
+from api.errors import AppError, Conflict, NotFound, Unprocessable
+from api.mail import build_message, send_message
+from api.models import DeviceToken, Forening, Kommun, LoginCode, Partidistrikt, Role, UnitKind, User
+from api.settings import Settings
+
+__all__ = [
+    "Refused",
+    "authenticate",
+    "devices_of",
+    "exchange_code",
+    "get_user",
+    "hash_token",
+    "invite_user",
+    "issue_device_token",
+    "list_devices",
+    "list_users",
+    "request_code",
+    "revoke_device",
+    "revoke_devices_of",
+]
+
+TOKEN_PREFIX = "kn_"
+# Writing last_used_at on every request would turn every read into a write.
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+_UNIT_OF_ROLE = {
+    Role.volunteer: UnitKind.forening,
+    Role.forening_lead: UnitKind.forening,
+    Role.kommun_lead: UnitKind.kommun,
+    Role.district_admin: UnitKind.partidistrikt,
+}
+
+
+@dataclass
+class Refused:
+    """A refused sign-in; the caller records the failed attempt and answers 400."""
+
+    message: str
+
+
+def hash_token(raw: str) -> str:
+    """The stored form of a token or code: its SHA-256."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _code_hash(user_id: int, code: str) -> str:
+    return hash_token(f"{user_id}:{code}")
+
+
+def _active_user_by_email(session: Session, email: str) -> User | None:
+    return session.exec(
+        select(User).where(func.lower(User.email) == email.strip().lower(), col(User.is_active))
+    ).first()
+
+
+def request_code(*, session: Session, settings: Settings, email: str, now: datetime) -> None:
+    """Email a one-time sign-in code to an active user; unknown addresses get nothing."""
+    user = _active_user_by_email(session, email)
+    if user is None:
+        return
+    since = now - timedelta(hours=1)
+    recent = session.exec(
+        select(func.count())
+        .select_from(LoginCode)
+        .where(LoginCode.user_id == user.id, LoginCode.created_at >= since)
+    ).one()
+    if recent >= settings.login_codes_per_hour:
+        raise AppError("email: too many sign-in codes requested; try again within an hour", 429)
+    # Only the newest code is valid: older unused ones end here.
+    session.execute(
+        update(LoginCode)
+        .where(LoginCode.user_id == user.id, col(LoginCode.used_at).is_(None))
+        .values(used_at=now)
+    )
+    code = f"{secrets.randbelow(10**6):06d}"
+    session.add(
+        LoginCode(
+            user_id=user.id,
+            code_hash=_code_hash(user.id, code),
+            created_at=now,
+            expires_at=now + timedelta(minutes=settings.login_code_minutes),
+        )
+    )
+    session.flush()
+    text = (
+        f"Hej {user.display_name}!\n\n"
+        f"Din inloggningskod till Knacka är: {code}\n\n"
+        f"Koden gäller i {settings.login_code_minutes} minuter och kan bara användas en gång.\n"
+        "Har du inte bett om en kod kan du bortse från det här mejlet.\n"
+    )
+    send_message(
+        settings=settings,
+        message=build_message(
+            settings=settings, to=user.email, subject=f"Din inloggningskod: {code}", text=text
+        ),
+    )
+
+
+def exchange_code(
+    *, session: Session, settings: Settings, email: str, code: str, device_name: str, now: datetime
+) -> tuple[str, DeviceToken] | Refused:
+    """Trade a valid one-time code for a new device token (returned once, stored hashed)."""
+    refused = Refused("code: invalid or expired sign-in code; request a new one")
+    user = _active_user_by_email(session, email)
+    if user is None:
+        return refused
+    login = session.exec(
+        select(LoginCode)
+        .where(LoginCode.user_id == user.id, col(LoginCode.used_at).is_(None))
+        .order_by(col(LoginCode.created_at).desc())
+    ).first()
+    if login is None or login.expires_at <= now:
+        return refused
+    if not secrets.compare_digest(login.code_hash, _code_hash(user.id, code.strip())):
+        login.failed_attempts += 1
+        if login.failed_attempts >= settings.login_code_attempts:
+            login.used_at = now  # too many guesses: the code is spent
+        session.add(login)
+        return refused
+    login.used_at = now
+    session.add(login)
+    return issue_device_token(session=session, user=user, name=device_name, now=now)
+
+
+def issue_device_token(
+    *, session: Session, user: User, name: str, now: datetime
+) -> tuple[str, DeviceToken]:
+    """Create a device token for ``user``; the raw token exists only in the return value."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    device = DeviceToken(
+        user_id=user.id,
+        name=(name or "okänd enhet")[:100],
+        token_hash=hash_token(raw),
+        created_at=now,
+        last_used_at=now,
+    )
+    session.add(device)
+    session.flush()
+    return raw, device
+
+
+def authenticate(
+    *, session: Session, settings: Settings, raw_token: str, now: datetime
+) -> tuple[User, DeviceToken] | None:
+    """The user and device behind a bearer token, if it is live."""
+    row = session.exec(
+        select(DeviceToken, User)
+        .join(User, User.id == DeviceToken.user_id)
+        .where(DeviceToken.token_hash == hash_token(raw_token))
+    ).first()
+    if row is None:
+        return None
+    device, user = row
+    idle_limit = timedelta(days=settings.device_token_idle_days)
+    if (
+        device.revoked_at is not None
+        or not user.is_active
+        or device.last_used_at + idle_limit < now
+    ):
+        return None
+    if now - device.last_used_at >= _LAST_USED_GRANULARITY:
+        device.last_used_at = now
+        session.add(device)
+    return user, device
+
+
+def list_devices(*, session: Session, user_id: int) -> list[DeviceToken]:
+    """A user's devices, newest first, revoked ones included."""
+    return list(
+        session.exec(
+            select(DeviceToken)
+            .where(DeviceToken.user_id == user_id)
+            .order_by(col(DeviceToken.created_at).desc(), col(DeviceToken.id).desc())
+        )
+    )
+
+
+def revoke_device(*, session: Session, user: User, device_id: int, now: datetime) -> DeviceToken:
+    """Revoke one of the caller's own devices."""
+    device = session.get(DeviceToken, device_id)
+    if device is None or device.user_id != user.id:
+        raise NotFound(f"device {device_id} not found")
+    if device.revoked_at is None:
+        device.revoked_at, device.revoked_by_user_id = now, user.id
+        session.add(device)
+    return device
+
+
+def devices_of(*, session: Session, scope: Scope, user_id: int) -> list[DeviceToken]:
+    """A lead's view of the devices of a user within their unit."""
+    scope.require(scope.is_lead, "other users' devices")
+    target = get_user(session=session, scope=scope, user_id=user_id)
+    return list_devices(session=session, user_id=target.id)
+
+
+def revoke_devices_of(*, session: Session, scope: Scope, user_id: int, now: datetime) -> int:
+    """Revoke every live device of a user within the caller's unit; returns how many."""
+    scope.require(scope.is_lead, "other users' devices")
+    target = get_user(session=session, scope=scope, user_id=user_id)
+    by = scope.user.id if scope.user else None
+    result = session.execute(
+        update(DeviceToken)
+        .where(DeviceToken.user_id == target.id, col(DeviceToken.revoked_at).is_(None))
+        .values(revoked_at=now, revoked_by_user_id=by)
+    )
+    return result.rowcount
+
+
+def get_user(*, session: Session, scope: Scope, user_id: int) -> User:
+    """One user within the caller's unit."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    scope.require(scope.sees_user(user), f"user {user_id}")
+    return user
+
+
+def list_users(*, session: Session, scope: Scope) -> list[User]:
+    """Users within the caller's unit (a volunteer sees only themself)."""
+    users = session.exec(select(User).order_by(User.id)).all()
+    return [u for u in users if scope.sees_user(u)]
+
+
+def _unit_exists(session: Session, kind: UnitKind, unit_id: int) -> bool:
+    model = {UnitKind.partidistrikt: Partidistrikt, UnitKind.kommun: Kommun}.get(kind, Forening)
+    return session.get(model, unit_id) is not None
+
+
+def invite_user(*, session: Session, scope: Scope, data: Invite) -> User:
+    """Create a volunteer or lead in a unit within the caller's reach."""
+    if _UNIT_OF_ROLE[data.role] != data.unit_kind:
+        raise Unprocessable(
+            f"unit_kind: a {data.role.value} belongs to a {_UNIT_OF_ROLE[data.role].value}"
+        )
+    if not _unit_exists(session, data.unit_kind, data.unit_id):
+        raise Unprocessable(f"unit_id: {data.unit_kind.value} {data.unit_id} does not exist")
+    scope.require(
+        scope.may_grant(data.role, data.unit_kind, data.unit_id),
+        f"inviting a {data.role.value} to {data.unit_kind.value} {data.unit_id}",
+    )
+    if session.exec(select(User).where(func.lower(User.email) == data.email.lower())).first():
+        raise Conflict(f"email: {data.email} already has an account")
+    user = User(
+        email=data.email.lower(),
+        display_name=data.display_name,
+        phone=data.phone,
+        role=data.role,
+        unit_kind=data.unit_kind,
+        unit_id=data.unit_id,
+        invited_by_user_id=scope.user.id if scope.user else None,
+    )
+    session.add(user)
+    session.flush()
+    return user

@@ -1,0 +1,156 @@
+"""Routes for logging contacts (one, or a batch from an offline queue) and the topic list."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
+
+from api.contacts import service
+from api.contacts.schemas import (
+    BatchIn,
+    BatchOut,
+    ContactCorrection,
+    ContactIn,
+    ContactRead,
+    ContactResult,
+    TopicCreate,
+    TopicRead,
+    TopicUpdate,
+)
+from api.db import SessionDep
+from api.deps import NowDep, ScopeDep, SettingsDep
+from api.errors import AppError
+from api.pagination import Page, PageDep
+
+router = APIRouter(tags=["contacts"])
+
+_STATUS = {"created": 201, "duplicate": 200, "conflict": 409, "invalid": 422, "forbidden": 403}
+
+
+@router.post(
+    "/contacts",
+    response_model=ContactResult,
+    status_code=201,
+    responses={200: {"description": "A replay: the record was already applied"}},
+)
+def log_contact(
+    session: SessionDep,
+    scope: ScopeDep,
+    settings: SettingsDep,
+    now: NowDep,
+    response: Response,
+    body: ContactIn,
+):
+    """Log one contact. Retrying with the same client_uuid and body is safe: the answer is
+    200 with the original's id; a different body under the same uuid is 409."""
+    result = service.log_contacts(
+        session=session, scope=scope, settings=settings, records=[body], now=now
+    )[0]
+    response.status_code = _STATUS[result.status]
+    return result
+
+
+@router.post("/contacts/batch", response_model=BatchOut)
+def sync_batch(
+    session: SessionDep,
+    scope: ScopeDep,
+    settings: SettingsDep,
+    now: NowDep,
+    body: Annotated[BatchIn, Body()],
+):
+    """Apply a phone's offline queue: each record exactly once, with one result per record.
+    Bad records are reported on their own; the others still apply."""
+    if len(body.records) > settings.sync_max_records:
+        raise AppError(
+            f"records: {len(body.records)} records in one batch; the most is "
+            f"{settings.sync_max_records}, so send the rest in another batch",
+            status.HTTP_413_CONTENT_TOO_LARGE,
+        )
+    results = service.log_contacts(
+        session=session,
+        scope=scope,
+        settings=settings,
+        records=service.parse_records(body.records),
+        now=now,
+    )
+    created = sum(r.status == "created" for r in results)
+    duplicate = sum(r.status == "duplicate" for r in results)
+    return BatchOut(
+        results=results, created=created, duplicate=duplicate,
+        rejected=len(results) - created - duplicate,
+    )  # fmt: skip
+
+
+@router.get("/contacts", response_model=Page[ContactRead])
+def list_contacts(
+    session: SessionDep,
+    scope: ScopeDep,
+    page: PageDep,
+    mine: bool = False,
+    district_code: str | None = None,
+    include_withdrawn: bool = False,
+):
+    items, total = service.list_contacts(
+        session=session, scope=scope, page=page, mine=mine, district_code=district_code,
+        include_withdrawn=include_withdrawn,
+    )  # fmt: skip
+    return Page(
+        items=service.to_read(session=session, contacts=items),
+        total=total, limit=page.limit, offset=page.offset,
+    )  # fmt: skip
+
+
+@router.get("/contacts/{contact_id}", response_model=ContactRead)
+def get_contact(session: SessionDep, scope: ScopeDep, contact_id: int):
+    contact = service.get_contact(session=session, scope=scope, contact_id=contact_id)
+    return service.to_read(session=session, contacts=[contact])[0]
+
+
+@router.patch("/contacts/{contact_id}", response_model=ContactRead)
+def correct_contact(
+    session: SessionDep,
+    scope: ScopeDep,
+    settings: SettingsDep,
+    now: NowDep,
+    contact_id: int,
+    body: ContactCorrection,
+):
+    """The author corrects their log within the correction window (24 hours)."""
+    contact = service.correct_contact(
+        session=session, scope=scope, settings=settings, contact_id=contact_id, data=body, now=now
+    )
+    return service.to_read(session=session, contacts=[contact])[0]
+
+
+@router.post("/contacts/{contact_id}/withdraw", response_model=ContactRead)
+def withdraw_contact(
+    session: SessionDep, scope: ScopeDep, settings: SettingsDep, now: NowDep, contact_id: int
+):
+    """Withdraw a log: its author within 24 hours, or a lead of its unit. It stops counting."""
+    contact = service.withdraw_contact(
+        session=session, scope=scope, settings=settings, contact_id=contact_id, now=now
+    )
+    return service.to_read(session=session, contacts=[contact])[0]
+
+
+@router.get("/contacts/{contact_id}/audit")
+def contact_audit(session: SessionDep, scope: ScopeDep, contact_id: int) -> list[dict]:
+    """Who corrected or withdrew the log, when, and what changed."""
+    return [
+        {"user_id": a.user_id, "action": a.action, "at": a.at, "changes": a.changes}
+        for a in service.audit_trail(session=session, scope=scope, contact_id=contact_id)
+    ]
+
+
+@router.get("/topics", response_model=list[TopicRead])
+def list_topics(session: SessionDep, scope: ScopeDep, include_inactive: bool = False):
+    return service.list_topics(session=session, include_inactive=include_inactive)
+
+
+@router.post("/topics", response_model=TopicRead, status_code=201)
+def create_topic(session: SessionDep, scope: ScopeDep, body: TopicCreate):
+    return service.create_topic(session=session, scope=scope, data=body)
+
+
+@router.patch("/topics/{code}", response_model=TopicRead)
+def update_topic(session: SessionDep, scope: ScopeDep, code: str, body: TopicUpdate):
+    return service.update_topic(session=session, scope=scope, code=code, data=body)

@@ -1,0 +1,19 @@
+"""What counts as a conversation: the one definition every count and target uses.
+
+A contact log counts as conversations only when its outcome is ``conversation`` (a
+conversation was held). A door, phone or workplace record then counts 1; a stall/street
+record counts its ``count`` — the conversations held at the stall that the record covers.
+Not home, refused, no access, moved and wrong number count 0: they are attempts, not
+conversations. Withdrawn logs count nothing.
+"""
+
+from api.models import ContactKind, Outcome
+
+__all__ = ["conversations_of"]
+
+
+def conversations_of(kind: ContactKind, outcome: Outcome, quantity: int) -> int:
+    """Conversations a record adds towards a target such as Jämtland's 43,000."""
+    if outcome != Outcome.conversation:
+        return 0
+    return quantity if kind == ContactKind.stall else 1

@@ -1,0 +1,513 @@
+"""Logging contacts exactly once, correcting and withdrawing them, and the topic list."""
+
+import contextlib
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from api.auth.scope import Scope
+from api.contacts.rules import conversations_of
+from api.contacts.schemas import (
+    ContactCorrection,
+    ContactIn,
+    ContactRead,
+    ContactResult,
+    FieldError,
+    TopicCreate,
+    TopicUpdate,
+)
+from api.errors import AppError, Conflict, NotFound, Unprocessable
+from api.models import (
+    ContactAudit,
+    ContactKind,
+    ContactLog,
+    ContactTopic,
+    District,
+    Outcome,
+    Role,
+    Topic,
+)
+from api.pagination import PageParams, paginate
+from api.settings import Settings
+from geo import first_covering
+
+__all__ = [
+    "audit_trail",
+    "correct_contact",
+    "create_topic",
+    "get_contact",
+    "list_contacts",
+    "list_topics",
+    "log_contacts",
+    "parse_records",
+    "to_read",
+    "update_topic",
+    "withdraw_contact",
+]
+
+
+def _body_hash(record: ContactIn) -> str:
+    canonical = record.model_dump(mode="json")
+    canonical["topics"] = sorted(set(canonical["topics"]))
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def parse_records(raw: list[Any]) -> list[ContactIn | ContactResult]:
+    """Validate each raw record on its own; a bad one becomes an ``invalid`` result."""
+    parsed: list[ContactIn | ContactResult] = []
+    for index, item in enumerate(raw):
+        try:
+            parsed.append(ContactIn.model_validate(item))
+        except ValidationError as exc:
+            uuid = None
+            if isinstance(item, dict):
+                with contextlib.suppress(ValueError):
+                    uuid = UUID(str(item.get("client_uuid")))
+            errors = [
+                FieldError(
+                    field=".".join(str(p) for p in e["loc"]) or "record",
+                    message=e["msg"],
+                )
+                for e in exc.errors()
+            ]
+            parsed.append(
+                ContactResult(index=index, client_uuid=uuid, status="invalid", errors=errors)
+            )
+    return parsed
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> dict[UUID, int]:
+    """Insert rows whose client_uuid is new; returns {uuid: id} for those inserted."""
+    if not rows:
+        return {}
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ContactLog)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["client_uuid"]).returning(
+        ContactLog.client_uuid, ContactLog.id
+    )
+    return {row.client_uuid: row.id for row in session.execute(stmt, rows)}
+
+
+def _resolve_districts(
+    session: Session, records: list[ContactIn]
+) -> tuple[dict[str, District], dict[int, District | None]]:
+    """Districts by code, and the district found for each record given as a point."""
+    codes = {r.district_code for r in records if r.district_code is not None}
+    by_code: dict[str, District] = {}
+    if codes:
+        found = session.exec(select(District).where(col(District.code).in_(codes)))
+        by_code = {d.code: d for d in found}
+    by_point: dict[int, District | None] = {}
+    for i, record in enumerate(records):
+        if record.location is None:
+            continue
+        lon, lat = record.location.lon, record.location.lat
+        candidates = list(
+            session.exec(
+                select(District)
+                .where(
+                    District.min_lon <= lon,
+                    District.max_lon >= lon,
+                    District.min_lat <= lat,
+                    District.max_lat >= lat,
+                )
+                .order_by(District.code)
+            )
+        )
+        hit = first_covering(lon, lat, [d.geom_wkb for d in candidates])
+        by_point[i] = None if hit is None else candidates[hit]
+    return by_code, by_point
+
+
+def log_contacts(
+    *,
+    session: Session,
+    scope: Scope,
+    settings: Settings,
+    records: list[ContactIn | ContactResult],
+    now: datetime,
+) -> list[ContactResult]:
+    """Apply each record exactly once and return one result per record, in order.
+
+    A record whose client_uuid was already applied returns the original's id when its
+    body is the same (``duplicate``), and ``conflict`` when it differs or when the uuid
+    belongs to another user, whose record is neither shown nor changed.
+    """
+    user = scope.user
+    valid = [r for r in records if isinstance(r, ContactIn)]
+    by_code, by_point = _resolve_districts(session, valid)
+    topics = {t.code for t in session.exec(select(Topic).where(col(Topic.active)))}
+    forening_id = scope.own_forening.id if scope.own_forening else None
+    earliest = now - timedelta(days=settings.max_backdate_days)
+    latest = now + timedelta(minutes=settings.clock_skew_minutes)
+
+    results: list[ContactResult | None] = []
+    pending: list[tuple[int, ContactIn, str]] = []
+    rows: list[dict[str, Any]] = []
+    topic_rows: dict[UUID, list[str]] = {}
+    valid_index = 0
+    for index, record in enumerate(records):
+        if isinstance(record, ContactResult):
+            record.index = index
+            results.append(record)
+            continue
+        point_index, valid_index = valid_index, valid_index + 1
+        errors: list[FieldError] = []
+        if record.location is not None:
+            district = by_point.get(point_index)
+            if district is None:
+                errors.append(FieldError(field="location", message="the point is in no district"))
+        else:
+            district = by_code.get(record.district_code)
+            if district is None:
+                errors.append(
+                    FieldError(field="district_code", message=f"no district {record.district_code}")
+                )
+        if record.occurred_at > latest:
+            errors.append(FieldError(field="occurred_at", message="is in the future"))
+        elif record.occurred_at < earliest:
+            errors.append(
+                FieldError(
+                    field="occurred_at",
+                    message=f"is more than {settings.max_backdate_days} days ago",
+                )
+            )
+        unknown = sorted(set(record.topics) - topics)
+        if unknown:
+            errors.append(FieldError(field="topics", message=f"unknown: {', '.join(unknown)}"))
+        if errors:
+            results.append(
+                ContactResult(
+                    index=index, client_uuid=record.client_uuid, status="invalid", errors=errors
+                )
+            )
+            continue
+        if not scope.sees_district(district):
+            results.append(
+                ContactResult(
+                    index=index,
+                    client_uuid=record.client_uuid,
+                    status="forbidden",
+                    errors=[
+                        FieldError(
+                            field="district_code", message="the district is outside your unit"
+                        )
+                    ],
+                )
+            )
+            continue
+        quantity = record.count or 1
+        body_hash = _body_hash(record)
+        rows.append(
+            {
+                "client_uuid": record.client_uuid,
+                "body_hash": body_hash,
+                "user_id": user.id,
+                "district_id": district.id,
+                "kommun_id": district.kommun_id,
+                "forening_id": forening_id,
+                "kind": record.kind.value,
+                "outcome": record.outcome.value,
+                "quantity": quantity,
+                "conversations": conversations_of(record.kind, record.outcome, quantity),
+                "new_member": record.new_member,
+                "occurred_at": record.occurred_at,
+                "received_at": now,
+            }
+        )
+        topic_rows.setdefault(record.client_uuid, sorted(set(record.topics)))
+        pending.append((index, record, body_hash))
+        results.append(None)
+
+    inserted = _insert_ignoring_duplicates(session, rows)
+    links = [
+        {"contact_id": inserted[u], "topic": t}
+        for u, ts in topic_rows.items()
+        if u in inserted
+        for t in ts
+    ]
+    if links:
+        session.execute(insert(ContactTopic), links)
+
+    # uuid -> (id, user_id, body_hash) of the record that first applied it
+    applied: dict[UUID, tuple[int, int, str]] = {}
+    others = {rec.client_uuid for _, rec, _ in pending if rec.client_uuid not in inserted}
+    if others:
+        query = select(
+            ContactLog.client_uuid, ContactLog.id, ContactLog.user_id, ContactLog.body_hash
+        ).where(col(ContactLog.client_uuid).in_(others))
+        applied = {
+            row.client_uuid: (row.id, row.user_id, row.body_hash) for row in session.exec(query)
+        }
+    for index, record, body_hash in pending:
+        uuid = record.client_uuid
+        if uuid in inserted and uuid not in applied:
+            applied[uuid] = (inserted[uuid], user.id, body_hash)
+            results[index] = ContactResult(
+                index=index, client_uuid=uuid, status="created", id=inserted[uuid]
+            )
+            continue
+        first_id, first_user, first_hash = applied[uuid]
+        if first_user == user.id and first_hash == body_hash:
+            results[index] = ContactResult(
+                index=index, client_uuid=uuid, status="duplicate", id=first_id
+            )
+            continue
+        message = (
+            "this client_uuid was already used for a different record"
+            if first_user == user.id
+            else "this client_uuid is already taken; generate a new one"
+        )
+        results[index] = ContactResult(
+            index=index,
+            client_uuid=uuid,
+            status="conflict",
+            errors=[FieldError(field="client_uuid", message=message)],
+        )
+    return results  # type: ignore[return-value]
+
+
+def _leads(scope: Scope, contact: ContactLog) -> bool:
+    """Whether the caller leads the unit the contact belongs to (its kommun or förening)."""
+    if scope.leads_kommun(contact.kommun_id):
+        return True
+    return (
+        scope.role == Role.forening_lead
+        and contact.forening_id is not None
+        and contact.forening_id == scope.user.unit_id
+    )
+
+
+def _visible(scope: Scope, contact: ContactLog) -> bool:
+    return scope.unrestricted or contact.user_id == scope.user.id or _leads(scope, contact)
+
+
+def get_contact(*, session: Session, scope: Scope, contact_id: int) -> ContactLog:
+    """A contact the caller wrote or leads; others are not found."""
+    contact = session.get(ContactLog, contact_id)
+    if contact is None or not _visible(scope, contact):
+        raise NotFound(f"contact {contact_id} not found")
+    return contact
+
+
+def to_read(*, session: Session, contacts: list[ContactLog]) -> list[ContactRead]:
+    """API views of contacts, with their district codes and topics."""
+    if not contacts:
+        return []
+    ids = [c.id for c in contacts]
+    topics: dict[int, list[str]] = {}
+    for link in session.exec(select(ContactTopic).where(col(ContactTopic.contact_id).in_(ids))):
+        topics.setdefault(link.contact_id, []).append(link.topic)
+    codes = dict(
+        session.exec(
+            select(District.id, District.code).where(
+                col(District.id).in_({c.district_id for c in contacts})
+            )
+        ).all()
+    )
+    return [
+        ContactRead(
+            id=c.id,
+            client_uuid=c.client_uuid,
+            user_id=c.user_id,
+            district_code=codes[c.district_id],
+            kind=c.kind,
+            outcome=c.outcome,
+            count=c.quantity,
+            conversations=c.conversations,
+            topics=sorted(topics.get(c.id, [])),
+            new_member=c.new_member,
+            occurred_at=c.occurred_at,
+            received_at=c.received_at,
+            withdrawn_at=c.withdrawn_at,
+        )
+        for c in contacts
+    ]
+
+
+def list_contacts(
+    *,
+    session: Session,
+    scope: Scope,
+    page: PageParams,
+    mine: bool = False,
+    district_code: str | None = None,
+    include_withdrawn: bool = False,
+) -> tuple[list[ContactLog], int]:
+    """Contacts the caller wrote or leads, newest first."""
+    query = select(ContactLog).order_by(
+        col(ContactLog.occurred_at).desc(), col(ContactLog.id).desc()
+    )
+    if mine or scope.role == Role.volunteer:
+        query = query.where(ContactLog.user_id == scope.user.id)
+    elif not scope.unrestricted:
+        led = col(ContactLog.kommun_id).in_(scope.led_kommun_ids)
+        own = ContactLog.user_id == scope.user.id
+        if scope.role == Role.forening_lead:
+            query = query.where(led | own | (ContactLog.forening_id == scope.user.unit_id))
+        else:
+            query = query.where(led | own)
+    if district_code is not None:
+        query = query.join(District, District.id == ContactLog.district_id).where(
+            District.code == district_code
+        )
+    if not include_withdrawn:
+        query = query.where(col(ContactLog.withdrawn_at).is_(None))
+    return paginate(session, query, page)
+
+
+def _audit(session: Session, contact: ContactLog, user_id: int, action: str, changes: dict) -> None:
+    session.add(
+        ContactAudit(
+            contact_id=contact.id,
+            user_id=user_id,
+            action=action,
+            changes=json.dumps(changes, ensure_ascii=False, sort_keys=True, default=str),
+        )
+    )
+
+
+def _within_window(settings: Settings, contact: ContactLog, now: datetime) -> bool:
+    return now - contact.received_at <= timedelta(hours=settings.correction_window_hours)
+
+
+def correct_contact(
+    *,
+    session: Session,
+    scope: Scope,
+    settings: Settings,
+    contact_id: int,
+    data: ContactCorrection,
+    now: datetime,
+) -> ContactLog:
+    """The author corrects their own log within the correction window."""
+    contact = get_contact(session=session, scope=scope, contact_id=contact_id)
+    if contact.user_id != scope.user.id:
+        raise AppError("contact: only its author can correct a log; leads may withdraw it", 403)
+    if contact.withdrawn_at is not None:
+        raise Conflict(f"contact {contact_id} is withdrawn")
+    if not _within_window(settings, contact, now):
+        raise AppError(
+            f"contact: logs can be corrected for {settings.correction_window_hours} hours", 403
+        )
+    changes: dict[str, list[Any]] = {}
+    kind = data.kind or ContactKind(contact.kind)
+    outcome = data.outcome or Outcome(contact.outcome)
+    quantity = data.count if data.count is not None else contact.quantity
+    if kind != ContactKind.stall:
+        if data.count is not None and data.count != 1:
+            raise Unprocessable("count: only for kind 'stall'")
+        quantity = 1
+    if data.district_code is not None:
+        district = session.exec(select(District).where(District.code == data.district_code)).first()
+        if district is None:
+            raise Unprocessable(f"district_code: no district {data.district_code}")
+        scope.require(scope.sees_district(district), f"district {data.district_code}")
+        if district.id != contact.district_id:
+            changes["district_id"] = [contact.district_id, district.id]
+            contact.district_id, contact.kommun_id = district.id, district.kommun_id
+    for field, new in (
+        ("kind", kind.value),
+        ("outcome", outcome.value),
+        ("quantity", quantity),
+        ("conversations", conversations_of(kind, outcome, quantity)),
+        ("new_member", contact.new_member if data.new_member is None else data.new_member),
+    ):
+        if getattr(contact, field) != new:
+            changes[field] = [getattr(contact, field), new]
+            setattr(contact, field, new)
+    if data.topics is not None:
+        new_topics = sorted(set(data.topics))
+        active = {t.code for t in session.exec(select(Topic).where(col(Topic.active)))}
+        unknown = sorted(set(new_topics) - active)
+        if unknown:
+            raise Unprocessable(f"topics: unknown: {', '.join(unknown)}")
+        links = session.exec(select(ContactTopic).where(ContactTopic.contact_id == contact.id))
+        old_links = list(links)
+        old_topics = sorted(link.topic for link in old_links)
+        if old_topics != new_topics:
+            changes["topics"] = [old_topics, new_topics]
+            for link in old_links:
+                session.delete(link)
+            session.flush()
+            for topic in new_topics:
+                session.add(ContactTopic(contact_id=contact.id, topic=topic))
+    if changes:
+        session.add(contact)
+        _audit(session, contact, scope.user.id, "corrected", changes)
+        session.flush()
+    return contact
+
+
+def withdraw_contact(
+    *, session: Session, scope: Scope, settings: Settings, contact_id: int, now: datetime
+) -> ContactLog:
+    """The author (within the window) or a lead of the unit withdraws a log; it stops counting."""
+    contact = get_contact(session=session, scope=scope, contact_id=contact_id)
+    is_author = contact.user_id == scope.user.id
+    if not _leads(scope, contact) and not (is_author and _within_window(settings, contact, now)):
+        raise AppError(
+            f"contact: its author may withdraw it within {settings.correction_window_hours} "
+            "hours; after that a lead of the unit can",
+            403,
+        )
+    if contact.withdrawn_at is not None:
+        raise Conflict(f"contact {contact_id} is already withdrawn")
+    contact.withdrawn_at, contact.withdrawn_by_user_id = now, scope.user.id
+    session.add(contact)
+    _audit(session, contact, scope.user.id, "withdrawn", {"withdrawn_at": [None, now.isoformat()]})
+    session.flush()
+    return contact
+
+
+def audit_trail(*, session: Session, scope: Scope, contact_id: int) -> list[ContactAudit]:
+    """Corrections and withdrawals of a contact, oldest first."""
+    contact = get_contact(session=session, scope=scope, contact_id=contact_id)
+    return list(
+        session.exec(
+            select(ContactAudit)
+            .where(ContactAudit.contact_id == contact.id)
+            .order_by(ContactAudit.at, ContactAudit.id)
+        )
+    )
+
+
+def list_topics(*, session: Session, include_inactive: bool = False) -> list[Topic]:
+    """The topic list, in code order."""
+    query = select(Topic).order_by(Topic.code)
+    if not include_inactive:
+        query = query.where(col(Topic.active))
+    return list(session.exec(query))
+
+
+def create_topic(*, session: Session, scope: Scope, data: TopicCreate) -> Topic:
+    """Add a topic (district admins)."""
+    scope.require(scope.unrestricted or scope.role == Role.district_admin, "the topic list")
+    if session.get(Topic, data.code) is not None:
+        raise Conflict(f"code: topic {data.code} exists")
+    topic = Topic(code=data.code, label=data.label, active=True)
+    session.add(topic)
+    session.flush()
+    return topic
+
+
+def update_topic(*, session: Session, scope: Scope, code: str, data: TopicUpdate) -> Topic:
+    """Relabel or retire a topic (district admins); logs keep the topics they had."""
+    scope.require(scope.unrestricted or scope.role == Role.district_admin, "the topic list")
+    topic = session.get(Topic, code)
+    if topic is None:
+        raise NotFound(f"topic {code} not found")
+    if data.label is not None:
+        topic.label = data.label
+    if data.active is not None:
+        topic.active = data.active
+    session.add(topic)
+    return topic

@@ -1,0 +1,56 @@
+"""Sending email over SMTP."""
+
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from api.errors import AppError
+from api.settings import Settings
+
+__all__ = ["MailError", "build_message", "send_message"]
+
+_log = logging.getLogger("knacka.mail")
+
+
+class MailError(AppError):
+    status_code = 503
+
+
+def build_message(
+    *, settings: Settings, to: str, subject: str, text: str, html: str | None = None
+) -> EmailMessage:
+    """A UTF-8 message, multipart/alternative when HTML is given."""
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="knacka.invalid")
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg
+
+
+def send_message(*, settings: Settings, message: EmailMessage) -> None:
+    """Deliver one message to the configured SMTP server, or raise MailError."""
+    if not settings.smtp_host:
+        body = message.get_body(("plain",))
+        _log.warning(
+            "KNACKA_SMTP_HOST is not set; not sending this email to %s:\n%s",
+            message["To"],
+            body.get_content() if body else message.as_string(),
+        )
+        return
+    try:
+        with smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
+        ) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password or "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailError(f"email: could not send to {message['To']} ({exc})") from exc
