@@ -128,3 +128,65 @@ def user(session: Session, role: Role, unit: Partidistrikt | Kommun | Forening) 
 def auth_headers(session: Session, who: User, now: datetime | None = None) -> dict[str, str]:
     raw, _ = issue_device_token(session=session, user=who, name="test", now=now or utcnow())
     return {"Authorization": f"Bearer {raw}"}
+
+
+def district(
+    session: Session,
+    kommun_: Kommun,
+    code: str,
+    col: int = 0,
+    forening_: Forening | None = None,
+    row: int = 0,
+) -> District:
+    """A square district stored directly (no import)."""
+    import shapely
+    from shapely.geometry import Polygon
+
+    poly = Polygon(square(col, row)[0])
+    minx, miny, maxx, maxy = poly.bounds
+    obj = District(
+        code=code,
+        name=f"Distrikt {code}",
+        kommun_id=kommun_.id,
+        forening_id=forening_.id if forening_ else None,
+        geom_wkb=shapely.to_wkb(poly),
+        min_lon=minx,
+        min_lat=miny,
+        max_lon=maxx,
+        max_lat=maxy,
+        area_m2=500_000.0,
+    )
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+def contact(
+    session: Session, author: User, district_: District, when: datetime, **fields: Any
+) -> "ContactLog":
+    """A contact log stored directly, as if synced by ``author``."""
+    import uuid
+
+    from api.models import ContactLog
+
+    values = {
+        "kind": "door",
+        "outcome": "conversation",
+        "quantity": 1,
+        "conversations": 1,
+        "new_member": False,
+    } | fields
+    obj = ContactLog(
+        client_uuid=uuid.uuid4(),
+        body_hash="0" * 64,
+        user_id=author.id,
+        district_id=district_.id,
+        kommun_id=district_.kommun_id,
+        forening_id=author.unit_id if author.unit_kind == UnitKind.forening else None,
+        occurred_at=when,
+        received_at=when,
+        **values,
+    )
+    session.add(obj)
+    session.flush()
+    return obj

@@ -1,0 +1,96 @@
+"""Who may call what: for every route, the status each role gets for a resource in its own
+unit and for one in another unit. The authorization tests are generated from this table
+(tests/test_authz.py), and they fail when a route of the app is missing from it.
+
+Own unit means the caller's unit or something below it (a district admin's partidistrikt,
+a kommun lead's kommun, a förening's lead or volunteer and their förening); for a contact
+log, the volunteer's own logs. Scope is enforced in the services (api.auth.scope): this
+table states the expected outcome, it does not grant anything itself.
+"""
+
+from typing import NamedTuple
+
+__all__ = ["ACCESS", "ROLES", "Expect", "markdown"]
+
+ROLES = ("volunteer", "forening_lead", "kommun_lead", "district_admin")
+
+
+class Expect(NamedTuple):
+    anonymous: int
+    # (own unit, other unit) for each role, in the order of ROLES
+    volunteer: tuple[int, int]
+    forening_lead: tuple[int, int]
+    kommun_lead: tuple[int, int]
+    district_admin: tuple[int, int]
+
+
+def _all(own: int, other: int | None = None, anonymous: int = 401) -> Expect:
+    pair = (own, own if other is None else other)
+    return Expect(anonymous, pair, pair, pair, pair)
+
+
+def _by(vol: tuple, flead: tuple, klead: tuple, admin: tuple) -> Expect:
+    return Expect(401, vol, flead, klead, admin)
+
+
+NO = (403, 403)
+
+ACCESS: dict[tuple[str, str], Expect] = {
+    ("GET", "/health"): _all(200, anonymous=200),
+    # accounts
+    ("POST", "/auth/code"): _all(202, anonymous=202),
+    ("POST", "/auth/token"): _all(400, anonymous=400),  # requested with a wrong code
+    ("GET", "/me"): _all(200),
+    ("GET", "/me/devices"): _all(200),
+    ("DELETE", "/me/devices/{device_id}"): _all(200, 404),
+    ("POST", "/users"): _by(NO, (201, 403), (201, 403), (201, 403)),
+    ("GET", "/users"): _all(200),
+    ("GET", "/users/{user_id}"): _all(200, 403),
+    ("GET", "/users/{user_id}/devices"): _by(NO, (200, 403), (200, 403), (200, 403)),
+    ("POST", "/users/{user_id}/devices/revoke"): _by(NO, (200, 403), (200, 403), (200, 403)),
+    # organisation
+    ("GET", "/partidistrikt"): _all(200),
+    ("POST", "/partidistrikt"): _all(403),  # operators create them with the knacka command
+    ("GET", "/partidistrikt/{partidistrikt_id}"): _by(NO, NO, NO, (200, 403)),
+    ("PATCH", "/partidistrikt/{partidistrikt_id}"): _by(NO, NO, NO, (200, 403)),
+    ("GET", "/kommuner"): _all(200),
+    ("POST", "/kommuner"): _by(NO, NO, NO, (201, 403)),
+    ("GET", "/kommuner/{code}"): _by(NO, NO, (200, 403), (200, 403)),
+    ("PATCH", "/kommuner/{code}"): _by(NO, NO, NO, (200, 403)),
+    ("GET", "/foreningar"): _all(200),
+    ("POST", "/foreningar"): _by(NO, NO, (201, 403), (201, 403)),
+    ("GET", "/foreningar/{forening_id}"): _all(200, 403),
+    ("PATCH", "/foreningar/{forening_id}"): _by(NO, NO, (200, 403), (200, 403)),
+    # districts: volunteers and förening leads read their kommun's districts
+    ("POST", "/districts/import"): _by(NO, NO, (200, 403), (200, 403)),
+    ("GET", "/districts"): _all(200),
+    ("GET", "/districts.geojson"): _all(200),
+    ("GET", "/districts/coverage"): _all(200),
+    ("POST", "/districts/assignments"): _by(NO, NO, (200, 403), (200, 403)),
+    ("GET", "/districts/{code}"): _all(200, 403),
+    ("GET", "/districts/{code}/geojson"): _all(200, 403),
+    ("PUT", "/districts/{code}/forening"): _by(NO, NO, (200, 403), (200, 403)),
+    ("GET", "/districts/{code}/assignments"): _all(200, 403),
+    ("GET", "/kommuner/{code}/uncovered-districts"): _by(NO, NO, (200, 403), (200, 403)),
+    # contacts: logging is open to all in their kommun; a log is seen by its author and leads
+    ("POST", "/contacts"): _all(201, 403),
+    ("POST", "/contacts/batch"): _all(200),  # per-record "forbidden" inside the 200
+    ("GET", "/contacts"): _all(200),
+    ("GET", "/contacts/{contact_id}"): _all(200, 404),
+    ("PATCH", "/contacts/{contact_id}"): _by((200, 404), (403, 404), (403, 404), (403, 404)),
+    ("POST", "/contacts/{contact_id}/withdraw"): _all(200, 404),
+    ("GET", "/contacts/{contact_id}/audit"): _all(200, 404),
+    ("GET", "/topics"): _all(200),
+    ("POST", "/topics"): _by(NO, NO, NO, (201, 201)),
+    ("PATCH", "/topics/{code}"): _by(NO, NO, NO, (200, 200)),
+}
+
+
+def markdown() -> str:
+    """The table as Markdown, own/other per role."""
+    head = "| route | anonymous | " + " | ".join(ROLES) + " |"
+    lines = [head, "|" + "---|" * (len(ROLES) + 2)]
+    for (method, path), e in ACCESS.items():
+        cells = [f"{own}/{other}" for own, other in e[1:]]
+        lines.append(f"| `{method} {path}` | {e.anonymous} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""Authorization, generated from the table in api/access.py: every route, anonymous and
+every role, against a resource in the caller's own unit and one in another unit."""
+
+import json
+import uuid
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import pytest
+
+from api.access import ACCESS, ROLES
+from api.auth.service import issue_device_token
+from api.main import create_app
+from api.models import ForeningKind, Role
+from tests import factories as f
+
+OWN, OTHER = 0, 1
+
+
+def _routes() -> set[tuple[str, str]]:
+    paths = create_app().openapi()["paths"]
+    return {(method.upper(), path) for path, ops in paths.items() for method in ops}
+
+
+def test_every_route_is_in_the_table():
+    routes = _routes()
+    missing = sorted(routes - ACCESS.keys())
+    stale = sorted(ACCESS.keys() - routes)
+    assert missing == [], f"routes missing from api/access.py: {missing}"
+    assert stale == [], f"api/access.py names routes the app does not have: {stale}"
+
+
+@pytest.fixture
+def world(session, clock):
+    """Two of everything: side 0 is the callers' own unit, side 1 another partidistrikt."""
+    w = SimpleNamespace(P=[], K=[], F=[], D=[], Du=[], vol=[], C=[], callers={}, devices={})
+    for pcode, kcode, kname in (("23", "2380", "Östersund"), ("01", "0180", "Stockholm")):
+        p = f.partidistrikt(session, pcode, f"Partidistrikt {pcode}")
+        k = f.kommun(session, kcode, kname, p)
+        fo = f.forening(session, k, f"S-föreningen {kname}")
+        d = f.district(session, k, f"{kcode}0001", 0, fo)
+        du = f.district(session, k, f"{kcode}0002", 1)
+        vol = f.user(session, Role.volunteer, fo)
+        w.P.append(p)
+        w.K.append(k)
+        w.F.append(fo)
+        w.D.append(d)
+        w.Du.append(du)
+        w.vol.append(vol)
+        w.C.append(f.contact(session, vol, d, clock.now))
+        issue_device_token(session=session, user=vol, name="phone", now=clock.now)
+    units = {"forening_lead": w.F[0], "kommun_lead": w.K[0], "district_admin": w.P[0]}
+    for role in ROLES:
+        who = w.vol[0] if role == "volunteer" else f.user(session, Role(role), units[role])
+        raw, device = issue_device_token(session=session, user=who, name="test", now=clock.now)
+        w.callers[role] = ({"Authorization": f"Bearer {raw}"}, device.id)
+    other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
+    w.other_device_id = other_device[1].id
+    session.flush()
+    return w
+
+
+def _contact_body(w, side, clock):  # noqa: ANN001, ANN202
+    return {
+        "client_uuid": str(uuid.uuid4()),
+        "kind": "door",
+        "outcome": "conversation",
+        "district_code": w.D[side].code,
+        "occurred_at": clock.now.isoformat(),
+    }
+
+
+def _district_file(w, side) -> bytes:  # noqa: ANN001
+    feature = f.feature(
+        f"{w.K[side].code}9999", geometry={"type": "Polygon", "coordinates": f.square(5)}
+    )
+    return json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+
+
+# (method, path) -> function(world, side, role, clock) -> request kwargs
+REQUESTS = {
+    ("GET", "/health"): lambda w, s, r, c: {"url": "/health"},
+    ("POST", "/auth/code"): lambda w, s, r, c: {
+        "url": "/auth/code", "json": {"email": "nobody@example.org"}},
+    ("POST", "/auth/token"): lambda w, s, r, c: {
+        "url": "/auth/token", "data": {"username": w.vol[s].email, "password": "000000"}},
+    ("GET", "/me"): lambda w, s, r, c: {"url": "/me"},
+    ("GET", "/me/devices"): lambda w, s, r, c: {"url": "/me/devices"},
+    ("DELETE", "/me/devices/{device_id}"): lambda w, s, r, c: {
+        "url": f"/me/devices/{w.callers[r][1] if s == OWN and r in w.callers else w.other_device_id}"},
+    ("POST", "/users"): lambda w, s, r, c: {"url": "/users", "json": {
+        "email": f"ny-{uuid.uuid4().hex[:8]}@example.org", "display_name": "Ny",
+        "role": "volunteer", "unit_kind": "forening", "unit_id": w.F[s].id}},
+    ("GET", "/users"): lambda w, s, r, c: {"url": "/users"},
+    ("GET", "/users/{user_id}"): lambda w, s, r, c: {"url": f"/users/{w.vol[s].id}"},
+    ("GET", "/users/{user_id}/devices"): lambda w, s, r, c: {
+        "url": f"/users/{w.vol[s].id}/devices"},
+    ("POST", "/users/{user_id}/devices/revoke"): lambda w, s, r, c: {
+        "url": f"/users/{w.vol[s].id}/devices/revoke"},
+    ("GET", "/partidistrikt"): lambda w, s, r, c: {"url": "/partidistrikt"},
+    ("POST", "/partidistrikt"): lambda w, s, r, c: {
+        "url": "/partidistrikt", "json": {"code": "24", "name": "Hallands län"}},
+    ("GET", "/partidistrikt/{partidistrikt_id}"): lambda w, s, r, c: {
+        "url": f"/partidistrikt/{w.P[s].id}"},
+    ("PATCH", "/partidistrikt/{partidistrikt_id}"): lambda w, s, r, c: {
+        "url": f"/partidistrikt/{w.P[s].id}", "json": {"name": "Nytt namn"}},
+    ("GET", "/kommuner"): lambda w, s, r, c: {"url": "/kommuner"},
+    ("POST", "/kommuner"): lambda w, s, r, c: {"url": "/kommuner", "json": {
+        "code": ("2399", "0199")[s], "name": "Ny kommun", "partidistrikt_id": w.P[s].id}},
+    ("GET", "/kommuner/{code}"): lambda w, s, r, c: {"url": f"/kommuner/{w.K[s].code}"},
+    ("PATCH", "/kommuner/{code}"): lambda w, s, r, c: {
+        "url": f"/kommuner/{w.K[s].code}", "json": {"name": "Nytt namn"}},
+    ("GET", "/foreningar"): lambda w, s, r, c: {"url": "/foreningar"},
+    ("POST", "/foreningar"): lambda w, s, r, c: {"url": "/foreningar", "json": {
+        "name": "S-föreningen Ny", "kind": ForeningKind.geographic, "kommun_id": w.K[s].id}},
+    ("GET", "/foreningar/{forening_id}"): lambda w, s, r, c: {"url": f"/foreningar/{w.F[s].id}"},
+    ("PATCH", "/foreningar/{forening_id}"): lambda w, s, r, c: {
+        "url": f"/foreningar/{w.F[s].id}", "json": {"name": "S-föreningen Omdöpt"}},
+    ("POST", "/districts/import"): lambda w, s, r, c: {
+        "url": "/districts/import", "files": {"file": ("d.geojson", _district_file(w, s), "x")}},
+    ("GET", "/districts"): lambda w, s, r, c: {"url": "/districts"},
+    ("GET", "/districts.geojson"): lambda w, s, r, c: {"url": "/districts.geojson"},
+    ("GET", "/districts/coverage"): lambda w, s, r, c: {"url": "/districts/coverage"},
+    ("POST", "/districts/assignments"): lambda w, s, r, c: {
+        "url": "/districts/assignments", "files": {"file": (
+            "a.csv", f"district_code,forening\n{w.Du[s].code},{w.F[s].id}\n".encode(), "text/csv")}},
+    ("GET", "/districts/{code}"): lambda w, s, r, c: {"url": f"/districts/{w.D[s].code}"},
+    ("GET", "/districts/{code}/geojson"): lambda w, s, r, c: {
+        "url": f"/districts/{w.D[s].code}/geojson"},
+    ("PUT", "/districts/{code}/forening"): lambda w, s, r, c: {
+        "url": f"/districts/{w.Du[s].code}/forening", "json": {"forening_id": w.F[s].id}},
+    ("GET", "/districts/{code}/assignments"): lambda w, s, r, c: {
+        "url": f"/districts/{w.D[s].code}/assignments"},
+    ("GET", "/kommuner/{code}/uncovered-districts"): lambda w, s, r, c: {
+        "url": f"/kommuner/{w.K[s].code}/uncovered-districts"},
+    ("POST", "/contacts"): lambda w, s, r, c: {"url": "/contacts", "json": _contact_body(w, s, c)},
+    ("POST", "/contacts/batch"): lambda w, s, r, c: {
+        "url": "/contacts/batch", "json": {"records": [_contact_body(w, s, c)]}},
+    ("GET", "/contacts"): lambda w, s, r, c: {"url": "/contacts"},
+    ("GET", "/contacts/{contact_id}"): lambda w, s, r, c: {"url": f"/contacts/{w.C[s].id}"},
+    ("PATCH", "/contacts/{contact_id}"): lambda w, s, r, c: {
+        "url": f"/contacts/{w.C[s].id}", "json": {"outcome": "refused"}},
+    ("POST", "/contacts/{contact_id}/withdraw"): lambda w, s, r, c: {
+        "url": f"/contacts/{w.C[s].id}/withdraw"},
+    ("GET", "/contacts/{contact_id}/audit"): lambda w, s, r, c: {
+        "url": f"/contacts/{w.C[s].id}/audit"},
+    ("GET", "/topics"): lambda w, s, r, c: {"url": "/topics"},
+    ("POST", "/topics"): lambda w, s, r, c: {
+        "url": "/topics", "json": {"code": "culture", "label": "Kultur"}},
+    ("PATCH", "/topics/{code}"): lambda w, s, r, c: {
+        "url": "/topics/jobs", "json": {"label": "Arbete"}},
+}  # fmt: skip
+
+
+def test_every_table_row_has_a_request():
+    assert REQUESTS.keys() == ACCESS.keys()
+
+
+@contextmanager
+def _rolled_back(session):  # noqa: ANN001
+    """Undo whatever one request did, so that every case starts from the same world."""
+    savepoint = session.connection().begin_nested()
+    try:
+        yield
+    finally:
+        savepoint.rollback()
+        session.expire_all()
+
+
+@pytest.mark.parametrize("route", sorted(ACCESS), ids=lambda r: f"{r[0]} {r[1]}")
+def test_route_authorization(route, anon_client, session, world, clock):
+    method, _ = route
+    expect = ACCESS[route]
+    build = REQUESTS[route]
+    failures = []
+    cases = [("anonymous", OWN, expect.anonymous)] + [
+        (role, side, getattr(expect, role)[side]) for role in ROLES for side in (OWN, OTHER)
+    ]
+    for role, side, wanted in cases:
+        kwargs = build(world, side, role, clock)
+        headers = {} if role == "anonymous" else world.callers[role][0]
+        with _rolled_back(session):
+            response = anon_client.request(method, headers=headers, **kwargs)
+        if response.status_code != wanted:
+            failures.append(
+                f"{role} {('own', 'other')[side]}: {response.status_code} (expected {wanted}) "
+                f"{response.text[:200]}"
+            )
+    assert failures == []
