@@ -1,0 +1,214 @@
+"""Sign-in with one-time codes over real SMTP, device tokens, revocation and invitations."""
+
+import email
+import re
+import socket
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import select
+
+from api.models import DeviceToken, LoginCode, Role
+from tests import factories as f
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def inbox(settings):
+    """A real SMTP server on loopback; the app's settings point at it."""
+    handler = _Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def _code_from(message) -> str:  # noqa: ANN001
+    return re.search(r"\b(\d{6})\b", message.get_body(("plain",)).get_content()).group(1)
+
+
+def _sign_in(anon_client, who, inbox, device="Telefon"):  # noqa: ANN001, ANN202
+    assert anon_client.post("/auth/code", json={"email": who.email}).status_code == 202
+    code = _code_from(inbox.messages[-1])
+    return anon_client.post(
+        "/auth/token", data={"username": who.email, "password": code, "client_id": device}
+    )
+
+
+def test_invite_then_sign_in_with_emailed_code(client, anon_client, session, inbox):
+    ost = f.kommun(session)
+    frosön = f.forening(session, ost)
+    invited = client.post(
+        "/users",
+        json={"email": "Ny.Volontar@Example.org", "display_name": "Åsa Ödlund",
+              "phone": "+46 70 123 45 67", "unit_id": frosön.id},
+    )  # fmt: skip
+    assert invited.status_code == 201, invited.text
+    assert invited.json()["role"] == "volunteer" and invited.json()["email"] == (
+        "ny.volontar@example.org"
+    )
+    anon_client.headers.clear()
+    asked = anon_client.post("/auth/code", json={"email": "ny.volontar@example.org"})
+    assert asked.status_code == 202
+    message = inbox.messages[-1]
+    assert message["To"] == "ny.volontar@example.org"
+    text = message.get_body(("plain",)).get_content()
+    assert "Hej Åsa Ödlund!" in text and "Din inloggningskod till Knacka är" in text
+    code = _code_from(message)
+    token = anon_client.post(
+        "/auth/token",
+        data={"username": "ny.volontar@example.org", "password": code, "client_id": "Min mobil"},
+    )
+    assert token.status_code == 200, token.text
+    body = token.json()
+    assert body["token_type"] == "bearer" and body["access_token"].startswith("kn_")
+    me = anon_client.get("/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.json()["display_name"] == "Åsa Ödlund"
+    devices = anon_client.get(
+        "/me/devices", headers={"Authorization": f"Bearer {body['access_token']}"}
+    ).json()
+    assert [(d["name"], d["revoked_at"]) for d in devices] == [("Min mobil", None)]
+    stored = session.exec(select(DeviceToken).where(DeviceToken.id == body["device_id"])).one()
+    assert body["access_token"] not in stored.token_hash and len(stored.token_hash) == 64
+    assert code not in session.exec(select(LoginCode.code_hash)).first()
+
+
+def test_unknown_address_gets_the_same_answer_and_no_email(anon_client, inbox):
+    r = anon_client.post("/auth/code", json={"email": "okand@example.org"})
+    assert r.status_code == 202 and inbox.messages == []
+    bad = anon_client.post("/auth/code", json={"email": "inte-en-adress"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "email"]
+
+
+def test_code_is_single_use_and_expires(anon_client, session, inbox, clock):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    first = _sign_in(anon_client, vol, inbox)
+    assert first.status_code == 200
+    code = _code_from(inbox.messages[-1])
+    again = anon_client.post("/auth/token", data={"username": vol.email, "password": code})
+    assert again.status_code == 400 and again.json()["detail"].startswith("code:")
+    anon_client.post("/auth/code", json={"email": vol.email})
+    late = _code_from(inbox.messages[-1])
+    clock.advance(minutes=11)
+    expired = anon_client.post("/auth/token", data={"username": vol.email, "password": late})
+    assert expired.status_code == 400
+
+
+def test_a_newer_code_replaces_the_older(anon_client, session, inbox):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    anon_client.post("/auth/code", json={"email": vol.email})
+    older = _code_from(inbox.messages[-1])
+    anon_client.post("/auth/code", json={"email": vol.email})
+    newer = _code_from(inbox.messages[-1])
+    if older != newer:
+        r = anon_client.post("/auth/token", data={"username": vol.email, "password": older})
+        assert r.status_code == 400
+    r = anon_client.post("/auth/token", data={"username": vol.email, "password": newer})
+    assert r.status_code == 200
+
+
+def test_wrong_guesses_spend_the_code(anon_client, session, inbox):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    anon_client.post("/auth/code", json={"email": vol.email})
+    code = _code_from(inbox.messages[-1])
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(5):
+        r = anon_client.post("/auth/token", data={"username": vol.email, "password": wrong})
+        assert r.status_code == 400
+    r = anon_client.post("/auth/token", data={"username": vol.email, "password": code})
+    assert r.status_code == 400
+
+
+def test_code_requests_are_rate_limited(anon_client, session, inbox, clock):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    for _ in range(5):
+        assert anon_client.post("/auth/code", json={"email": vol.email}).status_code == 202
+    limited = anon_client.post("/auth/code", json={"email": vol.email})
+    assert limited.status_code == 429 and "too many" in limited.json()["detail"]
+    assert len(inbox.messages) == 5
+    clock.advance(hours=1, seconds=1)
+    assert anon_client.post("/auth/code", json={"email": vol.email}).status_code == 202
+
+
+def test_smtp_failure_is_503_and_leaves_no_code(anon_client, session, settings):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", _free_port()
+    r = anon_client.post("/auth/code", json={"email": vol.email})
+    assert r.status_code == 503 and r.json()["detail"].startswith("email: could not send")
+    assert session.exec(select(LoginCode).where(LoginCode.user_id == vol.id)).first() is None
+
+
+def test_tokens_expire_after_idle_days_and_stay_alive_with_use(anon_client, session, clock):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    headers = f.auth_headers(session, vol, clock.now)
+    clock.advance(days=179)
+    assert anon_client.get("/me", headers=headers).status_code == 200
+    clock.advance(days=179)
+    assert anon_client.get("/me", headers=headers).status_code == 200
+    clock.advance(days=181)
+    expired = anon_client.get("/me", headers=headers)
+    assert expired.status_code == 401 and expired.headers["www-authenticate"] == "Bearer"
+    assert (
+        anon_client.get("/me", headers={"Authorization": "Bearer kn_nonsense"}).status_code == 401
+    )
+
+
+def test_revoking_devices(client, anon_client, session, clock):
+    ost = f.kommun(session)
+    vol = f.user(session, Role.volunteer, f.forening(session, ost))
+    phone = f.auth_headers(session, vol, clock.now)
+    tablet = f.auth_headers(session, vol, clock.now)
+    devices = anon_client.get("/me/devices", headers=phone).json()
+    assert len(devices) == 2
+    revoked = anon_client.delete(f"/me/devices/{devices[0]['id']}", headers=phone)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    still = [h for h in (phone, tablet) if anon_client.get("/me", headers=h).status_code == 200]
+    assert len(still) == 1
+    by_lead = client.post(f"/users/{vol.id}/devices/revoke")
+    assert by_lead.json() == {"revoked": 1}
+    assert anon_client.get("/me", headers=still[0]).status_code == 401
+    listed = client.get(f"/users/{vol.id}/devices").json()
+    assert all(d["revoked_at"] for d in listed)
+
+
+def test_invitations_respect_rank_and_unit(anon_client, session, clock):
+    ost = f.kommun(session)
+    are = f.kommun(session, "2321", "Åre")
+    frosön, jarpen = f.forening(session, ost), f.forening(session, are, "S-föreningen Järpen")
+    lead = f.user(session, Role.forening_lead, frosön)
+    h = f.auth_headers(session, lead, clock.now)
+
+    def invite(**body):  # noqa: ANN003, ANN202
+        base = {"email": f"x{len(body)}{body.get('unit_id')}@example.org", "display_name": "X"}
+        return anon_client.post("/users", headers=h, json=base | body)
+
+    assert invite(unit_id=frosön.id).status_code == 201
+    assert invite(unit_id=jarpen.id).status_code == 403
+    assert invite(role="kommun_lead", unit_kind="kommun", unit_id=ost.id).status_code == 403
+    mismatch = invite(role="kommun_lead", unit_kind="forening", unit_id=frosön.id)
+    assert mismatch.status_code == 422 and mismatch.json()["detail"].startswith("unit_kind:")
+    missing = invite(unit_id=999999)
+    assert missing.status_code == 422 and missing.json()["detail"].startswith("unit_id:")
+    dup = anon_client.post(
+        "/users", headers=h,
+        json={"email": lead.email.upper(), "display_name": "X", "unit_id": frosön.id},
+    )  # fmt: skip
+    assert dup.status_code == 409
