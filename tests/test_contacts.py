@@ -1,0 +1,277 @@
+"""Logging contacts: single and batch, exactly once, corrections, privacy, bad input."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlmodel import func, select
+
+from api.models import ContactLog, Role
+from tests import factories as f
+
+
+@pytest.fixture
+def field(anon_client, session, clock):
+    """A volunteer of S-föreningen Frösön in Östersund, with three districts to log in."""
+    ost = f.kommun(session)
+    frosön = f.forening(session, ost)
+    vol = f.user(session, Role.volunteer, frosön)
+    anon_client.headers.update(f.auth_headers(session, vol, clock.now))
+    districts = [f.district(session, ost, f"2380000{i}", i, frosön) for i in range(3)]
+    return {"client": anon_client, "vol": vol, "kommun": ost, "forening": frosön,
+            "districts": districts, "session": session, "clock": clock}  # fmt: skip
+
+
+def record(clock, **overrides):  # noqa: ANN001, ANN003, ANN201
+    return {
+        "client_uuid": str(uuid.uuid4()),
+        "kind": "door",
+        "outcome": "conversation",
+        "district_code": "23800000",
+        "occurred_at": (clock.now - timedelta(minutes=5)).isoformat(),
+        "topics": ["jobs", "healthcare"],
+        "new_member": False,
+    } | overrides
+
+
+def _rows(session) -> int:  # noqa: ANN001
+    return session.exec(select(func.count()).select_from(ContactLog)).one()
+
+
+def test_log_replay_and_conflict(field):
+    c, clock = field["client"], field["clock"]
+    body = record(clock)
+    first = c.post("/contacts", json=body)
+    assert first.status_code == 201 and first.json()["status"] == "created"
+    replay = c.post("/contacts", json=body)
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    assert replay.json()["id"] == first.json()["id"]
+    changed = c.post("/contacts", json=body | {"outcome": "refused"})
+    assert changed.status_code == 409 and changed.json()["status"] == "conflict"
+    assert _rows(field["session"]) == 1
+    stored = c.get(f"/contacts/{first.json()['id']}").json()
+    assert stored["outcome"] == "conversation" and stored["topics"] == ["healthcare", "jobs"]
+    assert stored["conversations"] == 1 and stored["district_code"] == "23800000"
+
+
+def test_another_users_uuid_reveals_and_changes_nothing(field, session, clock):
+    c = field["client"]
+    body = record(clock)
+    original = c.post("/contacts", json=body).json()
+    other = f.user(session, Role.volunteer, field["forening"])
+    c.headers.update(f.auth_headers(session, other, clock.now))
+    for attempt in (body, body | {"outcome": "moved"}):
+        r = c.post("/contacts", json=attempt)
+        assert r.status_code == 409 and r.json()["id"] is None
+        assert "already taken" in r.json()["errors"][0]["message"]
+    assert c.get(f"/contacts/{original['id']}").status_code == 404
+    assert session.get(ContactLog, original["id"]).outcome == "conversation"
+
+
+def test_district_from_a_location_point(field):
+    c, clock = field["client"], field["clock"]
+    inside = {"lon": f.LON + 0.015, "lat": f.LAT + 0.005}  # the second square
+    r = c.post("/contacts", json=record(clock, district_code=None, location=inside))
+    assert r.status_code == 201
+    assert c.get(f"/contacts/{r.json()['id']}").json()["district_code"] == "23800001"
+    nowhere = c.post(
+        "/contacts", json=record(clock, district_code=None, location={"lon": 20.0, "lat": 60.0})
+    )
+    assert nowhere.status_code == 422
+    assert nowhere.json()["errors"] == [
+        {"field": "location", "message": "the point is in no district"}
+    ]
+
+
+def test_what_counts_as_conversations(field):
+    c, clock = field["client"], field["clock"]
+    stall = c.post("/contacts", json=record(clock, kind="stall", count=7)).json()
+    refused = c.post("/contacts", json=record(clock, outcome="refused")).json()
+    phone = c.post("/contacts", json=record(clock, kind="phone", outcome="not_home")).json()
+    counts = [
+        c.get(f"/contacts/{r['id']}").json()["conversations"] for r in (stall, refused, phone)
+    ]
+    assert counts == [7, 0, 0]
+
+
+BAD = [
+    ("unknown district", {"district_code": "99999999"}, "district_code", "no district 99999999"),
+    ("future", {"occurred_at": "2026-05-04T12:10:00+02:00"}, "occurred_at", "is in the future"),
+    ("too old", {"occurred_at": "2026-03-01T10:00:00+00:00"}, "occurred_at", "more than 60 days"),
+    ("unknown topic", {"topics": ["weather"]}, "topics", "unknown: weather"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "field_name", "message"), BAD, ids=[b[0] for b in BAD])
+def test_semantic_bad_input(field, case, change, field_name, message):
+    r = field["client"].post("/contacts", json=record(field["clock"], **change))
+    assert r.status_code == 422
+    (error,) = r.json()["errors"]
+    assert error["field"] == field_name and message in error["message"]
+    assert _rows(field["session"]) == 0
+
+
+SHAPE = [
+    ("unknown kind", {"kind": "letter"}, ["body", "kind"]),
+    ("unknown outcome", {"outcome": "angry"}, ["body", "outcome"]),
+    ("malformed uuid", {"client_uuid": "not-a-uuid"}, ["body", "client_uuid"]),
+    ("wrong type", {"new_member": "maybe"}, ["body", "new_member"]),
+    ("naive time", {"occurred_at": "2026-05-04T09:00:00"}, ["body", "occurred_at"]),
+    ("free text", {"note": "voted for X"}, ["body", "note"]),
+    ("voter name", {"voter_name": "A Person"}, ["body", "voter_name"]),
+    ("count on a door", {"count": 3}, ["body"]),
+    ("two places", {"location": {"lon": 14.6, "lat": 63.17}}, ["body"]),
+    ("no place", {"district_code": None}, ["body"]),
+    ("bad point", {"district_code": None, "location": {"lon": 700000, "lat": 7000000}},
+     ["body", "location", "lon"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "change", "loc"), SHAPE, ids=[s[0] for s in SHAPE])
+def test_malformed_input_names_the_field(field, case, change, loc):
+    r = field["client"].post("/contacts", json=record(field["clock"], **change))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == loc
+    assert _rows(field["session"]) == 0
+
+
+def test_batch_applies_good_records_and_reports_each(field, settings):
+    c, clock = field["client"], field["clock"]
+    good = record(clock)
+    replayed = record(clock)
+    c.post("/contacts", json=replayed)
+    batch = [
+        good,
+        replayed,
+        record(clock, kind="letter"),
+        "not an object",
+        record(clock, district_code="99999999"),
+        good,  # the same uuid twice in one batch is applied once
+        record(clock, client_uuid=good["client_uuid"], outcome="moved"),
+    ]
+    r = c.post("/contacts/batch", json={"records": batch})
+    assert r.status_code == 200
+    body = r.json()
+    statuses = [(x["index"], x["status"]) for x in body["results"]]
+    assert statuses == [
+        (0, "created"), (1, "duplicate"), (2, "invalid"), (3, "invalid"), (4, "invalid"),
+        (5, "duplicate"), (6, "conflict"),
+    ]  # fmt: skip
+    assert body["results"][2]["errors"][0]["field"] == "kind"
+    assert body["results"][2]["client_uuid"] is not None
+    assert body["results"][3]["client_uuid"] is None
+    assert body["results"][5]["id"] == body["results"][0]["id"]
+    assert (body["created"], body["duplicate"], body["rejected"]) == (1, 2, 4)
+    assert _rows(field["session"]) == 2
+
+
+def test_oversized_batch_is_413_and_writes_nothing(field, settings):
+    records = [record(field["clock"]) for _ in range(settings.sync_max_records + 1)]
+    r = field["client"].post("/contacts/batch", json={"records": records})
+    assert r.status_code == 413 and "the most is 500" in r.json()["detail"]
+    assert _rows(field["session"]) == 0
+    malformed = field["client"].post("/contacts/batch", json={"records": "nope"})
+    assert malformed.status_code == 422
+
+
+def test_logging_outside_the_kommun_is_forbidden(field, session):
+    are = f.kommun(session, "2321", "Åre")
+    f.district(session, are, "23210001", 9)
+    c, clock = field["client"], field["clock"]
+    r = c.post("/contacts", json=record(clock, district_code="23210001"))
+    assert r.status_code == 403 and r.json()["status"] == "forbidden"
+    batch = c.post("/contacts/batch", json={"records": [record(clock, district_code="23210001")]})
+    assert batch.json()["results"][0]["status"] == "forbidden"
+    assert _rows(session) == 0
+
+
+def test_author_corrects_within_24_hours_with_an_audit_trail(field):
+    c, clock = field["client"], field["clock"]
+    made = c.post("/contacts", json=record(clock)).json()
+    clock.advance(hours=23)
+    fixed = c.patch(
+        f"/contacts/{made['id']}",
+        json={"kind": "stall", "count": 4, "topics": ["climate"], "district_code": "23800002"},
+    )
+    assert fixed.status_code == 200, fixed.text
+    after = fixed.json()
+    assert (after["conversations"], after["topics"], after["district_code"]) == (
+        4, ["climate"], "23800002",
+    )  # fmt: skip
+    (audit,) = c.get(f"/contacts/{made['id']}/audit").json()
+    assert audit["action"] == "corrected" and audit["user_id"] == field["vol"].id
+    assert '"conversations": [1, 4]' in audit["changes"]
+    clock.advance(hours=2)
+    late = c.patch(f"/contacts/{made['id']}", json={"outcome": "refused"})
+    assert late.status_code == 403 and "24 hours" in late.json()["detail"]
+    bad = c.patch(f"/contacts/{made['id']}", json={"outcome": "angry"})
+    assert bad.status_code == 422
+
+
+def test_withdrawal_by_author_and_by_lead(field, session):
+    c, clock = field["client"], field["clock"]
+    mine = c.post("/contacts", json=record(clock)).json()
+    old = c.post("/contacts", json=record(clock)).json()
+    withdrawn = c.post(f"/contacts/{mine['id']}/withdraw")
+    assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn_at"] is not None
+    assert c.post(f"/contacts/{mine['id']}/withdraw").status_code == 409
+    assert c.patch(f"/contacts/{mine['id']}", json={"outcome": "moved"}).status_code == 409
+    listed = c.get("/contacts").json()
+    assert [x["id"] for x in listed["items"]] == [old["id"]]
+    assert c.get("/contacts", params={"include_withdrawn": True}).json()["total"] == 2
+    clock.advance(hours=25)
+    assert c.post(f"/contacts/{old['id']}/withdraw").status_code == 403
+    lead = f.user(session, Role.forening_lead, field["forening"])
+    c.headers.update(f.auth_headers(session, lead, clock.now))
+    assert c.patch(f"/contacts/{old['id']}", json={"outcome": "moved"}).status_code == 403
+    by_lead = c.post(f"/contacts/{old['id']}/withdraw")
+    assert by_lead.status_code == 200
+    trail = c.get(f"/contacts/{old['id']}/audit").json()
+    assert [(t["action"], t["user_id"]) for t in trail] == [("withdrawn", lead.id)]
+    active = select(func.sum(ContactLog.conversations)).where(ContactLog.withdrawn_at.is_(None))
+    assert session.exec(active).one() is None
+
+
+def test_volunteers_see_only_their_own_logs(field, session):
+    c, clock = field["client"], field["clock"]
+    mine = c.post("/contacts", json=record(clock)).json()
+    peer = f.user(session, Role.volunteer, field["forening"])
+    theirs = f.contact(session, peer, field["districts"][0], clock.now)
+    assert [x["id"] for x in c.get("/contacts").json()["items"]] == [mine["id"]]
+    assert c.get(f"/contacts/{theirs.id}").status_code == 404
+
+
+def test_the_schema_has_no_place_for_a_person_or_an_opinion():
+    columns = set(ContactLog.__table__.columns.keys())
+    assert columns == {
+        "id", "client_uuid", "body_hash", "user_id", "district_id", "kommun_id", "forening_id",
+        "kind", "outcome", "quantity", "conversations", "new_member", "occurred_at",
+        "received_at", "withdrawn_at", "withdrawn_by_user_id",
+    }  # fmt: skip
+    text_columns = [
+        c.name
+        for c in ContactLog.__table__.columns
+        if c.type.python_type is str and c.name not in {"body_hash", "kind", "outcome"}
+    ]
+    assert text_columns == []
+
+
+def test_topics_are_configurable_by_district_admins(anon_client, session, admin, clock):
+    admin_h = f.auth_headers(session, admin, clock.now)
+    ost = f.kommun(session)
+    vol = f.user(session, Role.volunteer, f.forening(session, ost))
+    f.district(session, ost, "23800000")
+    vol_h = f.auth_headers(session, vol, clock.now)
+    codes = {t["code"] for t in anon_client.get("/topics", headers=vol_h).json()}
+    assert codes == {"healthcare", "jobs", "climate", "elder_care", "safety", "schools", "housing"}
+    denied = anon_client.post("/topics", headers=vol_h, json={"code": "culture", "label": "Kultur"})
+    assert denied.status_code == 403
+    made = anon_client.post("/topics", headers=admin_h, json={"code": "culture", "label": "Kultur"})
+    assert made.status_code == 201
+    again = anon_client.post("/topics", headers=admin_h, json={"code": "culture", "label": "K"})
+    assert again.status_code == 409
+    retired = anon_client.patch("/topics/jobs", headers=admin_h, json={"active": False})
+    assert retired.json() == {"code": "jobs", "label": "Jobb", "active": False}
+    assert "jobs" not in {t["code"] for t in anon_client.get("/topics", headers=vol_h).json()}
+    r = anon_client.post("/contacts", headers=vol_h, json=record(clock, topics=["jobs"]))
+    assert r.status_code == 422 and r.json()["errors"][0]["message"] == "unknown: jobs"
