@@ -21,6 +21,11 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "Campaign",
+    "DailyGrain",
+    "DailyStat",
+    "EmailOutbox",
+    "JobRun",
+    "JobState",
     "ContactAudit",
     "ContactKind",
     "ContactLog",
@@ -167,6 +172,9 @@ class User(SQLModel, table=True):
     unit_kind: UnitKind = Field(sa_type=String(20))
     unit_id: int
     is_active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, default=True))
+    nightly_email: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, default=True)
+    )
     invited_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = _ts()
 
@@ -232,8 +240,8 @@ class ContactLog(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("conversations >= 0", name="ck_contact_conversations"),
         CheckConstraint("quantity >= 1", name="ck_contact_quantity"),
-        Index("ix_contact_log_kommun_occurred", "kommun_id", "occurred_at"),
-        Index("ix_contact_log_district_occurred", "district_id", "occurred_at"),
+        Index("ix_contact_log_kommun_day", "kommun_id", "day"),
+        Index("ix_contact_log_district_day", "district_id", "day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -252,7 +260,11 @@ class ContactLog(SQLModel, table=True):
     conversations: int
     new_member: bool = Field(sa_column=Column(Boolean, nullable=False))
     occurred_at: datetime = Field(sa_type=UTCDateTime)
+    # The campaign's local (Europe/Stockholm) date of occurred_at: the day it counts on.
+    day: date = Field(index=True)
     received_at: datetime = _ts()
+    # Set on every insert, correction and withdrawal: the nightly job's change marker.
+    changed_at: datetime = _ts(index=True)
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     withdrawn_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
 
@@ -284,7 +296,12 @@ class Campaign(SQLModel, table=True):
     name: str = Field(max_length=200)
     partidistrikt_id: int = Field(foreign_key="partidistrikt.id", index=True)
     starts_on: date
-    ends_on: date
+    ends_on: date  # election day
+    # How the expected pace is spread over the campaign: "linear", or "final_weeks", which
+    # weights the last `pace_final_weeks` weeks by `pace_final_weight`.
+    pace_curve: str = Field(default="linear", max_length=20)
+    pace_final_weeks: int = 6
+    pace_final_weight: float = 2.0
     created_at: datetime = _ts()
 
 
@@ -301,3 +318,91 @@ class Target(SQLModel, table=True):
     unit_id: int
     metric: str = Field(max_length=60)
     value: int = Field(ge=0)
+    # "direct", or how it was apportioned from the parent's target: voters, households, even
+    basis: str = Field(default="direct", max_length=20)
+    updated_at: datetime = _ts()
+
+
+class DailyGrain(SQLModel, table=True):
+    """The nightly snapshot at its finest grain: one volunteer's work in one district on
+    one day. Every unit's figures (district, förening, kommun, partidistrikt, and distinct
+    active volunteers) are sums over it, so one pass over the contact logs builds them all."""
+
+    __tablename__ = "daily_grain"
+    __table_args__ = (
+        Index("ix_daily_grain_kommun_day", "kommun_id", "day"),
+        Index("ix_daily_grain_forening_day", "forening_id", "day"),
+        Index("ix_daily_grain_district_day", "district_id", "day"),
+    )
+
+    day: date = Field(primary_key=True)
+    district_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True)
+    kommun_id: int
+    forening_id: int | None = None  # the volunteer's förening
+    contacts: int
+    conversations: int
+    doors: int
+    new_members: int
+
+
+class DailyStat(SQLModel, table=True):
+    """Daily totals per kommun, förening and district, rolled up from DailyGrain."""
+
+    __tablename__ = "daily_stat"
+
+    day: date = Field(primary_key=True)
+    unit_kind: UnitKind = Field(sa_type=String(20), primary_key=True)
+    unit_id: int = Field(primary_key=True)
+    contacts: int
+    conversations: int
+    doors: int
+    new_members: int
+    volunteers: int  # distinct volunteers that day
+
+
+class JobState(SQLModel, table=True):
+    """One row per scheduled job: who holds its lease, and how far it has processed."""
+
+    __tablename__ = "job_state"
+
+    name: str = Field(primary_key=True, max_length=60)
+    holder: str | None = Field(default=None, max_length=120)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    watermark: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class JobRun(SQLModel, table=True):
+    """Every run of a scheduled job: when, for which night, how many rows, what failed."""
+
+    __tablename__ = "job_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=60, index=True)
+    for_day: date = Field(index=True)
+    holder: str = Field(max_length=120)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default="running", max_length=20)  # running, succeeded, failed
+    rows: int = 0
+    error: str | None = None
+
+
+class EmailOutbox(SQLModel, table=True):
+    """One nightly email per recipient and day. A row is marked 'sending' and committed
+    before the SMTP conversation, so a crash can lose an email but never send it twice."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (UniqueConstraint("user_id", "day", "kind", name="uq_outbox_user_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    day: date = Field(index=True)
+    kind: str = Field(max_length=40)
+    # pending, sending, sent, failed (5xx), lost (crashed mid-send; not retried)
+    status: str = Field(default="pending", max_length=20, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    last_error: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _ts()

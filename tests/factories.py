@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, func, select
 
 from api.auth.service import issue_device_token
+from api.contacts.rules import local_day
 from api.models import (
     District,
     Forening,
@@ -184,7 +185,9 @@ def contact(
         kommun_id=district_.kommun_id,
         forening_id=author.unit_id if author.unit_kind == UnitKind.forening else None,
         occurred_at=when,
+        day=local_day(when, "Europe/Stockholm"),
         received_at=when,
+        changed_at=when,
         **values,
     )
     session.add(obj)

@@ -7,9 +7,23 @@ Not home, refused, no access, moved and wrong number count 0: they are attempts,
 conversations. Withdrawn logs count nothing.
 """
 
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
 from api.models import ContactKind, Outcome
 
-__all__ = ["conversations_of"]
+__all__ = ["conversations_of", "local_day"]
+
+
+@lru_cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_day(moment: datetime, timezone: str) -> date:
+    """The campaign's calendar day of a moment (a 23:30 UTC log in June is the next day)."""
+    return moment.astimezone(_zone(timezone)).date()
 
 
 def conversations_of(kind: ContactKind, outcome: Outcome, quantity: int) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
-from api.contacts.rules import conversations_of
+from api.contacts.rules import conversations_of, local_day
 from api.contacts.schemas import (
     ContactCorrection,
     ContactIn,
@@ -220,7 +220,9 @@ def log_contacts(
                 "conversations": conversations_of(record.kind, record.outcome, quantity),
                 "new_member": record.new_member,
                 "occurred_at": record.occurred_at,
+                "day": local_day(record.occurred_at, settings.timezone),
                 "received_at": now,
+                "changed_at": now,
             }
         )
         topic_rows.setdefault(record.client_uuid, sorted(set(record.topics)))
@@ -441,6 +443,7 @@ def correct_contact(
             for topic in new_topics:
                 session.add(ContactTopic(contact_id=contact.id, topic=topic))
     if changes:
+        contact.changed_at = now
         session.add(contact)
         _audit(session, contact, scope.user.id, "corrected", changes)
         session.flush()
@@ -462,6 +465,7 @@ def withdraw_contact(
     if contact.withdrawn_at is not None:
         raise Conflict(f"contact {contact_id} is already withdrawn")
     contact.withdrawn_at, contact.withdrawn_by_user_id = now, scope.user.id
+    contact.changed_at = now
     session.add(contact)
     _audit(session, contact, scope.user.id, "withdrawn", {"withdrawn_at": [None, now.isoformat()]})
     session.flush()
