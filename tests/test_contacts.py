@@ -246,7 +246,7 @@ def test_the_schema_has_no_place_for_a_person_or_an_opinion():
     assert columns == {
         "id", "client_uuid", "body_hash", "user_id", "district_id", "kommun_id", "forening_id",
         "kind", "outcome", "quantity", "conversations", "new_member", "occurred_at",
-        "received_at", "withdrawn_at", "withdrawn_by_user_id",
+        "day", "received_at", "changed_at", "withdrawn_at", "withdrawn_by_user_id",
     }  # fmt: skip
     text_columns = [
         c.name
