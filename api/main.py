@@ -4,10 +4,12 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.auth.router import router as auth_router
+from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
 from api.districts.router import router as districts_router
 from api.errors import install_handlers
 from api.org.router import router as org_router
+from api.progress.router import router as progress_router
 
 __all__ = ["create_app"]
 
@@ -25,6 +27,8 @@ def create_app() -> FastAPI:
     app.include_router(org_router)
     app.include_router(districts_router)
     app.include_router(contacts_router)
+    app.include_router(campaigns_router)
+    app.include_router(progress_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -193,3 +193,30 @@ def contact(
     session.add(obj)
     session.flush()
     return obj
+
+
+def campaign(session: Session, pd: Partidistrikt, starts: str = "2026-01-01",
+             ends: str = "2026-09-13", **fields: Any) -> "Campaign":  # fmt: skip
+    from datetime import date
+
+    from api.models import Campaign
+
+    obj = Campaign(
+        name=f"Valrörelsen {ends[:4]}", partidistrikt_id=pd.id,
+        starts_on=date.fromisoformat(starts), ends_on=date.fromisoformat(ends), **fields,
+    )  # fmt: skip
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+def target(session: Session, camp: "Campaign", unit: Any, metric: str, value: int) -> "Target":
+    from api.models import Target
+
+    obj = Target(
+        campaign_id=camp.id, unit_kind=_UNIT_KIND.get(type(unit), UnitKind.district),
+        unit_id=unit.id, metric=metric, value=value,
+    )  # fmt: skip
+    session.add(obj)
+    session.flush()
+    return obj

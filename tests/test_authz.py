@@ -33,7 +33,9 @@ def test_every_route_is_in_the_table():
 @pytest.fixture
 def world(session, clock):
     """Two of everything: side 0 is the callers' own unit, side 1 another partidistrikt."""
-    w = SimpleNamespace(P=[], K=[], F=[], D=[], Du=[], vol=[], C=[], callers={}, devices={})
+    w = SimpleNamespace(
+        P=[], K=[], F=[], D=[], Du=[], vol=[], C=[], camp=[], callers={}, devices={}
+    )
     for pcode, kcode, kname in (("23", "2380", "Östersund"), ("01", "0180", "Stockholm")):
         p = f.partidistrikt(session, pcode, f"Partidistrikt {pcode}")
         k = f.kommun(session, kcode, kname, p)
@@ -48,6 +50,9 @@ def world(session, clock):
         w.Du.append(du)
         w.vol.append(vol)
         w.C.append(f.contact(session, vol, d, clock.now))
+        camp = f.campaign(session, p)
+        f.target(session, camp, k, "conversations", 1000)
+        w.camp.append(camp)
         issue_device_token(session=session, user=vol, name="phone", now=clock.now)
     units = {"forening_lead": w.F[0], "kommun_lead": w.K[0], "district_admin": w.P[0]}
     for role in ROLES:
@@ -144,6 +149,25 @@ REQUESTS = {
         "url": f"/contacts/{w.C[s].id}/withdraw"},
     ("GET", "/contacts/{contact_id}/audit"): lambda w, s, r, c: {
         "url": f"/contacts/{w.C[s].id}/audit"},
+    ("GET", "/campaigns"): lambda w, s, r, c: {"url": "/campaigns"},
+    ("POST", "/campaigns"): lambda w, s, r, c: {"url": "/campaigns", "json": {
+        "name": "Valet", "partidistrikt_id": w.P[s].id, "starts_on": "2026-01-01",
+        "ends_on": "2026-09-13"}},
+    ("GET", "/campaigns/{campaign_id}"): lambda w, s, r, c: {"url": f"/campaigns/{w.camp[s].id}"},
+    ("GET", "/campaigns/{campaign_id}/targets"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/targets"},
+    ("PUT", "/campaigns/{campaign_id}/targets"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/targets", "json": {
+            "unit_kind": "forening", "unit_id": w.F[s].id, "metric": "conversations",
+            "value": 100}},
+    ("POST", "/campaigns/{campaign_id}/apportion"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/apportion", "json": {
+            "unit_kind": "kommun", "unit_id": w.K[s].id, "metric": "conversations",
+            "basis": "even"}},
+    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit_id}"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/progress/forening/{w.F[s].id}"},
+    ("GET", "/campaigns/{campaign_id}/export"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/export"},
     ("GET", "/topics"): lambda w, s, r, c: {"url": "/topics"},
     ("POST", "/topics"): lambda w, s, r, c: {
         "url": "/topics", "json": {"code": "culture", "label": "Kultur"}},

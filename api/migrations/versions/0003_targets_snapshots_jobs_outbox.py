@@ -6,7 +6,6 @@ Create Date: 2026-11-25 14:21:45.519186
 """
 
 from collections.abc import Sequence
-
 from datetime import UTC
 from zoneinfo import ZoneInfo
 

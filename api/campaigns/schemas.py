@@ -1,0 +1,97 @@
+"""Bodies for campaigns, targets and apportioning."""
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.models import UnitKind
+
+__all__ = [
+    "ApportionRequest",
+    "CampaignCreate",
+    "CampaignRead",
+    "Mismatch",
+    "TargetRead",
+    "TargetSet",
+    "TargetTree",
+]
+
+Metric = str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CampaignCreate(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    partidistrikt_id: int
+    starts_on: date
+    ends_on: date = Field(description="Election day")
+    pace_curve: Literal["linear", "final_weeks"] = "linear"
+    pace_final_weeks: int = Field(default=6, ge=1, le=52)
+    pace_final_weight: float = Field(default=2.0, ge=1.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CampaignCreate":
+        if self.ends_on <= self.starts_on:
+            raise ValueError("ends_on must be after starts_on")
+        return self
+
+
+class CampaignRead(BaseModel):
+    id: int
+    name: str
+    partidistrikt_id: int
+    starts_on: date
+    ends_on: date
+    pace_curve: str
+    pace_final_weeks: int
+    pace_final_weight: float
+
+
+class TargetSet(_Strict):
+    unit_kind: UnitKind
+    unit_id: int
+    metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
+    value: int = Field(ge=0)
+
+
+class TargetRead(BaseModel):
+    unit_kind: UnitKind
+    unit_id: int
+    unit_name: str
+    metric: str
+    value: int
+    basis: str
+
+
+class ApportionRequest(_Strict):
+    unit_kind: Literal["partidistrikt", "kommun", "forening"]
+    unit_id: int
+    metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
+    basis: Literal["auto", "voters", "households", "even"] = "auto"
+    children: Literal["default", "districts"] = Field(
+        default="default",
+        description="partidistrikt: its kommuner; kommun: its geographic föreningar, or its "
+        "districts; förening: its districts",
+    )
+
+
+class Mismatch(BaseModel):
+    unit_kind: UnitKind
+    unit_id: int
+    unit_name: str
+    metric: str
+    target: int
+    children_kind: UnitKind
+    children_with_targets: int
+    children_total: int
+    children_sum: int
+    difference: int  # children_sum - target
+
+
+class TargetTree(BaseModel):
+    targets: list[TargetRead]
+    mismatches: list[Mismatch]
