@@ -1,5 +1,6 @@
 """The ``knacka`` command: the one entry point for operators."""
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -181,6 +182,91 @@ def issue_token(
             _fail(AppError(f"email: no user with email {email}"))
         raw, _ = issue_device_token(session=session, user=user, name=device, now=utcnow())
     typer.echo(raw)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduled jobs (nightly snapshots and emails) in this process until stopped."""
+    import logging
+
+    from api.jobs import run_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_scheduler()
+
+
+@app.command("run-job")
+def run_job(
+    name: Annotated[str, typer.Argument(help="A job of api/jobs.py, e.g. nightly")],
+    now: Annotated[
+        str | None, typer.Option(help="Pretend it is this moment (ISO 8601 with offset)")
+    ] = None,
+) -> None:
+    """Run one scheduled job once, now, and print what it did as JSON."""
+    from datetime import datetime
+
+    from api.jobs import JOBS
+
+    job = next((j for j in JOBS if j.name == name), None)
+    if job is None:
+        _fail(AppError(f"name: no job {name!r}; jobs are {', '.join(j.name for j in JOBS)}"))
+    moment = datetime.fromisoformat(now) if now else None
+    if moment is not None and moment.tzinfo is None:
+        _fail(AppError("now: give a UTC offset, e.g. 2026-09-01T02:30:00+02:00"))
+    typer.echo(json.dumps(job.run(now=moment), default=str))
+
+
+@app.command("render-email")
+def render_email_command(
+    email: Annotated[str, typer.Argument(help="The lead whose nightly email to render")],
+    out: Annotated[Path, typer.Option(help="Folder to write the email into")] = Path("email"),
+    day: Annotated[str | None, typer.Option(help="Report date (YYYY-MM-DD); default today")] = None,
+) -> None:
+    """Write a lead's nightly email to files (.eml, .txt, .html, .png) without sending it."""
+    from datetime import date
+
+    from sqlalchemy import func
+
+    from api.contacts.rules import local_day
+    from api.models import User, utcnow
+    from api.reports.service import build_report, render_email
+
+    settings = get_settings()
+    today = date.fromisoformat(day) if day else local_day(utcnow(), settings.timezone)
+    with db.session_scope() as session:
+        user = session.exec(select(User).where(func.lower(User.email) == email.lower())).first()
+        if user is None:
+            _fail(AppError(f"email: no user with email {email}"))
+        report = build_report(session=session, user=user, today=today)
+        if report is None:
+            _fail(AppError(f"day: no campaign of {email}'s partidistrikt runs on {today}"))
+        message = render_email(report=report, settings=settings)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "email.eml").write_bytes(bytes(message))
+    (out / "email.txt").write_text(message.get_body(("plain",)).get_content(), encoding="utf-8")
+    (out / "email.html").write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
+    (out / "chart.png").write_bytes(report.chart_png)
+    typer.echo(f"wrote {out}/email.eml, email.txt, email.html and chart.png")
+
+
+@app.command("simulate")
+def simulate(
+    weeks: Annotated[int, typer.Option(help="Weeks of logging to simulate")] = 10,
+    until: Annotated[str | None, typer.Option(help="Last simulated day (YYYY-MM-DD)")] = None,
+    seed: int = 2030,
+) -> None:
+    """Log believable demo activity for the demo's volunteers, then build the snapshots."""
+    from datetime import date, datetime, time, timedelta
+
+    from api.demo import simulate_logging
+    from api.jobs import run_nightly
+
+    last = date.fromisoformat(until) if until else None
+    with db.session_scope() as session:
+        result = simulate_logging(session=session, weeks=weeks, until=last, seed=seed)
+    night_after = datetime.combine(result["until"] + timedelta(days=1), time(2, 30)).astimezone()
+    summary = run_nightly(now=night_after, emails=False)
+    typer.echo(json.dumps({**result, "nightly": summary}, default=str))
 
 
 @app.command("load-demo")

@@ -2,12 +2,17 @@
 election-year targets of the district's action programme. Loading is deterministic and
 idempotent: running it again changes nothing."""
 
-from datetime import date
+import uuid
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from api.auth.scope import Scope
+from api.campaigns.schemas import ApportionRequest
+from api.campaigns.service import apportion
 from api.districts.schemas import ImportOptions
 from api.districts.service import assign_district, import_district_file
 from api.models import (
@@ -21,9 +26,10 @@ from api.models import (
     Target,
     UnitKind,
     User,
+    utcnow,
 )
 
-__all__ = ["CAMPAIGN_TARGETS", "FORENINGAR", "KOMMUNER", "load_demo"]
+__all__ = ["CAMPAIGN_TARGETS", "FORENINGAR", "KOMMUNER", "load_demo", "simulate_logging"]
 
 PARTIDISTRIKT = ("23", "Socialdemokraterna i Jämtlands län")
 
@@ -70,7 +76,10 @@ FORENINGAR: dict[str, list[tuple[str, ForeningKind]]] = {
     ],
 }
 
-CAMPAIGN = ("Valåret 2030", date(2030, 1, 1), date(2030, 9, 8))
+CAMPAIGN_NAME = "Valåret (demo)"
+# The demo's election year is placed around the day it is loaded, so that pace, projection
+# and the nightly email have a running campaign to show: 70 days done, 180 to go.
+CAMPAIGN_DAYS_DONE, CAMPAIGN_DAYS_LEFT = 70, 180
 # Jämtland's organisational action programme: the election year's measurable goals.
 CAMPAIGN_TARGETS = {"conversations": 43_000, "active_volunteers": 155, "new_members": 310}
 VOLUNTEERS_PER_FORENING = 3
@@ -82,8 +91,11 @@ def _user(session: Session, email: str, name: str, role: Role, kind: UnitKind, u
         session.add(User(email=email, display_name=name, role=role, unit_kind=kind, unit_id=unit))
 
 
-def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
+def load_demo(
+    *, session: Session, districts_path: Path, today: date | None = None
+) -> dict[str, int]:
     """Create the Jämtland demo campaign; idempotent."""
+    today = today or date.today()
     code, name = PARTIDISTRIKT
     pd_ = session.exec(select(Partidistrikt).where(Partidistrikt.code == code)).first()
     if pd_ is None:
@@ -172,12 +184,17 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
                 via="demo",
             )
 
-    cname, starts, ends = CAMPAIGN
     campaign = session.exec(
-        select(Campaign).where(Campaign.name == cname, Campaign.partidistrikt_id == pd_.id)
+        select(Campaign).where(Campaign.name == CAMPAIGN_NAME, Campaign.partidistrikt_id == pd_.id)
     ).first()
     if campaign is None:
-        campaign = Campaign(name=cname, partidistrikt_id=pd_.id, starts_on=starts, ends_on=ends)
+        campaign = Campaign(
+            name=CAMPAIGN_NAME,
+            partidistrikt_id=pd_.id,
+            starts_on=today - timedelta(days=CAMPAIGN_DAYS_DONE),
+            ends_on=today + timedelta(days=CAMPAIGN_DAYS_LEFT),
+            pace_curve="final_weeks",
+        )
         session.add(campaign)
         session.flush()
     for metric, value in CAMPAIGN_TARGETS.items():
@@ -200,4 +217,76 @@ def load_demo(*, session: Session, districts_path: Path) -> dict[str, int]:
                 )
             )
     session.flush()
+    # Kommun targets by voters, so that the district admin's email has targets per kommun.
+    for metric in ("conversations", "new_members"):
+        apportion(
+            session=session, scope=operator, campaign_id=campaign.id,
+            data=ApportionRequest(unit_kind="partidistrikt", unit_id=pd_.id, metric=metric),
+            now=utcnow(),
+        )  # fmt: skip
     return {"districts_created": summary.created, "kommuner": len(kommuner)}
+
+
+# How busy each kommun's volunteers are in the simulation: some keep pace, some fall behind.
+_ACTIVITY = {"2380": 1.8, "2321": 0.7, "2309": 1.0, "2313": 0.5, "2361": 0.8, "2326": 1.1,
+             "2305": 0.6, "2303": 0.9}  # fmt: skip
+
+
+def simulate_logging(
+    *, session: Session, weeks: int, until: date | None = None, seed: int = 2030
+) -> dict[str, object]:
+    """Log demo contacts for every day of the last ``weeks`` weeks, deterministically."""
+    import random
+
+    from api.contacts.rules import conversations_of, local_day
+    from api.models import ContactKind, ContactLog, Outcome
+
+    campaign = session.exec(select(Campaign).where(Campaign.name == CAMPAIGN_NAME)).first()
+    if campaign is None:
+        raise ValueError("load the demo first (knacka load-demo)")
+    until = until or (date.today() - timedelta(days=1))
+    first = max(campaign.starts_on, until - timedelta(weeks=weeks) + timedelta(days=1))
+    rng = random.Random(seed)
+    people = session.exec(
+        select(User, Forening, Kommun)
+        .join(Forening, (User.unit_id == Forening.id) & (User.unit_kind == UnitKind.forening))
+        .join(Kommun, Kommun.id == Forening.kommun_id)
+        .where(User.email.like("%@example.org"))
+        .order_by(User.id)
+    ).all()
+    districts_of: dict[int, list[District]] = {}
+    for district in session.exec(select(District).order_by(District.code)):
+        districts_of.setdefault(district.kommun_id, []).append(district)
+    zone = ZoneInfo("Europe/Stockholm")
+    outcomes = [Outcome.conversation] * 5 + [Outcome.not_home] * 4 + [Outcome.refused] * 1
+    rows = []
+    day = first
+    while day <= until:
+        for user, forening, kommun in people:
+            if rng.random() > 0.22 * _ACTIVITY[kommun.code]:
+                continue
+            district = rng.choice(districts_of[kommun.id])
+            kind = rng.choice(
+                [ContactKind.door] * 6 + [ContactKind.phone] * 2 + [ContactKind.stall]
+            )
+            for _ in range(rng.randint(8, 30) if kind != ContactKind.stall else 1):
+                outcome = (
+                    Outcome.conversation if kind == ContactKind.stall else rng.choice(outcomes)
+                )
+                quantity = rng.randint(5, 25) if kind == ContactKind.stall else 1
+                moment = datetime.combine(day, time(rng.randint(10, 19), rng.randint(0, 59)), zone)
+                rows.append({
+                    "client_uuid": uuid.UUID(int=rng.getrandbits(128)), "body_hash": "demo",
+                    "user_id": user.id, "district_id": district.id, "kommun_id": kommun.id,
+                    "forening_id": forening.id, "kind": kind.value, "outcome": outcome.value,
+                    "quantity": quantity,
+                    "conversations": conversations_of(kind, outcome, quantity),
+                    "new_member": rng.random() < 0.006, "occurred_at": moment,
+                    "day": local_day(moment, "Europe/Stockholm"), "received_at": moment,
+                    "changed_at": utcnow(),
+                })  # fmt: skip
+        day += timedelta(days=1)
+    for start in range(0, len(rows), 2000):
+        session.execute(insert(ContactLog), rows[start : start + 2000])
+    session.flush()
+    return {"from": first, "until": until, "contacts": len(rows)}

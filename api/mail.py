@@ -15,7 +15,18 @@ _log = logging.getLogger("knacka.mail")
 
 
 class MailError(AppError):
+    """Delivery failed; ``smtp_code`` is the server's reply code, None if it never replied."""
+
     status_code = 503
+
+    def __init__(self, message: str, smtp_code: int | None = None):
+        super().__init__(message)
+        self.smtp_code = smtp_code
+
+    @property
+    def permanent(self) -> bool:
+        """A 5xx reply: retrying the same message will not help."""
+        return self.smtp_code is not None and 500 <= self.smtp_code < 600
 
 
 def build_message(
@@ -51,6 +62,17 @@ def send_message(*, settings: Settings, message: EmailMessage) -> None:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_username:
                 smtp.login(settings.smtp_username, settings.smtp_password or "")
-            smtp.send_message(message)
+            refused = smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        code = min(c for c, _ in exc.recipients.values())
+        raise MailError(f"email: {message['To']} was refused ({exc.recipients})", code) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise MailError(
+            f"email: could not send to {message['To']} ({exc.smtp_code} {exc.smtp_error!r})",
+            exc.smtp_code,
+        ) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise MailError(f"email: could not send to {message['To']} ({exc})") from exc
+    if refused:
+        code = min(c for c, _ in refused.values())
+        raise MailError(f"email: {message['To']} was refused ({refused})", code)

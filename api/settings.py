@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # A device token dies after this many days without use, and on revocation.
     device_token_idle_days: int = 180
 
+    # The nightly job: snapshots, then the progress emails (local time, see `timezone`).
+    nightly_hour: int = 2
+    nightly_minute: int = 30
+    outbox_retry_minutes: int = 15
+    job_lease_minutes: int = 30
+
     sync_max_records: int = 500
     correction_window_hours: int = 24
     max_backdate_days: int = 60
