@@ -42,6 +42,7 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("POST", "/auth/token"): _all(400, anonymous=400),  # requested with a wrong code
     ("GET", "/me"): _all(200),
     ("GET", "/me/devices"): _all(200),
+    ("PUT", "/me/preferences"): _all(200),
     ("DELETE", "/me/devices/{device_id}"): _all(200, 404),
     ("POST", "/users"): _by(NO, (201, 403), (201, 403), (201, 403)),
     ("GET", "/users"): _all(200),

@@ -91,6 +91,8 @@ REQUESTS = {
         "url": "/auth/token", "data": {"username": w.vol[s].email, "password": "000000"}},
     ("GET", "/me"): lambda w, s, r, c: {"url": "/me"},
     ("GET", "/me/devices"): lambda w, s, r, c: {"url": "/me/devices"},
+    ("PUT", "/me/preferences"): lambda w, s, r, c: {
+        "url": "/me/preferences", "json": {"nightly_email": False}},
     ("DELETE", "/me/devices/{device_id}"): lambda w, s, r, c: {
         "url": f"/me/devices/{w.callers[r][1] if s == OWN and r in w.callers else w.other_device_id}"},
     ("POST", "/users"): lambda w, s, r, c: {"url": "/users", "json": {

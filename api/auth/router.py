@@ -7,7 +7,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.auth import service
-from api.auth.schemas import CodeRequest, DeviceRead, Invite, TokenResponse, UserRead
+from api.auth.schemas import (
+    CodeRequest,
+    DeviceRead,
+    Invite,
+    Preferences,
+    TokenResponse,
+    UserRead,
+)
 from api.db import SessionDep
 from api.deps import CurrentUser, NowDep, ScopeDep, SettingsDep
 
@@ -49,6 +56,12 @@ def exchange_code(
 @router.get("/me", response_model=UserRead)
 def me(user: CurrentUser):
     return user
+
+
+@router.put("/me/preferences", response_model=UserRead)
+def set_preferences(session: SessionDep, user: CurrentUser, body: Preferences):
+    """Opt in to or out of the nightly progress email."""
+    return service.set_preferences(session=session, user=user, nightly_email=body.nightly_email)
 
 
 @router.get("/me/devices", response_model=list[DeviceRead])

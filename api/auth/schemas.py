@@ -11,6 +11,7 @@ __all__ = [
     "CodeRequest",
     "DeviceRead",
     "Invite",
+    "Preferences",
     "TokenResponse",
     "UserRead",
 ]
@@ -49,6 +50,12 @@ class Invite(BaseModel):
     unit_id: int
 
 
+class Preferences(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nightly_email: bool
+
+
 class UserRead(BaseModel):
     id: int
     email: str
@@ -58,4 +65,5 @@ class UserRead(BaseModel):
     unit_kind: UnitKind
     unit_id: int
     is_active: bool
+    nightly_email: bool
     created_at: datetime

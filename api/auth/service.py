@@ -29,6 +29,7 @@ __all__ = [
     "request_code",
     "revoke_device",
     "revoke_devices_of",
+    "set_preferences",
 ]
 
 TOKEN_PREFIX = "kn_"
@@ -174,6 +175,13 @@ def authenticate(
         device.last_used_at = now
         session.add(device)
     return user, device
+
+
+def set_preferences(*, session: Session, user: User, nightly_email: bool) -> User:
+    """Store the caller's email preferences."""
+    user.nightly_email = nightly_email
+    session.add(user)
+    return user
 
 
 def list_devices(*, session: Session, user_id: int) -> list[DeviceToken]:
