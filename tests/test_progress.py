@@ -1,0 +1,248 @@
+"""Targets, apportioning, pace, projection, active volunteers, snapshots and export."""
+
+import csv
+import io
+from datetime import date, datetime
+
+import pytest
+from openpyxl import load_workbook
+from sqlmodel import select
+
+from api.campaigns.service import largest_remainder
+from api.models import DailyGrain, DailyStat, JobRun, Role, UnitKind
+from api.progress.service import expected_share
+from api.progress.snapshots import rebuild_days
+from tests import factories as f
+
+UTC_NOON = "T10:00:00+00:00"
+
+
+@pytest.fixture
+def jamt(session, admin):
+    """Jämtlands län with two kommuner, föreningar, districts with voters, and a campaign."""
+    pd = f.partidistrikt(session)
+    ost, are = f.kommun(session, pd=pd), f.kommun(session, "2321", "Åre", pd)
+    frosön = f.forening(session, ost, "S-föreningen Frösön")
+    brunflo = f.forening(session, ost, "S-föreningen Brunflo")
+    jarpen = f.forening(session, are, "S-föreningen Järpen")
+    ds = [
+        f.district(session, ost, "23800001", 0, frosön),
+        f.district(session, ost, "23800002", 1, frosön),
+        f.district(session, ost, "23800003", 2, brunflo),
+        f.district(session, are, "23210001", 3, jarpen),
+    ]
+    for d, voters in zip(ds, (1000, 2000, 3000, 4000), strict=True):
+        d.voters, d.households = voters, voters // 2
+        session.add(d)
+    camp = f.campaign(session, pd, "2026-03-01", "2026-09-13")
+    session.flush()
+    return {"pd": pd, "ost": ost, "are": are, "frosön": frosön, "brunflo": brunflo,
+            "jarpen": jarpen, "districts": ds, "campaign": camp}  # fmt: skip
+
+
+def test_largest_remainder_sums_exactly():
+    assert largest_remainder(43_000, [1, 1, 1]) == [14_334, 14_333, 14_333]
+    assert largest_remainder(10, [0.5, 0.25, 0.25]) == [5, 3, 2]
+    assert sum(largest_remainder(155, [3, 7, 11, 13])) == 155
+    with pytest.raises(ValueError):
+        largest_remainder(5, [0, 0])
+
+
+def test_apportion_by_voters_households_or_evenly(client, session, jamt):
+    cid = jamt["campaign"].id
+    put = client.put(f"/campaigns/{cid}/targets", json={
+        "unit_kind": "partidistrikt", "unit_id": jamt["pd"].id, "metric": "conversations",
+        "value": 43_000})  # fmt: skip
+    assert put.status_code == 200 and put.json()["basis"] == "direct"
+    by_voters = client.post(
+        f"/campaigns/{cid}/apportion",
+        json={"unit_kind": "partidistrikt", "unit_id": jamt["pd"].id, "metric": "conversations"},
+    ).json()
+    assert {t["unit_name"]: (t["value"], t["basis"]) for t in by_voters} == {
+        "Östersund": (25_800, "voters"), "Åre": (17_200, "voters")}  # fmt: skip
+    by_households = client.post(f"/campaigns/{cid}/apportion", json={
+        "unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "conversations",
+        "basis": "households"}).json()  # fmt: skip
+    assert [(t["unit_name"], t["value"]) for t in by_households] == [
+        ("S-föreningen Brunflo", 12_900),
+        ("S-föreningen Frösön", 12_900),
+    ]
+    jamt["districts"][0].voters = None
+    session.add(jamt["districts"][0])
+    session.flush()
+    missing = client.post(f"/campaigns/{cid}/apportion", json={
+        "unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "conversations",
+        "basis": "voters"})  # fmt: skip
+    assert missing.status_code == 422 and missing.json()["detail"].startswith("basis:")
+    auto = client.post(f"/campaigns/{cid}/apportion", json={
+        "unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "conversations",
+        "children": "districts"}).json()  # fmt: skip
+    # voters are now incomplete, so "auto" falls back to households (500, 1000, 1500)
+    assert [(t["value"], t["basis"]) for t in auto] == [
+        (4_300, "households"),
+        (8_600, "households"),
+        (12_900, "households"),
+    ]
+    no_parent = client.post(
+        f"/campaigns/{cid}/apportion",
+        json={"unit_kind": "forening", "unit_id": jamt["jarpen"].id, "metric": "conversations"},
+    )
+    assert no_parent.status_code == 422 and "no 'conversations' target" in no_parent.json()[
+        "detail"]  # fmt: skip
+
+
+def test_targets_that_do_not_add_up_are_reported(client, jamt):
+    cid = jamt["campaign"].id
+    for kind, uid, value in (("partidistrikt", jamt["pd"].id, 1000),
+                             ("kommun", jamt["ost"].id, 700), ("kommun", jamt["are"].id, 200),
+                             ("forening", jamt["frosön"].id, 700)):  # fmt: skip
+        client.put(
+            f"/campaigns/{cid}/targets",
+            json={"unit_kind": kind, "unit_id": uid, "metric": "conversations", "value": value},
+        )
+    tree = client.get(f"/campaigns/{cid}/targets", params={"metric": "conversations"}).json()
+    assert len(tree["targets"]) == 4
+    assert [(m["unit_name"], m["children_sum"], m["difference"]) for m in tree["mismatches"]] == [
+        ("Jämtlands län", 900, -100)
+    ]
+    client.put(f"/campaigns/{cid}/targets", json={
+        "unit_kind": "forening", "unit_id": jamt["brunflo"].id, "metric": "conversations",
+        "value": 50})  # fmt: skip
+    tree = client.get(f"/campaigns/{cid}/targets").json()
+    assert {(m["unit_name"], m["difference"]) for m in tree["mismatches"]} == {
+        ("Jämtlands län", -100),
+        ("Östersund", 50),
+    }
+    bad = client.put(
+        f"/campaigns/{cid}/targets",
+        json={"unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "Samtal", "value": -1},
+    )
+    assert bad.status_code == 422
+    assert {e["loc"][-1] for e in bad.json()["detail"]} == {"metric", "value"}
+
+
+def test_pace_curves(jamt):
+    camp = jamt["campaign"]  # 2026-03-01 .. 2026-09-13: 197 days
+    assert expected_share(camp, date(2026, 2, 1)) == 0.0
+    assert expected_share(camp, date(2026, 3, 1)) == pytest.approx(1 / 197)
+    assert expected_share(camp, date(2026, 6, 6)) == pytest.approx(98 / 197)
+    assert expected_share(camp, date(2026, 9, 13)) == 1.0
+    camp.pace_curve, camp.pace_final_weeks, camp.pace_final_weight = "final_weeks", 6, 2.0
+    # 155 ordinary days and 42 doubled ones: halfway in days is well under half the work
+    assert expected_share(camp, date(2026, 6, 6)) == pytest.approx(98 / (155 + 84))
+    assert expected_share(camp, date(2026, 8, 2)) == pytest.approx(155 / 239)
+    assert expected_share(camp, date(2026, 8, 3)) == pytest.approx(157 / 239)
+
+
+def _log(session, who, district, day: str, n: int = 1, **fields):  # noqa: ANN001, ANN003, ANN202
+    when = datetime.fromisoformat(day + UTC_NOON)
+    return [f.contact(session, who, district, when, **fields) for _ in range(n)]
+
+
+def _close_night(session, night: date) -> None:  # noqa: ANN001
+    rebuild_days(session, None)
+    session.add(JobRun(job="nightly", for_day=night, holder="test", status="succeeded"))
+    session.flush()
+
+
+def test_progress_reads_snapshots_plus_the_live_day(client, session, jamt, clock):
+    d1, d2, d3, _ = jamt["districts"]
+    anna = f.user(session, Role.volunteer, jamt["frosön"])
+    bo = f.user(session, Role.volunteer, jamt["frosön"])
+    cid = jamt["campaign"].id
+    f.target(session, jamt["campaign"], jamt["frosön"], "conversations", 1970)
+    f.target(session, jamt["campaign"], jamt["frosön"], "active_volunteers", 4)
+    _log(session, anna, d1, "2026-03-10", 30)
+    _log(session, anna, d2, "2026-04-20", 40)
+    _log(session, bo, d1, "2026-05-01", 10, outcome="not_home", conversations=0)
+    _log(session, bo, d1, "2026-04-25", 1, kind="stall", quantity=25, conversations=25)
+    withdrawn = _log(session, bo, d2, "2026-05-02", 5)
+    for c in withdrawn:
+        c.withdrawn_at = c.received_at
+        session.add(c)
+    _close_night(session, date(2026, 5, 3))
+    clock.now = datetime.fromisoformat("2026-05-04T12:00:00+02:00")
+    _log(session, anna, d2, "2026-05-04", 5)  # today: not in any snapshot yet
+
+    body = client.get(f"/campaigns/{cid}/progress/forening/{jamt['frosön'].id}").json()
+    m = {x["metric"]: x for x in body["metrics"]}
+    assert body["covered_through"] == "2026-05-03" and body["today"] == "2026-05-04"
+    assert m["conversations"]["actual"] == 30 + 40 + 25 + 5
+    assert m["doors"]["actual"] == 30 + 40 + 10 + 5
+    assert m["active_volunteers"]["actual"] == 2 and body["active_volunteers_30d"] == 2
+    # 2026-05-04 is day 65 of 197: 1970 * 65 / 197 = 650 expected; 100 done is behind
+    assert m["conversations"]["expected"] == pytest.approx(650)
+    assert m["conversations"]["status"] == "behind"
+    assert m["conversations"]["share"] == pytest.approx(100 / 1970)
+    # last 14 days (04-20 .. 05-03): 40 + 25 = 65 conversations; 132 days to go
+    assert m["conversations"]["projected"] == pytest.approx(100 + 65 / 14 * 132)
+    assert m["new_members"]["status"] == "no_target"
+    assert [d["day"] for d in body["daily"]] == [
+        "2026-03-10",
+        "2026-04-20",
+        "2026-04-25",
+        "2026-05-01",
+        "2026-05-04",
+    ]
+    kommun = client.get(f"/campaigns/{cid}/progress/kommun/{jamt['ost'].id}").json()
+    assert kommun["metrics"][0]["actual"] == 100
+    pd = client.get(f"/campaigns/{cid}/progress/partidistrikt/{jamt['pd'].id}").json()
+    assert pd["metrics"][0]["actual"] == 100
+    district = client.get(f"/campaigns/{cid}/progress/district/{d3.id}").json()
+    assert district["metrics"][0]["actual"] == 0
+
+
+def test_active_volunteers_are_people_not_devices(client, session, jamt, clock):
+    d1 = jamt["districts"][0]
+    anna = f.user(session, Role.volunteer, jamt["frosön"])
+    f.auth_headers(session, anna, clock.now)
+    f.auth_headers(session, anna, clock.now)  # a second phone: still one person
+    _log(session, anna, d1, "2026-03-02", 3)
+    _log(session, anna, d1, "2026-04-30", 1)
+    old = f.user(session, Role.volunteer, jamt["frosön"])
+    _log(session, old, d1, "2026-03-03", 2)
+    _close_night(session, date(2026, 5, 3))
+    body = client.get(f"/campaigns/{jamt['campaign'].id}/progress/kommun/{jamt['ost'].id}").json()
+    active = next(m for m in body["metrics"] if m["metric"] == "active_volunteers")
+    assert active["actual"] == 2 and body["active_volunteers_30d"] == 1
+
+
+def test_snapshot_rebuild_is_idempotent(session, jamt):
+    d1, d2, _, d4 = jamt["districts"]
+    anna = f.user(session, Role.volunteer, jamt["frosön"])
+    jon = f.user(session, Role.volunteer, jamt["jarpen"])
+    _log(session, anna, d1, "2026-04-01", 3)
+    _log(session, anna, d2, "2026-04-01", 2, kind="phone")
+    _log(session, jon, d4, "2026-04-02", 4, new_member=True)
+
+    def tables():  # noqa: ANN202
+        return (sorted(tuple(r) for r in session.exec(select(DailyGrain)).all()),
+                sorted(tuple(r) for r in session.exec(select(DailyStat)).all()))  # fmt: skip
+
+    first_rows = rebuild_days(session, None)
+    first = tables()
+    assert rebuild_days(session, [date(2026, 4, 1), date(2026, 4, 2)]) == first_rows
+    assert tables() == first
+    stats = {(s.day, s.unit_kind, s.unit_id): s for s in session.exec(select(DailyStat))}
+    ost_day = stats[(date(2026, 4, 1), UnitKind.kommun, jamt["ost"].id)]
+    assert (ost_day.contacts, ost_day.doors, ost_day.volunteers) == (5, 3, 1)
+    are_day = stats[(date(2026, 4, 2), UnitKind.kommun, jamt["are"].id)]
+    assert are_day.new_members == 4
+
+
+def test_export_csv_and_xlsx(client, session, jamt, clock):
+    cid = jamt["campaign"].id
+    f.target(session, jamt["campaign"], jamt["ost"], "conversations", 500)
+    _log(session, f.user(session, Role.volunteer, jamt["frosön"]), jamt["districts"][0],
+         "2026-04-01", 7)  # fmt: skip
+    response = client.get(f"/campaigns/{cid}/export", params={"level": "kommun"})
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0][:6] == ["enhetstyp", "enhet_id", "enhet", "mått", "utfall", "mål"]
+    ost_conv = next(r for r in rows if r[2] == "Östersund" and r[3] == "conversations")
+    assert ost_conv[4:6] == ["7", "500"]
+    xlsx = client.get(f"/campaigns/{cid}/export", params={"level": "forening", "format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    names = {row[2] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert names == {"S-föreningen Frösön", "S-föreningen Brunflo", "S-föreningen Järpen"}
+    assert client.get(f"/campaigns/{cid}/export", params={"level": "land"}).status_code == 422
