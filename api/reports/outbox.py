@@ -27,14 +27,13 @@ def enqueue(*, session: Session, user_ids: list[int], day: date, now: datetime) 
     if not user_ids:
         return 0
     dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EmailOutbox)
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EmailOutbox.__table__)
     stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "day", "kind"])
-    rows = [
-        {"user_id": u, "day": day, "kind": KIND, "status": "pending", "attempts": 0,
-         "next_attempt_at": now, "created_at": now}
-        for u in user_ids
-    ]  # fmt: skip
-    return session.execute(stmt, rows).rowcount
+    connection = session.connection()
+    values = {"day": day, "kind": KIND, "status": "pending", "attempts": 0,
+              "next_attempt_at": now, "created_at": now}  # fmt: skip
+    stmt = stmt.returning(EmailOutbox.__table__.c.id)
+    return sum(len(connection.execute(stmt.values(user_id=u, **values)).all()) for u in user_ids)
 
 
 def mark_lost(*, session: Session) -> int:
