@@ -1,6 +1,7 @@
 """The Jämtland demo campaign and its deterministic district file."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 from sqlmodel import func, select
@@ -34,7 +35,8 @@ def test_demo_loads_jamtland_and_is_idempotent(session):
         "2361": "Härjedalen",
         "2380": "Östersund",
     }
-    targets = {t.metric: t.value for t in session.exec(select(Target))}
+    top = select(Target).where(Target.unit_kind == "partidistrikt")
+    targets = {t.metric: t.value for t in session.exec(top)}
     assert (
         targets
         == CAMPAIGN_TARGETS
@@ -64,3 +66,34 @@ def test_demo_district_file_is_deterministic_and_up_to_date(tmp_path):
     assert (
         tmp_path / "demo.geojson"
     ).read_bytes() == get_settings().demo_districts_path.read_bytes()
+
+
+def test_simulated_weeks_give_a_believable_preview_for_the_district_admin(tmp_path):
+    """The demo commands end to end: load, simulate some weeks, render the admin's email."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+
+    def knacka(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", *args], env=env, cwd=ROOT,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    knacka("db", "upgrade")
+    knacka("load-demo")
+    simulated = json.loads(knacka("simulate", "--weeks", "6").strip().splitlines()[-1])
+    assert simulated["contacts"] > 1000 and simulated["nightly"]["status"] == "ran"
+    knacka("render-email", "distrikt@example.org", "--out", str(tmp_path / "mail"))
+    text = (tmp_path / "mail" / "email.txt").read_text(encoding="utf-8")
+    kommun_lines = [line for line in text.splitlines() if line.startswith("  ") and "/" in line]
+    names = {"Ragunda", "Bräcke", "Krokom", "Strömsund", "Åre", "Berg", "Härjedalen", "Östersund"}
+    assert {line.split()[0] for line in kommun_lines} == names
+    total = int(text.split("Samtal: ")[1].split(" av ")[0].replace(" ", ""))
+    assert 1000 < total < 43_000
+    assert (tmp_path / "mail" / "chart.png").read_bytes().startswith(b"\x89PNG")
+    assert "multipart/alternative" in (tmp_path / "mail" / "email.eml").read_text()
