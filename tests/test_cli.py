@@ -154,7 +154,10 @@ def test_serve_migrates_loads_demo_and_answers(tmp_path):
         assert httpx.get(f"{base}/districts/coverage", timeout=5).status_code == 401
         token = subprocess.run(
             [sys.executable, "-m", "api.cli", "issue-token", "distrikt@example.org"],
-            env=env, capture_output=True, text=True, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         coverage = httpx.get(
             f"{base}/districts/coverage", headers={"Authorization": f"Bearer {token}"}, timeout=5
