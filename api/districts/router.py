@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.db import SessionDep
 from api.deps import ScopeDep
@@ -65,9 +66,11 @@ async def import_districts(
     options = ImportOptions(**params.model_dump(exclude={"dry_run"}))
     with tempfile.TemporaryDirectory(prefix="knacka-import-") as tmp:
         path = await _save_upload(file, Path(tmp))
-        return service.import_district_file(
-            session=session, scope=scope, path=path, options=options, dry_run=params.dry_run
-        )
+        # Reading and validating a large file takes seconds: off the event loop.
+        return await run_in_threadpool(
+            service.import_district_file,
+            session=session, scope=scope, path=path, options=options, dry_run=params.dry_run,
+        )  # fmt: skip
 
 
 @router.get("/districts", response_model=Page[DistrictRead])
