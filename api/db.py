@@ -35,7 +35,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # As many pooled connections as request threads may want at once, so that a busy
+    # worker does not open and close overflow connections on every request.
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
 
 
 def _configure_sqlite(engine: Engine) -> None:

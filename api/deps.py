@@ -13,12 +13,28 @@ from api.errors import Unauthorized
 from api.models import User, utcnow
 from api.settings import Settings, get_settings
 
-__all__ = ["CurrentUser", "NowDep", "ScopeDep", "SettingsDep", "current_user", "request_time"]
+__all__ = [
+    "CurrentUser",
+    "NowDep",
+    "ScopeDep",
+    "SettingsDep",
+    "current_user",
+    "request_time",
+    "settings",
+]
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# The cheap dependencies are coroutines so that FastAPI does not hop to a worker thread
+# for each of them on every request.
+async def settings() -> Settings:
+    """The process's settings; tests override this."""
+    return get_settings()
 
 
-def request_time() -> datetime:
+SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+async def request_time() -> datetime:
     """The server's time for this request; tests override it to freeze the clock."""
     return utcnow()
 
@@ -46,7 +62,7 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def _scope(session: SessionDep, user: CurrentUser) -> Scope:
+async def _scope(session: SessionDep, user: CurrentUser) -> Scope:
     return Scope(session=session, user=user)
 
 

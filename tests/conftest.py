@@ -18,10 +18,11 @@ from sqlmodel import Session
 from api import db
 from api.db import get_session, make_engine
 from api.deps import request_time
+from api.deps import settings as settings_dep
 from api.main import create_app
 from api.migrate import upgrade
 from api.models import Role, User
-from api.settings import Settings, get_settings
+from api.settings import Settings
 
 PG_ADMIN_URL = os.environ.get(
     "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -130,7 +131,7 @@ def anon_client(session: Session, clock: Clock, settings: Settings) -> Iterator[
 
     app.dependency_overrides[get_session] = _override
     app.dependency_overrides[request_time] = lambda: clock.now
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.dependency_overrides[settings_dep] = lambda: settings
     with TestClient(app) as c:
         yield c
 

@@ -103,7 +103,12 @@ def _resolve_districts(
     codes = {r.district_code for r in records if r.district_code is not None}
     by_code: dict[str, District] = {}
     if codes:
-        found = session.exec(select(District).where(col(District.code).in_(codes)))
+        # Only the columns logging needs: the geometry would be most of the bytes.
+        found = session.exec(
+            select(District.id, District.code, District.kommun_id).where(
+                col(District.code).in_(codes)
+            )
+        )
         by_code = {d.code: d for d in found}
     by_point: dict[int, District | None] = {}
     for i, record in enumerate(records):
