@@ -8,8 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import insert, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
@@ -84,12 +83,36 @@ def parse_records(raw: list[Any]) -> list[ContactIn | ContactResult]:
     return parsed
 
 
+_COLUMNS = {
+    "client_uuid": "uuid", "body_hash": "text", "user_id": "integer", "district_id": "integer",
+    "kommun_id": "integer", "forening_id": "integer", "kind": "text", "outcome": "text",
+    "quantity": "integer", "conversations": "integer", "new_member": "boolean",
+    "occurred_at": "timestamptz", "day": "date", "received_at": "timestamptz",
+    "changed_at": "timestamptz",
+}  # fmt: skip
+
+# One array per column: the statement's text is the same for any batch size, so PostgreSQL
+# and psycopg parse and plan it once instead of a new 7,500-parameter statement per batch.
+_PG_INSERT = text(
+    f"INSERT INTO contact_log ({', '.join(_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _COLUMNS.items())}) "
+    "ON CONFLICT (client_uuid) DO NOTHING RETURNING client_uuid, id"
+)
+_PG_TOPICS = text(
+    "INSERT INTO contact_topic (contact_id, topic) "
+    "SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:topics AS text[]))"
+)
+
+
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> dict[UUID, int]:
     """Insert rows whose client_uuid is new; returns {uuid: id} for those inserted."""
     if not rows:
         return {}
     dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ContactLog)
+    if dialect == "postgresql":
+        arrays = {c: [r[c] for r in rows] for c in _COLUMNS}
+        return {row.client_uuid: row.id for row in session.execute(_PG_INSERT, arrays)}
+    stmt = sqlite_insert(ContactLog)
     stmt = stmt.on_conflict_do_nothing(index_elements=["client_uuid"]).returning(
         ContactLog.client_uuid, ContactLog.id
     )
@@ -241,7 +264,10 @@ def log_contacts(
         if u in inserted
         for t in ts
     ]
-    if links:
+    if links and session.get_bind().dialect.name == "postgresql":
+        ids, names = [x["contact_id"] for x in links], [x["topic"] for x in links]
+        session.execute(_PG_TOPICS, {"ids": ids, "topics": names})
+    elif links:
         session.execute(insert(ContactTopic), links)
 
     # uuid -> (id, user_id, body_hash) of the record that first applied it
