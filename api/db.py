@@ -19,6 +19,7 @@ __all__ = [
     "get_engine",
     "get_session",
     "make_engine",
+    "save_unique",
     "session_scope",
     "unit_of_work",
 ]
@@ -62,6 +63,22 @@ def _configure_sqlite(engine: Engine) -> None:
 @lru_cache
 def get_engine() -> Engine:
     return make_engine(get_settings().database_url)
+
+
+def save_unique(session: Session, obj: object, conflict: str) -> None:
+    """Add and flush ``obj``; a unique-constraint violation becomes a 409 with ``conflict``.
+
+    The savepoint keeps the request's transaction usable when a concurrent insert that no
+    earlier check could see wins the race."""
+    from sqlalchemy.exc import IntegrityError
+
+    from api.errors import Conflict
+
+    try:
+        with session.begin_nested():
+            session.add(obj)
+    except IntegrityError:
+        raise Conflict(conflict) from None
 
 
 @contextmanager

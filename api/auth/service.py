@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from api.auth.schemas import Invite
 from api.auth.scope import Scope
+from api.db import save_unique
 from api.errors import AppError, Conflict, NotFound, Unprocessable
 from api.mail import build_message, send_message
 from api.models import DeviceToken, Forening, Kommun, LoginCode, Partidistrikt, Role, UnitKind, User
@@ -269,6 +270,5 @@ def invite_user(*, session: Session, scope: Scope, data: Invite) -> User:
         unit_id=data.unit_id,
         invited_by_user_id=scope.user.id if scope.user else None,
     )
-    session.add(user)
-    session.flush()
+    save_unique(session, user, f"email: {data.email} already has an account")
     return user

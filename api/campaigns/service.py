@@ -6,6 +6,7 @@ from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
 from api.campaigns.schemas import ApportionRequest, CampaignCreate, Mismatch, TargetSet
+from api.db import save_unique
 from api.errors import NotFound, Unprocessable
 from api.models import (
     Campaign,
@@ -143,7 +144,7 @@ def _put(
     if target is None:
         target = Target(campaign_id=campaign.id, unit_kind=kind, unit_id=unit_id, metric=metric)
     target.value, target.basis, target.updated_at = value, basis, now
-    session.add(target)
+    save_unique(session, target, f"{metric}: the target changed at the same time; try again")
     return target
 
 

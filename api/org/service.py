@@ -4,10 +4,10 @@ import csv
 import io
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from api.auth.scope import Forbidden, Scope
+from api.db import save_unique
 from api.errors import Conflict, NotFound, Unprocessable
 from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt
 from api.org.schemas import (
@@ -36,16 +36,6 @@ __all__ = [
     "update_kommun",
     "update_partidistrikt",
 ]
-
-
-def _save(session: Session, obj: SQLModel, conflict: str) -> None:
-    # A savepoint keeps the request's transaction usable when a unique constraint fires
-    # (a concurrent insert that our own check could not see).
-    try:
-        with session.begin_nested():
-            session.add(obj)
-    except IntegrityError:
-        raise Conflict(conflict) from None
 
 
 def get_partidistrikt(*, session: Session, scope: Scope, partidistrikt_id: int) -> Partidistrikt:
@@ -80,7 +70,7 @@ def create_partidistrikt(
     if session.exec(select(Partidistrikt).where(Partidistrikt.code == data.code)).first():
         raise Conflict(f"code: a partidistrikt with code {data.code} already exists")
     obj = Partidistrikt(code=data.code, name=data.name)
-    _save(session, obj, f"code: a partidistrikt with code {data.code} already exists")
+    save_unique(session, obj, f"code: a partidistrikt with code {data.code} already exists")
     return obj
 
 
@@ -132,7 +122,7 @@ def create_kommun(*, session: Session, scope: Scope, data: KommunCreate) -> Komm
     if session.exec(select(Kommun).where(Kommun.code == data.code)).first():
         raise Conflict(f"code: kommun {data.code} already exists")
     obj = Kommun(code=data.code, name=data.name, partidistrikt_id=data.partidistrikt_id)
-    _save(session, obj, f"code: kommun {data.code} already exists")
+    save_unique(session, obj, f"code: kommun {data.code} already exists")
     return obj
 
 
@@ -213,7 +203,7 @@ def create_forening(*, session: Session, scope: Scope, data: ForeningCreate) -> 
     if session.exec(exists).first():
         raise Conflict(conflict)
     obj = Forening(name=data.name, kind=data.kind, kommun_id=data.kommun_id)
-    _save(session, obj, conflict)
+    save_unique(session, obj, conflict)
     return obj
 
 
@@ -239,7 +229,7 @@ def update_forening(
         obj.name = data.name
     if data.kind is not None:
         obj.kind = data.kind
-    _save(session, obj, "name: this kommun already has a förening with that name")
+    save_unique(session, obj, "name: this kommun already has a förening with that name")
     return obj
 
 
