@@ -173,9 +173,20 @@ def authenticate(
     ):
         return None
     if now - device.last_used_at >= _LAST_USED_GRANULARITY:
-        device.last_used_at = now
-        session.add(device)
+        _touch(session, device.id, now)
     return user, device
+
+
+def _touch(session: Session, device_id: int, now: datetime) -> None:
+    """Record a device's use, unless a parallel request of the same device is doing it:
+    waiting for that row lock would make a phone's burst of requests run one at a time."""
+    stale = col(DeviceToken.last_used_at) < now - _LAST_USED_GRANULARITY
+    target = select(DeviceToken.id).where(DeviceToken.id == device_id, stale)
+    if session.get_bind().dialect.name == "postgresql":
+        target = target.with_for_update(skip_locked=True)
+    session.execute(
+        update(DeviceToken).where(col(DeviceToken.id).in_(target)).values(last_used_at=now)
+    )
 
 
 def set_preferences(*, session: Session, user: User, nightly_email: bool) -> User:

@@ -108,6 +108,9 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
     """Insert rows whose client_uuid is new; returns {uuid: id} for those inserted."""
     if not rows:
         return {}
+    # Concurrent batches holding the same uuids in different orders would wait on each
+    # other's rows and deadlock; in one order they merely queue.
+    rows = sorted(rows, key=lambda r: r["client_uuid"])
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         arrays = {c: [r[c] for r in rows] for c in _COLUMNS}
