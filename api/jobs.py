@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, func, select
@@ -19,9 +18,9 @@ from sqlmodel import col, func, select
 from api import db
 from api.contacts.rules import local_day
 from api.mail import MailError, send_message
-from api.models import ContactLog, JobRun, JobState, User, utcnow
+from api.models import JobRun, JobState, User, utcnow
 from api.progress.service import NIGHTLY_JOB
-from api.progress.snapshots import rebuild_days
+from api.progress.snapshots import rebuild_changed, rebuild_days
 from api.reports import outbox
 from api.reports.service import build_report, lead_recipients, render_email
 from api.settings import Settings, get_settings
@@ -77,12 +76,10 @@ def _aggregate(for_day: date, holder: str, now: datetime) -> int:
         with db.session_scope() as session:
             state = session.get(JobState, NIGHTLY_JOB)
             if state.watermark is None:
-                days = None  # first run: everything
+                rows = rebuild_days(session, None)  # the first run: everything
             else:
                 since = state.watermark - WATERMARK_LAG
-                changed = sa_select(ContactLog.day).where(ContactLog.changed_at > since).distinct()
-                days = sorted({*session.execute(changed).scalars(), for_day})
-            rows = rebuild_days(session, days)
+                rows = rebuild_changed(session, since, for_day)
             state.watermark = now
             session.add(state)
             finished = session.get(JobRun, run.id)

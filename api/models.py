@@ -242,6 +242,8 @@ class ContactLog(SQLModel, table=True):
         CheckConstraint("quantity >= 1", name="ck_contact_quantity"),
         Index("ix_contact_log_kommun_day", "kommun_id", "day"),
         Index("ix_contact_log_district_day", "district_id", "day"),
+        # The nightly job recomputes each changed (day, volunteer) pair.
+        Index("ix_contact_log_day_user", "day", "user_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -261,7 +263,7 @@ class ContactLog(SQLModel, table=True):
     new_member: bool = Field(sa_column=Column(Boolean, nullable=False))
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     # The campaign's local (Europe/Stockholm) date of occurred_at: the day it counts on.
-    day: date = Field(index=True)
+    day: date
     received_at: datetime = _ts()
     # Set on every insert, correction and withdrawal: the nightly job's change marker.
     changed_at: datetime = _ts(index=True)
@@ -330,9 +332,10 @@ class DailyGrain(SQLModel, table=True):
 
     __tablename__ = "daily_grain"
     __table_args__ = (
-        Index("ix_daily_grain_kommun_day", "kommun_id", "day"),
-        Index("ix_daily_grain_forening_day", "forening_id", "day"),
-        Index("ix_daily_grain_district_day", "district_id", "day"),
+        # user_id last: distinct active volunteers come from the index alone.
+        Index("ix_daily_grain_kommun_day", "kommun_id", "day", "user_id"),
+        Index("ix_daily_grain_forening_day", "forening_id", "day", "user_id"),
+        Index("ix_daily_grain_district_day", "district_id", "day", "user_id"),
     )
 
     day: date = Field(primary_key=True)
@@ -350,6 +353,13 @@ class DailyStat(SQLModel, table=True):
     """Daily totals per kommun, förening and district, rolled up from DailyGrain."""
 
     __tablename__ = "daily_stat"
+    __table_args__ = (
+        # A unit's days, answered from the index alone on PostgreSQL.
+        Index(
+            "ix_daily_stat_unit_day", "unit_kind", "unit_id", "day",
+            postgresql_include=["contacts", "conversations", "doors", "new_members"],
+        ),
+    )  # fmt: skip
 
     day: date = Field(primary_key=True)
     unit_kind: UnitKind = Field(sa_type=String(20), primary_key=True)

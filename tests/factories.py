@@ -1,22 +1,24 @@
 """Plain factory functions and tiny hand-drawn districts for tests."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from datetime import datetime
 
 from sqlmodel import Session, func, select
 
 from api.auth.service import issue_device_token
 from api.contacts.rules import local_day
 from api.models import (
+    Campaign,
+    ContactLog,
     District,
     Forening,
     ForeningKind,
     Kommun,
     Partidistrikt,
     Role,
+    Target,
     UnitKind,
     User,
     utcnow,
@@ -164,11 +166,9 @@ def district(
 
 def contact(
     session: Session, author: User, district_: District, when: datetime, **fields: Any
-) -> "ContactLog":
+) -> ContactLog:
     """A contact log stored directly, as if synced by ``author``."""
     import uuid
-
-    from api.models import ContactLog
 
     values = {
         "kind": "door",
@@ -195,28 +195,35 @@ def contact(
     return obj
 
 
-def campaign(session: Session, pd: Partidistrikt, starts: str = "2026-01-01",
-             ends: str = "2026-09-13", **fields: Any) -> "Campaign":  # fmt: skip
+def campaign(
+    session: Session,
+    pd: Partidistrikt,
+    starts: str = "2026-01-01",
+    ends: str = "2026-09-13",
+    **fields: Any,
+) -> Campaign:
     from datetime import date
 
-    from api.models import Campaign
-
     obj = Campaign(
-        name=f"Valrörelsen {ends[:4]}", partidistrikt_id=pd.id,
-        starts_on=date.fromisoformat(starts), ends_on=date.fromisoformat(ends), **fields,
-    )  # fmt: skip
+        name=f"Valrörelsen {ends[:4]}",
+        partidistrikt_id=pd.id,
+        starts_on=date.fromisoformat(starts),
+        ends_on=date.fromisoformat(ends),
+        **fields,
+    )
     session.add(obj)
     session.flush()
     return obj
 
 
-def target(session: Session, camp: "Campaign", unit: Any, metric: str, value: int) -> "Target":
-    from api.models import Target
-
+def target(session: Session, camp: Campaign, unit: Any, metric: str, value: int) -> Target:
     obj = Target(
-        campaign_id=camp.id, unit_kind=_UNIT_KIND.get(type(unit), UnitKind.district),
-        unit_id=unit.id, metric=metric, value=value,
-    )  # fmt: skip
+        campaign_id=camp.id,
+        unit_kind=_UNIT_KIND.get(type(unit), UnitKind.district),
+        unit_id=unit.id,
+        metric=metric,
+        value=value,
+    )
     session.add(obj)
     session.flush()
     return obj

@@ -271,3 +271,32 @@ def test_opted_out_leads_get_nothing(job_db, inbox, settings):
         s.commit()
     result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
     assert result["queued"] == 3 and inbox.to(w["people"]["admin"].email) == []
+
+
+def test_incremental_run_follows_corrections_and_withdrawals(job_db, inbox, settings):
+    _, engine = job_db
+    _world(engine)
+    run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), emails=False)
+    with Session(engine) as s:
+        other = f.district(s, s.exec(select(f.Kommun).where(f.Kommun.code == "2380")).one(),
+                           "23800002", 1)  # fmt: skip
+        logs = s.exec(select(f.ContactLog).where(f.ContactLog.day == date(2026, 4, 30))).all()
+        moved, gone = logs[0], logs[1]
+        later = datetime.fromisoformat("2026-05-04T12:00:00+00:00")
+        moved.district_id, moved.changed_at = other.id, later
+        gone.withdrawn_at, gone.changed_at = later, later
+        s.add_all([moved, gone])
+        s.commit()
+        other_id, old_id = other.id, logs[2].district_id
+    run_nightly(settings=settings, now=datetime.fromisoformat("2026-05-05T02:30:00+02:00"),
+                emails=False)  # fmt: skip
+
+    def day_total(district_id: int) -> int:
+        with Session(engine) as s:
+            row = s.exec(select(DailyStat).where(
+                DailyStat.day == date(2026, 4, 30), DailyStat.unit_kind == "district",
+                DailyStat.unit_id == district_id)).first()  # fmt: skip
+            return 0 if row is None else row.conversations
+
+    assert day_total(other_id) == 1
+    assert day_total(old_id) == 10 - 2  # åsa's ten that day, one moved, one withdrawn

@@ -6,12 +6,12 @@ Both are rebuilt per day as delete + insert inside the caller's transaction, so 
 day yields identical rows.
 """
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Date, bindparam, text
 from sqlmodel import Session
 
-__all__ = ["rebuild_days"]
+__all__ = ["rebuild_changed", "rebuild_days"]
 
 _GRAIN = """
 INSERT INTO daily_grain
@@ -23,6 +23,30 @@ SELECT day, district_id, user_id, MIN(kommun_id), MIN(forening_id), COUNT(*),
 FROM contact_log
 WHERE withdrawn_at IS NULL {days}
 GROUP BY day, district_id, user_id
+ORDER BY day, district_id, user_id
+"""
+
+# Only the (day, volunteer) pairs with a change since the watermark: a correction may move
+# a log to another district but never to another day or author, so recomputing the pair
+# also clears the row the log left.
+_CHANGED_PAIRS = "SELECT DISTINCT day, user_id FROM contact_log WHERE changed_at > :since"
+_CHANGED_DAYS = "SELECT DISTINCT day FROM contact_log WHERE changed_at > :since"
+_GRAIN_CHANGED = f"""
+INSERT INTO daily_grain
+    (day, district_id, user_id, kommun_id, forening_id, contacts, conversations, doors,
+     new_members)
+SELECT c.day, c.district_id, c.user_id, MIN(c.kommun_id), MIN(c.forening_id), COUNT(*),
+       SUM(c.conversations), SUM(CASE WHEN c.kind = 'door' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN c.new_member THEN 1 ELSE 0 END)
+FROM ({_CHANGED_PAIRS}) AS p
+JOIN contact_log AS c ON c.day = p.day AND c.user_id = p.user_id
+WHERE c.withdrawn_at IS NULL
+GROUP BY c.day, c.district_id, c.user_id
+"""
+_DELETE_CHANGED = f"""
+DELETE FROM daily_grain
+WHERE EXISTS (SELECT 1 FROM ({_CHANGED_PAIRS}) AS p
+              WHERE p.day = daily_grain.day AND p.user_id = daily_grain.user_id)
 """
 
 _STAT = """
@@ -38,10 +62,40 @@ GROUP BY day, {column}
 _UNITS = (("district", "district_id"), ("forening", "forening_id"), ("kommun", "kommun_id"))
 
 
+def _stats(session: Session, days: list[date] | None) -> int:
+    where = "" if days is None else "AND day IN :days"
+    rows = 0
+    for kind, column in _UNITS:
+        stmt = text(_STAT.format(kind=kind, column=column, days=where))
+        if days is not None:
+            stmt = stmt.bindparams(bindparam("days", expanding=True))
+        rows += session.execute(stmt, {} if days is None else {"days": days}).rowcount
+    return rows
+
+
+def rebuild_changed(session: Session, since: datetime, also: date) -> int:
+    """Recompute what changed after ``since`` (and the day ``also``); returns rows written."""
+    params = {"since": since}
+    changed = text(_CHANGED_DAYS).columns(day=Date)  # SQLite returns raw text otherwise
+    days = sorted({*session.execute(changed, params).scalars(), also})  # fmt: skip
+    session.execute(text(_DELETE_CHANGED), params)
+    rows = session.execute(text(_GRAIN_CHANGED), params).rowcount
+    stmt = text("DELETE FROM daily_stat WHERE day IN :days")
+    session.execute(stmt.bindparams(bindparam("days", expanding=True)), {"days": days})
+    return rows + _stats(session, days)
+
+
 def rebuild_days(session: Session, days: list[date] | None) -> int:
     """Recompute the snapshots of ``days`` (None: every day); returns the rows written."""
     if days is not None and not days:
         return 0
+    if days is None and session.get_bind().dialect.name == "postgresql":
+        # The whole-table GROUP BY spills to disk at the default work_mem; TRUNCATE spares
+        # the index checks against just-deleted keys that DELETE leaves behind.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("TRUNCATE daily_stat, daily_grain"))
+        rows = session.execute(text(_GRAIN.format(days=""))).rowcount
+        return rows + _stats(session, None)
     where = "" if days is None else "AND day IN :days"
     params = {} if days is None else {"days": sorted(set(days))}
 
@@ -55,6 +109,4 @@ def rebuild_days(session: Session, days: list[date] | None) -> int:
     run(f"DELETE FROM daily_stat {delete_where}")
     run(f"DELETE FROM daily_grain {delete_where}")
     rows = run(_GRAIN.format(days=where))
-    for kind, column in _UNITS:
-        rows += run(_STAT.format(kind=kind, column=column, days=where))
-    return rows
+    return rows + _stats(session, params.get("days"))
