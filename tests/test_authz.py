@@ -93,8 +93,9 @@ REQUESTS = {
     ("GET", "/me/devices"): lambda w, s, r, c: {"url": "/me/devices"},
     ("PUT", "/me/preferences"): lambda w, s, r, c: {
         "url": "/me/preferences", "json": {"nightly_email": False}},
-    ("DELETE", "/me/devices/{device_id}"): lambda w, s, r, c: {"url": "/me/devices/%d" % (
-        w.callers[r][1] if s == OWN and r in w.callers else w.other_device_id)},
+    ("DELETE", "/me/devices/{device_id}"): lambda w, s, r, c: {
+        "url": "/me/devices/" + str(w.callers[r][1] if s == OWN and r in w.callers
+                                    else w.other_device_id)},
     ("POST", "/users"): lambda w, s, r, c: {"url": "/users", "json": {
         "email": f"ny-{uuid.uuid4().hex[:8]}@example.org", "display_name": "Ny",
         "role": "volunteer", "unit_kind": "forening", "unit_id": w.F[s].id}},
