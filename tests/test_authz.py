@@ -131,7 +131,8 @@ REQUESTS = {
     ("GET", "/districts/coverage"): lambda w, s, r, c: {"url": "/districts/coverage"},
     ("POST", "/districts/assignments"): lambda w, s, r, c: {
         "url": "/districts/assignments", "files": {"file": (
-            "a.csv", f"district_code,forening\n{w.Du[s].code},{w.F[s].id}\n".encode(), "text/csv")}},
+            "a.csv", f"district_code,forening\n{w.Du[s].code},{w.F[s].id}\n".encode(),
+            "text/csv")}},
     ("GET", "/districts/{code}"): lambda w, s, r, c: {"url": f"/districts/{w.D[s].code}"},
     ("GET", "/districts/{code}/geojson"): lambda w, s, r, c: {
         "url": f"/districts/{w.D[s].code}/geojson"},
