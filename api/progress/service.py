@@ -148,19 +148,25 @@ def unit_progress(
         for i in range(4):
             figures[i] += int(row[i + 1] or 0)
 
-    def volunteers(since: date) -> int:
-        snap_users = session.exec(
-            select(DailyGrain.user_id)
-            .where(grain_where, DailyGrain.day >= since, DailyGrain.day <= snapshot_to)
-            .distinct()
-        ).all()
-        live_users = session.exec(
-            select(ContactLog.user_id).where(*live_where, ContactLog.day >= since).distinct()
-        ).all()
-        return len(set(snap_users) | set(live_users))
+    # Each volunteer's last active day, from the snapshots and the live logs: both counts
+    # (whole campaign, last 30 days) come from the same two queries.
+    last_day: dict[int, date] = {}
+    snap_users = session.exec(
+        select(DailyGrain.user_id, func.max(DailyGrain.day))
+        .where(grain_where, DailyGrain.day >= start, DailyGrain.day <= snapshot_to)
+        .group_by(DailyGrain.user_id)
+    )
+    live_users = session.exec(
+        select(ContactLog.user_id, func.max(ContactLog.day))
+        .where(*live_where)
+        .group_by(ContactLog.user_id)
+    )
+    for user_id, day in [*snap_users, *live_users]:
+        last_day[user_id] = max(day, last_day.get(user_id, day))
+    since_30 = max(start, last - timedelta(days=29))
 
     totals = dict(zip(_SUMMED, (sum(f[i] for f in daily.values()) for i in range(4)), strict=True))
-    totals["active_volunteers"] = volunteers(start)
+    totals["active_volunteers"] = len(last_day)
     targets = {
         t.metric: t.value
         for t in session.exec(
@@ -206,7 +212,7 @@ def unit_progress(
         expected_share=share_now,
         covered_through=covered,
         metrics=metrics,
-        active_volunteers_30d=volunteers(max(start, last - timedelta(days=29))),
+        active_volunteers_30d=sum(day >= since_30 for day in last_day.values()),
         daily=[
             DayFigures(day=d, contacts=f[0], conversations=f[1], doors=f[2], new_members=f[3])
             for d, f in sorted(daily.items())
