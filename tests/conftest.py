@@ -2,14 +2,17 @@
 transaction that is rolled back afterwards. The PostgreSQL database is created for this run
 and dropped at its end; no other database is touched."""
 
+import email
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from email import policy
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -23,6 +26,7 @@ from api.main import create_app
 from api.migrate import upgrade
 from api.models import Role, User
 from api.settings import Settings
+from tests.liveserver import free_port
 
 PG_ADMIN_URL = os.environ.get(
     "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -158,3 +162,35 @@ def cli_session(session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
     """Route the knacka command's unit of work into the test's transaction."""
     monkeypatch.setattr(db, "session_scope", lambda: request_scope(session))
     return session
+
+
+class Inbox:
+    """Collects messages; RCPT replies can be scripted per address."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.replies: dict[str, list[str]] = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+        scripted = self.replies.get(address)
+        if scripted:
+            return scripted.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def inbox(settings):
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
+    yield handler
+    controller.stop()

@@ -1,44 +1,12 @@
 """Sign-in with one-time codes over real SMTP, device tokens, revocation and invitations."""
 
-import email
 import re
-import socket
-from email import policy
 
-import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import select
 
 from api.models import DeviceToken, LoginCode, Role
 from tests import factories as f
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def inbox(settings):
-    """A real SMTP server on loopback; the app's settings point at it."""
-    handler = _Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
-    try:
-        yield handler
-    finally:
-        controller.stop()
+from tests.liveserver import free_port
 
 
 def _code_from(message) -> str:  # noqa: ANN001
@@ -150,7 +118,7 @@ def test_code_requests_are_rate_limited(anon_client, session, inbox, clock):
 
 def test_smtp_failure_is_503_and_leaves_no_code(anon_client, session, settings):
     vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
-    settings.smtp_host, settings.smtp_port = "127.0.0.1", _free_port()
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", free_port()
     r = anon_client.post("/auth/code", json={"email": vol.email})
     assert r.status_code == 503 and r.json()["detail"].startswith("email: could not send")
     assert session.exec(select(LoginCode).where(LoginCode.user_id == vol.id)).first() is None

@@ -1,18 +1,14 @@
 """The nightly job and its emails, against databases of their own (the job commits in
 several transactions, as it does in production) and a real SMTP server on loopback."""
 
-import email
 import json
 import os
-import socket
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
-from email import policy
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import Session, func, select
 
 from api import db
@@ -26,44 +22,6 @@ from tests.conftest import BACKENDS, postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 NIGHT = "2026-05-04T02:30:00+02:00"  # closes the night of 2026-05-03
-
-
-class Inbox:
-    """Collects messages; RCPT replies can be scripted per address."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.replies: dict[str, list[str]] = {}
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
-        scripted = self.replies.get(address)
-        if scripted:
-            return scripted.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def to(self, address: str) -> list[email.message.EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def inbox(settings):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture(params=BACKENDS)
