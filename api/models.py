@@ -350,7 +350,8 @@ class DailyGrain(SQLModel, table=True):
 
 
 class DailyStat(SQLModel, table=True):
-    """Daily totals per kommun, förening and district, rolled up from DailyGrain."""
+    """Daily totals per kommun and förening, rolled up from DailyGrain (whose rows are the
+    districts' daily snapshot)."""
 
     __tablename__ = "daily_stat"
     __table_args__ = (

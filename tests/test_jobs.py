@@ -16,7 +16,7 @@ from api.db import make_engine
 from api.jobs import retry_outbox, run_nightly
 from api.mail import send_message
 from api.migrate import upgrade
-from api.models import DailyStat, EmailOutbox, JobRun, Role
+from api.models import DailyGrain, DailyStat, EmailOutbox, JobRun, Role
 from tests import factories as f
 from tests.conftest import BACKENDS, postgres_database
 
@@ -251,10 +251,11 @@ def test_incremental_run_follows_corrections_and_withdrawals(job_db, inbox, sett
 
     def day_total(district_id: int) -> int:
         with Session(engine) as s:
-            row = s.exec(select(DailyStat).where(
-                DailyStat.day == date(2026, 4, 30), DailyStat.unit_kind == "district",
-                DailyStat.unit_id == district_id)).first()  # fmt: skip
-            return 0 if row is None else row.conversations
+            return s.exec(
+                select(func.coalesce(func.sum(DailyGrain.conversations), 0)).where(
+                    DailyGrain.day == date(2026, 4, 30), DailyGrain.district_id == district_id
+                )
+            ).one()
 
     assert day_total(other_id) == 1
     assert day_total(old_id) == 10 - 2  # åsa's ten that day, one moved, one withdrawn

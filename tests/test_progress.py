@@ -190,6 +190,9 @@ def test_progress_reads_snapshots_plus_the_live_day(client, session, jamt, clock
     assert pd["metrics"][0]["actual"] == 100
     district = client.get(f"/campaigns/{cid}/progress/district/{d3.id}").json()
     assert district["metrics"][0]["actual"] == 0
+    busy = client.get(f"/campaigns/{cid}/progress/district/{d1.id}").json()
+    assert busy["metrics"][0]["actual"] == 30 + 25  # anna's doors and bo's stall
+    assert [d["day"] for d in busy["daily"]] == ["2026-03-10", "2026-04-25", "2026-05-01"]
 
 
 def test_active_volunteers_are_people_not_devices(client, session, jamt, clock):

@@ -74,13 +74,21 @@ def _filters(session: Session, kind: UnitKind, unit_id: int):  # noqa: ANN202
     if kind == UnitKind.partidistrikt:
         kommuner = select(Kommun.id).where(Kommun.partidistrikt_id == unit_id)
         return (
+            DailyStat,
             (DailyStat.unit_kind == UnitKind.kommun) & col(DailyStat.unit_id).in_(kommuner),
             col(DailyGrain.kommun_id).in_(kommuner),
             col(ContactLog.kommun_id).in_(kommuner),
         )
-    column = {UnitKind.kommun: "kommun_id", UnitKind.forening: "forening_id",
-              UnitKind.district: "district_id"}[kind]  # fmt: skip
+    if kind == UnitKind.district:
+        return (
+            DailyGrain,
+            DailyGrain.district_id == unit_id,
+            DailyGrain.district_id == unit_id,
+            ContactLog.district_id == unit_id,
+        )
+    column = {UnitKind.kommun: "kommun_id", UnitKind.forening: "forening_id"}[kind]
     return (
+        DailyStat,
         (DailyStat.unit_kind == kind) & (DailyStat.unit_id == unit_id),
         getattr(DailyGrain, column) == unit_id,
         getattr(ContactLog, column) == unit_id,
@@ -119,16 +127,17 @@ def unit_progress(
     start = campaign.starts_on
     last = min(today, campaign.ends_on)
     snapshot_to = min(covered, last) if covered else start - timedelta(days=1)
-    stat_where, grain_where, log_where = _filters(session, unit_kind, unit_id)
+    snap_table, stat_where, grain_where, log_where = _filters(session, unit_kind, unit_id)
 
     daily: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    t = snap_table
     snap = session.exec(
         select(
-            DailyStat.day, func.sum(DailyStat.contacts), func.sum(DailyStat.conversations),
-            func.sum(DailyStat.doors), func.sum(DailyStat.new_members),
+            t.day, func.sum(t.contacts), func.sum(t.conversations), func.sum(t.doors),
+            func.sum(t.new_members),
         )
-        .where(stat_where, DailyStat.day >= start, DailyStat.day <= snapshot_to)
-        .group_by(DailyStat.day)
+        .where(stat_where, t.day >= start, t.day <= snapshot_to)
+        .group_by(t.day)
     )  # fmt: skip
     live_where = (
         log_where, col(ContactLog.withdrawn_at).is_(None),
