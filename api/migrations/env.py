@@ -28,6 +28,17 @@ if connection is not None:
 else:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Batch migrations rebuild tables (copy, drop, rename); with foreign keys enforced,
+            # dropping a table that other rows reference fails. The pragma only takes effect
+            # outside a transaction, hence on the raw connection before anything begins.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         _run(conn)
         conn.commit()
+        if sqlite:
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            conn.rollback()
+            if broken:
+                raise RuntimeError(f"migration left rows with broken foreign keys: {broken[:10]}")
     engine.dispose()
