@@ -1,0 +1,38 @@
+"""The benchmark scripts still run (at a tiny size). Their figures are printed for people to
+read; no timing is asserted here."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import postgres_database
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMOKE = {
+    "bench_import.py": (["--districts", "60", "--repeat", "1"], "districts/s"),
+    "bench_ingest.py": (
+        ["--duration", "1", "--warmup", "0.2", "--clients", "4", "--raw-rows", "500",
+         "--workers", "1"],
+        "ratio",
+    ),
+    "bench_aggregate.py": (
+        ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
+        "ratio",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_benchmark_runs_and_prints_its_ratios(script):
+    with postgres_database():  # skips, or fails in CI, when PostgreSQL is not reachable
+        pass
+    args, expected = SMOKE[script]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout
