@@ -9,4 +9,11 @@ from geo.districts import (
 )
 from geo.locate import first_covering
 
-__all__ = ["AREA_CRS", "STORAGE_CRS", "DistrictFileError", "DistrictTable", "first_covering", "read_districts"]
+__all__ = [
+    "AREA_CRS",
+    "STORAGE_CRS",
+    "DistrictFileError",
+    "DistrictTable",
+    "first_covering",
+    "read_districts",
+]

@@ -35,6 +35,8 @@ AREA_CRS = CRS.from_epsg(3006)
 _SWEREF_BOUNDS = (150_000.0, 6_000_000.0, 1_000_000.0, 7_800_000.0)
 _POLYGONAL = {"Polygon", "MultiPolygon"}
 _MAX_LISTED = 20
+MAX_CODE_LENGTH = 40  # the database's column widths
+MAX_NAME_LENGTH = 200
 
 
 class DistrictFileError(ValueError):
@@ -174,7 +176,11 @@ def _counts(frame: pd.DataFrame, column: str | None, label: str) -> pd.Series:
     if column is None:
         return pd.Series([None] * len(frame), index=frame.index, dtype="object")
     values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() & frame[column].notna() | (values < 0) | (values.mod(1) != 0)
+    bad = (
+        (values.isna() & frame[column].notna())
+        | (values < 0)
+        | (values.notna() & (values.mod(1) != 0))
+    )
     if bad.any():
         rows = [str(code) for code in frame.loc[bad, "code"]]
         raise DistrictFileError(
@@ -271,6 +277,12 @@ def read_districts(
         raise DistrictFileError(
             f"code: features {_listing(rows)} have no value in {code_column!r}", features=rows
         )
+    too_long = out.loc[out["code"].str.len() > MAX_CODE_LENGTH, "code"].tolist()
+    if too_long:
+        raise DistrictFileError(
+            f"code: codes longer than {MAX_CODE_LENGTH} characters: {_listing(too_long)}",
+            features=too_long,
+        )
     dupes = sorted(out.loc[out["code"].duplicated(), "code"].unique())
     if dupes:
         raise DistrictFileError(
@@ -279,6 +291,12 @@ def read_districts(
 
     names = frame[name_column].astype("string").str.strip()
     out["name"] = names.fillna(out["code"]).mask(names == "", out["code"])
+    long_names = out.loc[out["name"].str.len() > MAX_NAME_LENGTH, "code"].tolist()
+    if long_names:
+        raise DistrictFileError(
+            f"name: names longer than {MAX_NAME_LENGTH} characters for {_listing(long_names)}",
+            features=long_names,
+        )
 
     if derive_kommun:
         kommun = out["code"].str.slice(0, 4)

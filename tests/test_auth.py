@@ -110,17 +110,17 @@ def test_code_requests_are_rate_limited(anon_client, session, inbox, clock):
     for _ in range(5):
         assert anon_client.post("/auth/code", json={"email": vol.email}).status_code == 202
     limited = anon_client.post("/auth/code", json={"email": vol.email})
-    assert limited.status_code == 429 and "too many" in limited.json()["detail"]
+    assert limited.status_code == 202  # the same answer as always, but no email
     assert len(inbox.messages) == 5
     clock.advance(hours=1, seconds=1)
     assert anon_client.post("/auth/code", json={"email": vol.email}).status_code == 202
 
 
-def test_smtp_failure_is_503_and_leaves_no_code(anon_client, session, settings):
+def test_smtp_failure_looks_the_same_and_leaves_no_code(anon_client, session, settings):
     vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
     settings.smtp_host, settings.smtp_port = "127.0.0.1", free_port()
     r = anon_client.post("/auth/code", json={"email": vol.email})
-    assert r.status_code == 503 and r.json()["detail"].startswith("email: could not send")
+    assert r.status_code == 202
     assert session.exec(select(LoginCode).where(LoginCode.user_id == vol.id)).first() is None
 
 

@@ -275,3 +275,18 @@ def test_topics_are_configurable_by_district_admins(anon_client, session, admin,
     assert "jobs" not in {t["code"] for t in anon_client.get("/topics", headers=vol_h).json()}
     r = anon_client.post("/contacts", headers=vol_h, json=record(clock, topics=["jobs"]))
     assert r.status_code == 422 and r.json()["errors"][0]["message"] == "unknown: jobs"
+
+
+def test_a_replay_is_answered_even_when_the_record_would_no_longer_validate(field, session):
+    c, clock = field["client"], field["clock"]
+    body = record(clock, topics=["jobs"])
+    first = c.post("/contacts", json=body).json()
+    from api.models import Topic
+
+    jobs = session.get(Topic, "jobs")
+    jobs.active = False
+    session.add(jobs)
+    session.flush()
+    clock.advance(days=61)  # the phone was offline for two months
+    replay = c.post("/contacts", json=body)
+    assert replay.status_code == 200 and replay.json()["id"] == first["id"]

@@ -1,6 +1,7 @@
 """Sign-in with one-time email codes, device tokens, and invitations."""
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,8 +12,8 @@ from sqlmodel import Session, col, select
 from api.auth.schemas import Invite
 from api.auth.scope import Scope
 from api.db import save_unique
-from api.errors import AppError, Conflict, NotFound, Unprocessable
-from api.mail import build_message, send_message
+from api.errors import Conflict, NotFound, Unprocessable
+from api.mail import MailError, build_message, send_message
 from api.models import DeviceToken, Forening, Kommun, LoginCode, Partidistrikt, Role, UnitKind, User
 from api.settings import Settings
 
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 TOKEN_PREFIX = "kn_"
+_log = logging.getLogger("knacka.auth")
 # Writing last_used_at on every request would turn every read into a write.
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
 
@@ -78,15 +80,32 @@ def request_code(*, session: Session, settings: Settings, email: str, now: datet
         .select_from(LoginCode)
         .where(LoginCode.user_id == user.id, LoginCode.created_at >= since)
     ).one()
+    # The caller always gets the same answer (202): a 429 or a 503 here would tell anyone
+    # which addresses have accounts. Both cases are logged instead.
     if recent >= settings.login_codes_per_hour:
-        raise AppError("email: too many sign-in codes requested; try again within an hour", 429)
+        _log.warning("sign-in codes for user %s: hourly limit reached; none sent", user.id)
+        return
+    code = f"{secrets.randbelow(10**6):06d}"
+    text = (
+        f"Hej {user.display_name}!\n\n"
+        f"Din inloggningskod till Knacka är: {code}\n\n"
+        f"Koden gäller i {settings.login_code_minutes} minuter och kan bara användas en gång.\n"
+        "Har du inte bett om en kod kan du bortse från det här mejlet.\n"
+    )
+    message = build_message(
+        settings=settings, to=user.email, subject=f"Din inloggningskod: {code}", text=text
+    )
+    try:
+        send_message(settings=settings, message=message)
+    except MailError as exc:
+        _log.error("sign-in code for user %s not sent: %s", user.id, exc.message)
+        return
     # Only the newest code is valid: older unused ones end here.
     session.execute(
         update(LoginCode)
         .where(LoginCode.user_id == user.id, col(LoginCode.used_at).is_(None))
         .values(used_at=now)
     )
-    code = f"{secrets.randbelow(10**6):06d}"
     session.add(
         LoginCode(
             user_id=user.id,
@@ -94,19 +113,6 @@ def request_code(*, session: Session, settings: Settings, email: str, now: datet
             created_at=now,
             expires_at=now + timedelta(minutes=settings.login_code_minutes),
         )
-    )
-    session.flush()
-    text = (
-        f"Hej {user.display_name}!\n\n"
-        f"Din inloggningskod till Knacka är: {code}\n\n"
-        f"Koden gäller i {settings.login_code_minutes} minuter och kan bara användas en gång.\n"
-        "Har du inte bett om en kod kan du bortse från det här mejlet.\n"
-    )
-    send_message(
-        settings=settings,
-        message=build_message(
-            settings=settings, to=user.email, subject=f"Din inloggningskod: {code}", text=text
-        ),
     )
 
 
@@ -125,14 +131,23 @@ def exchange_code(
     ).first()
     if login is None or login.expires_at <= now:
         return refused
+    this = LoginCode.id == login.id
     if not secrets.compare_digest(login.code_hash, _code_hash(user.id, code.strip())):
-        login.failed_attempts += 1
-        if login.failed_attempts >= settings.login_code_attempts:
-            login.used_at = now  # too many guesses: the code is spent
-        session.add(login)
+        # Atomic updates: parallel guesses must each count.
+        session.execute(
+            update(LoginCode).where(this).values(failed_attempts=LoginCode.failed_attempts + 1)
+        )
+        spent = LoginCode.failed_attempts >= settings.login_code_attempts
+        session.execute(
+            update(LoginCode)
+            .where(this, spent, col(LoginCode.used_at).is_(None))
+            .values(used_at=now)
+        )
         return refused
-    login.used_at = now
-    session.add(login)
+    # Only one of two parallel exchanges of the same code may win it.
+    claim = update(LoginCode).where(this, col(LoginCode.used_at).is_(None)).values(used_at=now)
+    if session.execute(claim).rowcount != 1:
+        return refused
     return issue_device_token(session=session, user=user, name=device_name, now=now)
 
 

@@ -54,7 +54,9 @@ __all__ = [
 
 
 def _body_hash(record: ContactIn) -> str:
-    canonical = record.model_dump(mode="json")
+    # The location is left out: a stored hash of an exact point (with the other fields
+    # known) could be searched back to the door. The district it resolves to is stored.
+    canonical = record.model_dump(mode="json", exclude={"location"})
     canonical["topics"] = sorted(set(canonical["topics"]))
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -158,6 +160,43 @@ def _resolve_districts(
     return by_code, by_point
 
 
+def _applied(session: Session, uuids: set[UUID]) -> dict[UUID, tuple[int, int, str]]:
+    """For uuids already applied: (id, user_id, body_hash) of the record that applied them."""
+    if not uuids:
+        return {}
+    query = select(
+        ContactLog.client_uuid, ContactLog.id, ContactLog.user_id, ContactLog.body_hash
+    ).where(col(ContactLog.client_uuid).in_(uuids))
+    return {row.client_uuid: (row.id, row.user_id, row.body_hash) for row in session.exec(query)}
+
+
+def _replay(
+    index: int,
+    record: ContactIn,
+    first: tuple[int, int, str],
+    user_id: int,
+    body_hash: str | None = None,
+) -> ContactResult:
+    """The answer to a uuid that was applied before: the original, or a conflict."""
+    first_id, first_user, first_hash = first
+    body_hash = body_hash or _body_hash(record)
+    if first_user == user_id and first_hash == body_hash:
+        return ContactResult(
+            index=index, client_uuid=record.client_uuid, status="duplicate", id=first_id
+        )
+    message = (
+        "this client_uuid was already used for a different record"
+        if first_user == user_id
+        else "this client_uuid is already taken; generate a new one"
+    )
+    return ContactResult(
+        index=index,
+        client_uuid=record.client_uuid,
+        status="conflict",
+        errors=[FieldError(field="client_uuid", message=message)],
+    )
+
+
 def log_contacts(
     *,
     session: Session,
@@ -180,6 +219,9 @@ def log_contacts(
     earliest = now - timedelta(days=settings.max_backdate_days)
     latest = now + timedelta(minutes=settings.clock_skew_minutes)
 
+    # Replays are answered first, before any validation: a record that was applied stays
+    # applied even when its topic was retired or its day has since fallen out of the window.
+    applied = _applied(session, {r.client_uuid for r in valid})
     results: list[ContactResult | None] = []
     pending: list[tuple[int, ContactIn, str]] = []
     rows: list[dict[str, Any]] = []
@@ -191,6 +233,9 @@ def log_contacts(
             results.append(record)
             continue
         point_index, valid_index = valid_index, valid_index + 1
+        if record.client_uuid in applied:
+            results.append(_replay(index, record, applied[record.client_uuid], user.id))
+            continue
         errors: list[FieldError] = []
         if record.location is not None:
             district = by_point.get(point_index)
@@ -273,16 +318,8 @@ def log_contacts(
     elif links:
         session.execute(insert(ContactTopic), links)
 
-    # uuid -> (id, user_id, body_hash) of the record that first applied it
-    applied: dict[UUID, tuple[int, int, str]] = {}
     others = {rec.client_uuid for _, rec, _ in pending if rec.client_uuid not in inserted}
-    if others:
-        query = select(
-            ContactLog.client_uuid, ContactLog.id, ContactLog.user_id, ContactLog.body_hash
-        ).where(col(ContactLog.client_uuid).in_(others))
-        applied = {
-            row.client_uuid: (row.id, row.user_id, row.body_hash) for row in session.exec(query)
-        }
+    applied |= _applied(session, others)  # inserted meanwhile by a concurrent request
     for index, record, body_hash in pending:
         uuid = record.client_uuid
         if uuid in inserted and uuid not in applied:
@@ -290,24 +327,8 @@ def log_contacts(
             results[index] = ContactResult(
                 index=index, client_uuid=uuid, status="created", id=inserted[uuid]
             )
-            continue
-        first_id, first_user, first_hash = applied[uuid]
-        if first_user == user.id and first_hash == body_hash:
-            results[index] = ContactResult(
-                index=index, client_uuid=uuid, status="duplicate", id=first_id
-            )
-            continue
-        message = (
-            "this client_uuid was already used for a different record"
-            if first_user == user.id
-            else "this client_uuid is already taken; generate a new one"
-        )
-        results[index] = ContactResult(
-            index=index,
-            client_uuid=uuid,
-            status="conflict",
-            errors=[FieldError(field="client_uuid", message=message)],
-        )
+        else:
+            results[index] = _replay(index, record, applied[uuid], user.id, body_hash)
     return results  # type: ignore[return-value]
 
 

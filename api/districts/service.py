@@ -103,6 +103,9 @@ def import_district_file(
         chunk = elsewhere[start : start + 1000]
         for row in session.exec(select(*columns).where(col(District.code).in_(chunk))):
             existing[row.code] = row
+    moved_from = sorted({r.kommun_id for r in existing.values()} - set(touched_ids))
+    if any(not scope.leads_kommun(k) for k in moved_from):
+        raise Forbidden("code: the file moves districts out of a kommun outside your unit")
 
     geoms = frame.geometry.to_numpy()
     wkbs = shapely.to_wkb(geoms, output_dimension=2)
@@ -138,9 +141,11 @@ def import_district_file(
                 }
             )
         elif any(getattr(old, key) != value for key, value in values.items()):
-            updates.append(
-                values | _box(bounds[i]) | {"id": old.id, "area_m2": areas[i], "updated_at": now}
-            )
+            update_row = values | _box(bounds[i])
+            update_row |= {"id": old.id, "area_m2": areas[i], "updated_at": now}
+            if old.kommun_id != values["kommun_id"]:
+                update_row["forening_id"] = None  # a förening holds districts of its own kommun
+            updates.append(update_row)
         else:
             unchanged += 1
         if progress and (i + 1) % _CHUNK == 0:
@@ -400,6 +405,7 @@ def assign_bulk_csv(
     """Apply a CSV of ``district_code,forening`` rows: all of them, or none if any is bad."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     fields = [f.strip() for f in reader.fieldnames or []]
+    reader.fieldnames = fields
     if "district_code" not in fields or "forening" not in fields:
         raise Unprocessable(
             "columns: the CSV needs a header with district_code and forening; found "
@@ -445,7 +451,7 @@ def assign_bulk_csv(
         if not ref:
             plan.append((line, district, None))
             continue
-        forening = by_id.get(int(ref)) if ref.isdigit() else None
+        forening = by_id.get(int(ref)) if ref.isascii() and ref.isdigit() else None
         forening = forening or by_name.get((district.kommun_id, ref.casefold()))
         if forening is None:
             fail(line, "forening", ref, f"no förening {ref!r} in the kommun of district {code}")

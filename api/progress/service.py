@@ -49,7 +49,7 @@ def expected_share(campaign: Campaign, day: date) -> float:
     if day >= end:
         return 1.0
     if campaign.pace_curve == "final_weeks":
-        push_from = end - timedelta(weeks=campaign.pace_final_weeks) + timedelta(days=1)
+        push_from = max(start, end - timedelta(weeks=campaign.pace_final_weeks) + timedelta(days=1))
 
         def weight(upto: date) -> float:
             normal = (min(upto, push_from - timedelta(days=1)) - start).days + 1
