@@ -257,6 +257,7 @@ def simulate(
 ) -> None:
     """Log believable demo activity for the demo's volunteers, then build the snapshots."""
     from datetime import date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
 
     from api.demo import simulate_logging
     from api.jobs import run_nightly
@@ -264,9 +265,40 @@ def simulate(
     last = date.fromisoformat(until) if until else None
     with db.session_scope() as session:
         result = simulate_logging(session=session, weeks=weeks, until=last, seed=seed)
-    night_after = datetime.combine(result["until"] + timedelta(days=1), time(2, 30)).astimezone()
+    zone = ZoneInfo(get_settings().timezone)
+    night_after = datetime.combine(result["until"] + timedelta(days=1), time(2, 30), zone)
     summary = run_nightly(now=night_after, emails=False)
     typer.echo(json.dumps({**result, "nightly": summary}, default=str))
+
+
+@app.command()
+def topic(
+    code: Annotated[str, typer.Argument(help="The topic's code, e.g. culture")],
+    label: Annotated[str | None, typer.Option(help="Its label in Swedish")] = None,
+    retire: Annotated[bool, typer.Option(help="Stop offering it (old logs keep it)")] = False,
+) -> None:
+    """Add, relabel or retire a topic of the list phones offer (shared by all units)."""
+    from api.contacts.schemas import TopicCreate, TopicUpdate
+    from api.contacts.service import create_topic, update_topic
+    from api.models import Topic
+
+    try:
+        with db.session_scope() as session:
+            operator = Scope.operator(session)
+            if session.get(Topic, code) is None:
+                made = create_topic(
+                    session=session, scope=operator,
+                    data=TopicCreate(code=code, label=label or code),
+                )  # fmt: skip
+                typer.echo(f"added {made.code}: {made.label}")
+            if retire or label:
+                data = TopicUpdate(label=label, active=False if retire else None)
+                changed = update_topic(session=session, scope=operator, code=code, data=data)
+                typer.echo(f"{changed.code}: {changed.label}, active={changed.active}")
+    except AppError as exc:
+        _fail(exc)
+    except ValueError as exc:  # pydantic's validation error names the field
+        _fail(AppError(str(exc)))
 
 
 @app.command("load-demo")

@@ -28,6 +28,7 @@ from api.models import (
     User,
     utcnow,
 )
+from api.settings import get_settings
 
 __all__ = ["CAMPAIGN_TARGETS", "FORENINGAR", "KOMMUNER", "load_demo", "simulate_logging"]
 
@@ -86,6 +87,12 @@ VOLUNTEERS_PER_FORENING = 3
 UNCOVERED_EVERY = 6  # every sixth district of a kommun is left without a förening
 
 
+def _today() -> date:
+    from api.contacts.rules import local_day
+
+    return local_day(utcnow(), get_settings().timezone)
+
+
 def _user(session: Session, email: str, name: str, role: Role, kind: UnitKind, unit: int) -> None:
     if session.exec(select(User).where(User.email == email)).first() is None:
         session.add(User(email=email, display_name=name, role=role, unit_kind=kind, unit_id=unit))
@@ -95,7 +102,7 @@ def load_demo(
     *, session: Session, districts_path: Path, today: date | None = None
 ) -> dict[str, int]:
     """Create the Jämtland demo campaign; idempotent."""
-    today = today or date.today()
+    today = today or _today()
     code, name = PARTIDISTRIKT
     pd_ = session.exec(select(Partidistrikt).where(Partidistrikt.code == code)).first()
     if pd_ is None:
@@ -244,7 +251,7 @@ def simulate_logging(
     campaign = session.exec(select(Campaign).where(Campaign.name == CAMPAIGN_NAME)).first()
     if campaign is None:
         raise ValueError("load the demo first (knacka load-demo)")
-    until = until or (date.today() - timedelta(days=1))
+    until = until or (_today() - timedelta(days=1))
     first = max(campaign.starts_on, until - timedelta(weeks=weeks) + timedelta(days=1))
     rng = random.Random(seed)
     people = session.exec(
@@ -257,7 +264,8 @@ def simulate_logging(
     districts_of: dict[int, list[District]] = {}
     for district in session.exec(select(District).order_by(District.code)):
         districts_of.setdefault(district.kommun_id, []).append(district)
-    zone = ZoneInfo("Europe/Stockholm")
+    timezone = get_settings().timezone
+    zone = ZoneInfo(timezone)
     outcomes = [Outcome.conversation] * 5 + [Outcome.not_home] * 4 + [Outcome.refused] * 1
     rows = []
     day = first
@@ -276,13 +284,13 @@ def simulate_logging(
                 quantity = rng.randint(5, 25) if kind == ContactKind.stall else 1
                 moment = datetime.combine(day, time(rng.randint(10, 19), rng.randint(0, 59)), zone)
                 rows.append({
-                    "client_uuid": uuid.UUID(int=rng.getrandbits(128)), "body_hash": "demo",
+                    "client_uuid": uuid.uuid4(), "body_hash": "demo",
                     "user_id": user.id, "district_id": district.id, "kommun_id": kommun.id,
                     "forening_id": forening.id, "kind": kind.value, "outcome": outcome.value,
                     "quantity": quantity,
                     "conversations": conversations_of(kind, outcome, quantity),
                     "new_member": rng.random() < 0.006, "occurred_at": moment,
-                    "day": local_day(moment, "Europe/Stockholm"), "received_at": moment,
+                    "day": local_day(moment, timezone), "received_at": moment,
                     "changed_at": utcnow(),
                 })  # fmt: skip
         day += timedelta(days=1)

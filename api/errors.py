@@ -5,7 +5,6 @@ from fastapi.responses import JSONResponse
 
 __all__ = [
     "AppError",
-    "BadRequest",
     "Conflict",
     "NotFound",
     "Unauthorized",
@@ -35,10 +34,6 @@ class AppError(Exception):
         self.headers = headers
 
 
-class BadRequest(AppError):
-    status_code = 400
-
-
 class NotFound(AppError):
     status_code = 404
 
@@ -59,6 +54,18 @@ class Unauthorized(AppError):
 
 
 def install_handlers(app: FastAPI) -> None:
+    from sqlalchemy.exc import DataError
+
+    # A number or text too large for its column (an id of 10**20, say) is the caller's
+    # mistake, not a server error.
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": "a value is out of range or too long for its field"},
+        )
+
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         body: dict[str, object] = {"detail": exc.message}

@@ -33,6 +33,7 @@ log = logging.getLogger("knacka.jobs")
 # behind the watermark makes sure a slow commit is never skipped.
 WATERMARK_LAG = timedelta(minutes=5)
 MAX_CATCH_UP_NIGHTS = 62
+OUTBOX_LEASE = "outbox"
 
 
 def _holder() -> str:
@@ -170,25 +171,32 @@ def run_nightly(
                 day=today,
                 now=now,
             )
-        sent = send_outbox(settings=settings, day=today, now=lambda: now, send=send)
+        sent = _send_under_lease(settings=settings, day=today, now=now, send=send)
         return {"status": "ran", "nights": [n.isoformat() for n in nights], "rows": rows,
                 "queued": queued, "emails": sent}  # fmt: skip
     finally:
         _release(NIGHTLY_JOB, holder)
 
 
+def _send_under_lease(
+    *, settings: Settings, day: date, now: datetime, send: Callable = send_message
+) -> dict[str, int | str]:
+    """Send the outbox under its own lease (not the night's, so that a retry running at
+    02:30 can never make the nightly job skip its night)."""
+    holder = _holder()
+    if not _acquire(OUTBOX_LEASE, holder, now, settings.job_lease_minutes):
+        return {"skipped": "another process is sending; it sends these too"}
+    try:
+        return send_outbox(settings=settings, day=day, now=lambda: now, send=send)
+    finally:
+        _release(OUTBOX_LEASE, holder)
+
+
 def retry_outbox(*, settings: Settings | None = None, now: datetime | None = None) -> dict:
     """Send emails whose earlier attempt got a temporary (4xx) answer."""
     settings = settings or get_settings()
     now = now or utcnow()
-    holder = _holder()
-    if not _acquire(NIGHTLY_JOB, holder, now, settings.job_lease_minutes):
-        return {"status": "skipped"}
-    try:
-        day = local_day(now, settings.timezone)
-        return send_outbox(settings=settings, day=day, now=lambda: now)
-    finally:
-        _release(NIGHTLY_JOB, holder)
+    return _send_under_lease(settings=settings, day=local_day(now, settings.timezone), now=now)
 
 
 @dataclass(frozen=True)

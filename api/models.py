@@ -279,14 +279,14 @@ class ContactTopic(SQLModel, table=True):
 
 
 class ContactAudit(SQLModel, table=True):
-    """Who created, corrected or withdrew a contact log, and what changed."""
+    """Who corrected or withdrew a contact log, and what changed."""
 
     __tablename__ = "contact_audit"
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact_log.id", index=True)
     user_id: int = Field(foreign_key="app_user.id")
-    action: str = Field(max_length=20)  # created, corrected, withdrawn
+    action: str = Field(max_length=20)  # corrected, withdrawn (creation is the log itself)
     changes: str  # JSON: {"field": [old, new]}; the fields hold no free text
     at: datetime = _ts()
 
@@ -410,7 +410,8 @@ class EmailOutbox(SQLModel, table=True):
     user_id: int = Field(foreign_key="app_user.id", index=True)
     day: date = Field(index=True)
     kind: str = Field(max_length=40)
-    # pending, sending, sent, failed (5xx), lost (crashed mid-send; not retried)
+    # pending, sending, sent, failed (5xx), lost (crashed mid-send; not retried), skipped
+    # (opted out or no running campaign by the time it was sent)
     status: str = Field(default="pending", max_length=20, index=True)
     attempts: int = 0
     next_attempt_at: datetime = _ts()

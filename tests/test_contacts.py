@@ -256,7 +256,11 @@ def test_the_schema_has_no_place_for_a_person_or_an_opinion():
     assert text_columns == []
 
 
-def test_topics_are_configurable_by_district_admins(anon_client, session, admin, clock):
+def test_topics_are_configured_by_operators(anon_client, session, admin, clock, cli_session):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
     admin_h = f.auth_headers(session, admin, clock.now)
     ost = f.kommun(session)
     vol = f.user(session, Role.volunteer, f.forening(session, ost))
@@ -264,15 +268,17 @@ def test_topics_are_configurable_by_district_admins(anon_client, session, admin,
     vol_h = f.auth_headers(session, vol, clock.now)
     codes = {t["code"] for t in anon_client.get("/topics", headers=vol_h).json()}
     assert codes == {"healthcare", "jobs", "climate", "elder_care", "safety", "schools", "housing"}
-    denied = anon_client.post("/topics", headers=vol_h, json={"code": "culture", "label": "Kultur"})
-    assert denied.status_code == 403
-    made = anon_client.post("/topics", headers=admin_h, json={"code": "culture", "label": "Kultur"})
-    assert made.status_code == 201
-    again = anon_client.post("/topics", headers=admin_h, json={"code": "culture", "label": "K"})
-    assert again.status_code == 409
-    retired = anon_client.patch("/topics/jobs", headers=admin_h, json={"active": False})
-    assert retired.json() == {"code": "jobs", "label": "Jobb", "active": False}
-    assert "jobs" not in {t["code"] for t in anon_client.get("/topics", headers=vol_h).json()}
+    denied = anon_client.post("/topics", headers=admin_h, json={"code": "culture", "label": "K"})
+    assert denied.status_code == 403 and "knacka topic" in denied.json()["detail"]
+    runner = CliRunner()
+    made = runner.invoke(app, ["topic", "culture", "--label", "Kultur"])
+    assert made.exit_code == 0, made.output
+    retired = runner.invoke(app, ["topic", "jobs", "--retire"])
+    assert "jobs: Jobb, active=False" in retired.stdout
+    bad = runner.invoke(app, ["topic", "Bad Code"])
+    assert bad.exit_code == 1 and "code" in bad.stderr
+    listed = {t["code"] for t in anon_client.get("/topics", headers=vol_h).json()}
+    assert "culture" in listed and "jobs" not in listed
     r = anon_client.post("/contacts", headers=vol_h, json=record(clock, topics=["jobs"]))
     assert r.status_code == 422 and r.json()["errors"][0]["message"] == "unknown: jobs"
 

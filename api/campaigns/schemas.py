@@ -55,7 +55,7 @@ class TargetSet(_Strict):
     unit_kind: UnitKind
     unit_id: int
     metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
-    value: int = Field(ge=0)
+    value: int = Field(ge=0, le=2**31 - 1)
 
 
 class TargetRead(BaseModel):

@@ -23,6 +23,7 @@ from api.contacts.schemas import (
     TopicCreate,
     TopicUpdate,
 )
+from api.db import save_unique
 from api.errors import AppError, Conflict, NotFound, Unprocessable
 from api.models import (
     ContactAudit,
@@ -547,20 +548,28 @@ def list_topics(*, session: Session, include_inactive: bool = False) -> list[Top
     return list(session.exec(query))
 
 
+def _require_operator(scope: Scope) -> None:
+    if not scope.unrestricted:
+        raise AppError(
+            "topics: the topic list is shared by every partidistrikt; an operator changes it "
+            "with `knacka topic`",
+            403,
+        )
+
+
 def create_topic(*, session: Session, scope: Scope, data: TopicCreate) -> Topic:
-    """Add a topic (district admins)."""
-    scope.require(scope.unrestricted or scope.role == Role.district_admin, "the topic list")
+    """Add a topic. The list is shared by every partidistrikt, so only operators change it."""
+    _require_operator(scope)
     if session.get(Topic, data.code) is not None:
         raise Conflict(f"code: topic {data.code} exists")
     topic = Topic(code=data.code, label=data.label, active=True)
-    session.add(topic)
-    session.flush()
+    save_unique(session, topic, f"code: topic {data.code} exists")
     return topic
 
 
 def update_topic(*, session: Session, scope: Scope, code: str, data: TopicUpdate) -> Topic:
-    """Relabel or retire a topic (district admins); logs keep the topics they had."""
-    scope.require(scope.unrestricted or scope.role == Role.district_admin, "the topic list")
+    """Relabel or retire a topic (operators); logs keep the topics they had."""
+    _require_operator(scope)
     topic = session.get(Topic, code)
     if topic is None:
         raise NotFound(f"topic {code} not found")

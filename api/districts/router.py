@@ -26,7 +26,7 @@ from api.pagination import Page, PageDep
 router = APIRouter(tags=["districts"])
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-_SUFFIXES = {".geojson", ".json", ".gpkg", ".zip", ".shp"}
+_SUFFIXES = {".geojson", ".json", ".gpkg", ".zip"}  # a lone .shp lacks its .dbf and .shx
 
 
 class ImportParams(ImportOptions):

@@ -1,7 +1,6 @@
 """Request and response bodies for districts, their import and their assignment."""
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -106,6 +105,3 @@ class CoverageRow(BaseModel):
     districts: int
     assigned: int
     uncovered: int
-
-
-GeoJSON = dict[str, Any]

@@ -251,13 +251,17 @@ def import_kommuner_csv(
             f"columns: {', '.join(missing)} not in the CSV; its columns are "
             f"{', '.join(reader.fieldnames or []) or 'none'}"
         )
-    rows = list(reader)
+    rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
     errors = []
     for line, row in enumerate(rows, start=2):
-        if not (row[code_column] or "").strip().isdigit() or len(row[code_column].strip()) != 4:
+        code, lan = row.get(code_column, ""), row.get(lan_code_column, "")
+        if not (code.isascii() and code.isdigit() and len(code) == 4):
             errors.append({"line": line, "field": code_column, "message": "not a 4-digit code"})
-        if not (row[lan_code_column] or "").strip().isdigit():
+        if not (lan.isascii() and lan.isdigit() and len(lan) <= 2):
             errors.append({"line": line, "field": lan_code_column, "message": "not a län code"})
+        for column in (name_column, lan_name_column):
+            if not row.get(column):
+                errors.append({"line": line, "field": column, "message": "empty"})
     if errors:
         raise Unprocessable("kommun CSV has invalid rows; nothing was written", details=errors)
 
@@ -265,13 +269,13 @@ def import_kommuner_csv(
     kommuner = {k.code: k for k in session.exec(select(Kommun)).all()}
     counts = {"partidistrikt_created": 0, "kommuner_created": 0, "kommuner_updated": 0}
     for row in rows:
-        lan = row[lan_code_column].strip().zfill(2)
+        lan = row[lan_code_column].zfill(2)
         if lan not in districts:
-            districts[lan] = Partidistrikt(code=lan, name=row[lan_name_column].strip())
+            districts[lan] = Partidistrikt(code=lan, name=row[lan_name_column])
             session.add(districts[lan])
             session.flush()
             counts["partidistrikt_created"] += 1
-        code, name = row[code_column].strip(), row[name_column].strip()
+        code, name = row[code_column], row[name_column]
         existing = kommuner.get(code)
         if existing is None:
             kommuner[code] = Kommun(code=code, name=name, partidistrikt_id=districts[lan].id)

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from sqlalchemy import Date, bindparam, text
 from sqlmodel import Session
 
+from api.models import UTCDateTime
+
 __all__ = ["rebuild_changed", "rebuild_days"]
 
 _GRAIN = """
@@ -88,7 +90,8 @@ def rebuild_changed(session: Session, since: datetime, also: date) -> int:
     """Recompute what changed after ``since`` (and the day ``also``); returns rows written."""
     session.execute(text("DROP TABLE IF EXISTS changed_pairs"))
     session.execute(text(_PAIRS_TABLE))
-    session.execute(text(_PAIRS_FILL), {"since": since})
+    fill = text(_PAIRS_FILL).bindparams(bindparam("since", type_=UTCDateTime))
+    session.execute(fill, {"since": since})
     session.execute(text("ANALYZE changed_pairs"))
     changed = text("SELECT DISTINCT day FROM changed_pairs").columns(day=Date)
     days = sorted({*session.execute(changed).scalars(), also})

@@ -134,7 +134,7 @@ def build_report(*, session: Session, user: User, today: date) -> Report | None:
                 ContactLog.day >= week_ago,
                 ContactLog.day <= today,
             )
-            .group_by(User.display_name)
+            .group_by(User.id, User.display_name)
             .order_by(func.sum(ContactLog.conversations).desc(), User.display_name)
         ).all()
         volunteers = [(name, n, int(c or 0)) for name, n, c in rows]
