@@ -299,3 +299,39 @@ def test_stockholm_valdistrikt_import(session):
     again = import_district_file(session=session, scope=operator, path=STOCKHOLM, options=options)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 1378)
     assert json.loads(again.model_dump_json())["missing_from_file"] == []
+
+
+def test_a_lead_cannot_move_another_units_district_into_their_kommun(anon_client, session, clock):
+    ragunda = f.kommun(session, "2303", "Ragunda")
+    sthlm = f.kommun(session, "0180", "Stockholm", f.partidistrikt(session, "01", "Sthlm"))
+    f.district(session, sthlm, "01800001", 0)
+    lead = f.user(session, f.Role.kommun_lead, ragunda)
+    anon_client.headers.update(f.auth_headers(session, lead, clock.now))
+    moved = [f.feature("01800001", K="2303")]
+    r = f.upload_districts(anon_client, moved, kommun_column="K")
+    assert r.status_code == 403 and "outside your unit" in r.json()["detail"]
+    assert session.exec(select(District).where(District.code == "01800001")).one().kommun_id == (
+        sthlm.id
+    )
+
+
+def test_bulk_assignment_tolerates_spaces_and_odd_digits(client, session):
+    u = _setup_assignable(session, client)
+    ok = _csv(client, f"district_code, forening\n23800001, {u['geo'].id}\n")
+    assert ok.status_code == 200 and ok.json()["changed"] == 1
+    assert client.get("/districts/23800001").json()["forening_id"] == u["geo"].id
+    odd = _csv(client, "district_code,forening\n23800002,²\n")
+    assert odd.status_code == 422 and "no förening '²'" in odd.json()["errors"][0]["message"]
+
+
+def test_empty_count_cells_are_unknown_counts(client, session):
+    f.kommun(session)
+    features = [f.feature("23800001", voters=1200), f.feature("23800002", voters=None)]
+    r = f.upload_districts(client, features, voters_column="voters")
+    assert r.status_code == 200, r.text
+    assert client.get("/districts/23800002").json()["voters"] is None
+
+
+def test_out_of_range_numbers_are_422_not_500(client):
+    assert client.get(f"/districts?offset={10**20}").status_code == 422
+    assert client.get(f"/foreningar/{10**20}").status_code in (404, 422)

@@ -249,3 +249,11 @@ def test_export_csv_and_xlsx(client, session, jamt, clock):
     names = {row[2] for row in sheet.iter_rows(min_row=2, values_only=True)}
     assert names == {"S-föreningen Frösön", "S-föreningen Brunflo", "S-föreningen Järpen"}
     assert client.get(f"/campaigns/{cid}/export", params={"level": "land"}).status_code == 422
+
+
+def test_final_weeks_longer_than_the_campaign_weights_every_day_alike(jamt):
+    camp = jamt["campaign"]
+    camp.starts_on, camp.ends_on = date(2026, 9, 1), date(2026, 9, 14)
+    camp.pace_curve, camp.pace_final_weeks, camp.pace_final_weight = "final_weeks", 6, 2.0
+    assert expected_share(camp, date(2026, 9, 1)) == pytest.approx(1 / 14)
+    assert expected_share(camp, date(2026, 9, 7)) == pytest.approx(7 / 14)
