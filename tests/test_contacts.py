@@ -296,3 +296,12 @@ def test_a_replay_is_answered_even_when_the_record_would_no_longer_validate(fiel
     clock.advance(days=61)  # the phone was offline for two months
     replay = c.post("/contacts", json=body)
     assert replay.status_code == 200 and replay.json()["id"] == first["id"]
+
+
+def test_one_uuid_twice_in_a_batch_with_one_copy_invalid(field):
+    c, clock = field["client"], field["clock"]
+    good = record(clock)
+    bad = good | {"district_code": "99999999"}
+    body = c.post("/contacts/batch", json={"records": [good, bad]}).json()
+    assert [r["status"] for r in body["results"]] == ["created", "conflict"]
+    assert _rows(field["session"]) == 1

@@ -220,10 +220,11 @@ def log_contacts(
     earliest = now - timedelta(days=settings.max_backdate_days)
     latest = now + timedelta(minutes=settings.clock_skew_minutes)
 
-    # Replays are answered first, before any validation: a record that was applied stays
-    # applied even when its topic was retired or its day has since fallen out of the window.
-    applied = _applied(session, {r.client_uuid for r in valid})
     results: list[ContactResult | None] = []
+    # Records refused below are checked for being replays before the refusal stands: a
+    # record that was applied stays applied even when its topic was retired or its day has
+    # since fallen out of the window. (Valid replays are caught by the insert itself.)
+    refused: list[tuple[int, ContactIn]] = []
     pending: list[tuple[int, ContactIn, str]] = []
     rows: list[dict[str, Any]] = []
     topic_rows: dict[UUID, list[str]] = {}
@@ -234,9 +235,6 @@ def log_contacts(
             results.append(record)
             continue
         point_index, valid_index = valid_index, valid_index + 1
-        if record.client_uuid in applied:
-            results.append(_replay(index, record, applied[record.client_uuid], user.id))
-            continue
         errors: list[FieldError] = []
         if record.location is not None:
             district = by_point.get(point_index)
@@ -266,6 +264,7 @@ def log_contacts(
                     index=index, client_uuid=record.client_uuid, status="invalid", errors=errors
                 )
             )
+            refused.append((index, record))
             continue
         if not scope.sees_district(district):
             results.append(
@@ -280,6 +279,7 @@ def log_contacts(
                     ],
                 )
             )
+            refused.append((index, record))
             continue
         quantity = record.count or 1
         body_hash = _body_hash(record)
@@ -320,7 +320,8 @@ def log_contacts(
         session.execute(insert(ContactTopic), links)
 
     others = {rec.client_uuid for _, rec, _ in pending if rec.client_uuid not in inserted}
-    applied |= _applied(session, others)  # inserted meanwhile by a concurrent request
+    others |= {rec.client_uuid for _, rec in refused if rec.client_uuid not in inserted}
+    applied = _applied(session, others)  # replays, and inserts of a concurrent request
     for index, record, body_hash in pending:
         uuid = record.client_uuid
         if uuid in inserted and uuid not in applied:
@@ -330,6 +331,9 @@ def log_contacts(
             )
         else:
             results[index] = _replay(index, record, applied[uuid], user.id, body_hash)
+    for index, record in refused:
+        if record.client_uuid in applied:
+            results[index] = _replay(index, record, applied[record.client_uuid], user.id)
     return results  # type: ignore[return-value]
 
 
