@@ -233,7 +233,7 @@ def read_districts(
         raise DistrictFileError(f"file: {path} does not exist")
     try:
         info = pyogrio.read_info(path)
-    except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds; all mean "unreadable"
+    except Exception as exc:
         raise DistrictFileError(f"file: cannot read {path.name} as a vector file ({exc})") from None
     if info["features"] == 0:
         raise DistrictFileError(f"file: {path.name} holds no features")
@@ -257,7 +257,7 @@ def read_districts(
 
     try:
         frame = pyogrio.read_dataframe(path, columns=list(dict.fromkeys(columns.values())))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DistrictFileError(f"file: cannot read {path.name} ({exc})") from None
     if len(frame) == 0:
         raise DistrictFileError(f"file: {path.name} holds no features")

@@ -141,7 +141,7 @@ def _local(day: date, at: clock, tz: str) -> datetime:
     return datetime.combine(day, at, tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
-def load_org(conn, now: datetime) -> dict:  # noqa: ANN001
+def load_org(conn, now: datetime) -> dict:
     """Partidistrikt, kommuner, föreningar, districts (tiny squares), volunteers and a
     district admin; returns the ids the benchmark needs."""
     from shapely.geometry import box
@@ -246,7 +246,7 @@ def load_org(conn, now: datetime) -> dict:  # noqa: ANN001
     return {"partidistrikt": pd_id, "admin": admin_id, "kommuner": [k[0] for k in kommuner]}
 
 
-def load_campaign(conn, pd_id: int, starts: date, ends: date, contacts: int, now) -> int:  # noqa: ANN001
+def load_campaign(conn, pd_id: int, starts: date, ends: date, contacts: int, now) -> int:
     """The campaign and its targets: partidistrikt, every kommun and förening (evenly), and
     conversations per district by voters."""
     campaign_id = conn.execute(
@@ -291,7 +291,7 @@ def load_campaign(conn, pd_id: int, starts: date, ends: date, contacts: int, now
 
 
 def generate_contacts(
-    conn,  # noqa: ANN001
+    conn,
     n: int,
     *,
     day_sql: str,
@@ -381,17 +381,17 @@ class StatementLog:
     """Every SQL statement an engine runs while recording, with its parameters and time
     (psycopg's default cursor fetches the whole result inside execute)."""
 
-    def __init__(self, engine) -> None:  # noqa: ANN001
+    def __init__(self, engine) -> None:
         from sqlalchemy import event
 
         self.entries: list[tuple[str, object, float]] | None = None
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
 
-    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
         conn.info.setdefault("bench_started", []).append(time.perf_counter())
 
-    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
         elapsed = time.perf_counter() - conn.info["bench_started"].pop()
         if self.entries is not None:
             self.entries.append((statement, parameters, elapsed))
@@ -436,7 +436,7 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
 
 
-def _explain(engine, entries: list[tuple[str, object, float]], title: str) -> None:  # noqa: ANN001
+def _explain(engine, entries: list[tuple[str, object, float]], title: str) -> None:
     """Replay statements with EXPLAIN (ANALYZE, BUFFERS) in one transaction, rolled back."""
     print(f"\n=== EXPLAIN (ANALYZE, BUFFERS): {title} ===")
     with engine.connect() as conn:
@@ -453,7 +453,7 @@ def _explain(engine, entries: list[tuple[str, object, float]], title: str) -> No
 
 
 def _timed(fn: Callable, spent: list[float]) -> Callable:
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -552,7 +552,7 @@ def endpoint_latencies(env: dict, path: str, token: str, warmup: int, n: int, tm
                 server.wait(timeout=5)
 
 
-def in_process(engine, statements: StatementLog, args, ids: dict, today: date):  # noqa: ANN001
+def in_process(engine, statements: StatementLog, args, ids: dict, today: date):
     """The same service call without HTTP: latencies, one result, and the statements (with
     the median time of each across the calls)."""
     from sqlmodel import Session

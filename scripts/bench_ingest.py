@@ -239,7 +239,7 @@ async def _phase(cfg: dict, *, batch: bool) -> dict:
     t0 = time.perf_counter() + cfg["warmup"]
     t1 = t0 + cfg["duration"]
 
-    async def client(i: int, post) -> None:  # noqa: ANN001
+    async def client(i: int, post) -> None:
         token, code = users[i % len(users)]
         headers = {"Authorization": f"Bearer {token}"}
         while (began := time.perf_counter()) < t1:
@@ -253,7 +253,7 @@ async def _phase(cfg: dict, *, batch: bool) -> dict:
                 else:
                     ok = status == 201
                 error = None if ok else f"{status} {data[:300].decode(errors='replace')}"
-            except Exception as exc:  # noqa: BLE001 - every failure is an error to report
+            except Exception as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             ended = time.perf_counter()
             if t0 <= ended <= t1:
@@ -334,7 +334,7 @@ def _raw_row(user: tuple) -> tuple:
     return (u, u.hex * 2, *user, "door", "conversation", 1, 1, False, now, now.date(), now, now)
 
 
-def create_raw_table(conn) -> None:  # noqa: ANN001
+def create_raw_table(conn) -> None:
     conn.execute(
         "CREATE TABLE bench_raw (LIKE contact_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
         "INCLUDING INDEXES)"

@@ -73,7 +73,7 @@ def request_scope(session: Session) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def database_url(request, tmp_path_factory) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'knacka.sqlite3'}"
     else:
@@ -171,14 +171,14 @@ class Inbox:
         self.messages: list[email.message.EmailMessage] = []
         self.replies: dict[str, list[str]] = {}
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         scripted = self.replies.get(address)
         if scripted:
             return scripted.pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 

@@ -9,11 +9,11 @@ from tests import factories as f
 from tests.liveserver import free_port
 
 
-def _code_from(message) -> str:  # noqa: ANN001
+def _code_from(message) -> str:
     return re.search(r"\b(\d{6})\b", message.get_body(("plain",)).get_content()).group(1)
 
 
-def _sign_in(anon_client, who, inbox, device="Telefon"):  # noqa: ANN001, ANN202
+def _sign_in(anon_client, who, inbox, device="Telefon"):
     assert anon_client.post("/auth/code", json={"email": who.email}).status_code == 202
     code = _code_from(inbox.messages[-1])
     return anon_client.post(
@@ -164,7 +164,7 @@ def test_invitations_respect_rank_and_unit(anon_client, session, clock):
     lead = f.user(session, Role.forening_lead, frosön)
     h = f.auth_headers(session, lead, clock.now)
 
-    def invite(**body):  # noqa: ANN003, ANN202
+    def invite(**body):
         base = {"email": f"x{len(body)}{body.get('unit_id')}@example.org", "display_name": "X"}
         return anon_client.post("/users", headers=h, json=base | body)
 

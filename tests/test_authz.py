@@ -65,7 +65,7 @@ def world(session, clock):
     return w
 
 
-def _contact_body(w, side, clock):  # noqa: ANN001, ANN202
+def _contact_body(w, side, clock):
     return {
         "client_uuid": str(uuid.uuid4()),
         "kind": "door",
@@ -75,7 +75,7 @@ def _contact_body(w, side, clock):  # noqa: ANN001, ANN202
     }
 
 
-def _district_file(w, side) -> bytes:  # noqa: ANN001
+def _district_file(w, side) -> bytes:
     feature = f.feature(
         f"{w.K[side].code}9999", geometry={"type": "Polygon", "coordinates": f.square(5)}
     )
@@ -185,7 +185,7 @@ def test_every_table_row_has_a_request():
 
 
 @contextmanager
-def _rolled_back(session):  # noqa: ANN001
+def _rolled_back(session):
     """Undo whatever one request did, so that every case starts from the same world."""
     savepoint = session.connection().begin_nested()
     try:

@@ -22,7 +22,7 @@ def field(anon_client, session, clock):
             "districts": districts, "session": session, "clock": clock}  # fmt: skip
 
 
-def record(clock, **overrides):  # noqa: ANN001, ANN003, ANN201
+def record(clock, **overrides):
     return {
         "client_uuid": str(uuid.uuid4()),
         "kind": "door",
@@ -34,7 +34,7 @@ def record(clock, **overrides):  # noqa: ANN001, ANN003, ANN201
     } | overrides
 
 
-def _rows(session) -> int:  # noqa: ANN001
+def _rows(session) -> int:
     return session.exec(select(func.count()).select_from(ContactLog)).one()
 
 

@@ -13,7 +13,7 @@ from api.settings import get_settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _counts(session) -> dict[str, int]:  # noqa: ANN001
+def _counts(session) -> dict[str, int]:
     return {
         m.__name__: session.exec(select(func.count()).select_from(m)).one()
         for m in (Kommun, District, Forening, User, Campaign, Target, DistrictAssignment)

@@ -166,7 +166,7 @@ def test_geojson_is_served_in_wgs84(client, session):
     assert client.get("/districts/99999999/geojson").status_code == 404
 
 
-def _setup_assignable(session, client):  # noqa: ANN001, ANN202
+def _setup_assignable(session, client):
     ost = f.kommun(session)
     are = f.kommun(session, "2321", "Åre")
     f.upload_districts(client, f.district_features(n=4))
@@ -216,7 +216,7 @@ def test_assign_unknown_district_is_404(client, session):
     assert r.status_code == 404
 
 
-def _csv(client, text):  # noqa: ANN001, ANN202
+def _csv(client, text):
     return client.post(
         "/districts/assignments", files={"file": ("a.csv", text.encode(), "text/csv")}
     )

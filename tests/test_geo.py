@@ -66,7 +66,7 @@ def test_unknown_crs_text_is_refused(tmp_path):
         read_districts(path, crs="EPSG:nope")
 
 
-def _frame(crs):  # noqa: ANN001, ANN202
+def _frame(crs):
     return gpd.GeoDataFrame(
         {"Lkfv": ["23800001", "23800002"], "Vdnamn": ["A", "B"]},
         geometry=[box(480000, 7000000, 481000, 7001000), box(481000, 7000000, 482000, 7001000)],

@@ -43,7 +43,7 @@ def job_db(request, tmp_path, monkeypatch):
             engine.dispose()
 
 
-def _world(engine) -> dict:  # noqa: ANN001
+def _world(engine) -> dict:
     """Jämtland with two kommuner, leads of every kind, and a week of logging."""
     with Session(engine, expire_on_commit=False) as s:
         pd = f.partidistrikt(s)
@@ -73,7 +73,7 @@ def _world(engine) -> dict:  # noqa: ANN001
         return {"people": people, "ost": ost, "are": are, "campaign": camp}
 
 
-def _count(engine, model, *where) -> int:  # noqa: ANN001
+def _count(engine, model, *where) -> int:
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
@@ -119,7 +119,7 @@ def test_rerun_sends_nothing_twice_and_rebuilds_identically(job_db, inbox, setti
     _world(engine)
     run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
 
-    def snapshot():  # noqa: ANN202
+    def snapshot():
         with Session(engine) as s:
             return sorted(tuple(r) for r in s.exec(select(DailyStat)).all())
 
@@ -204,7 +204,7 @@ def test_crash_mid_send_and_rerun_never_duplicates(job_db, inbox, settings):
     w = _world(engine)
     sent = []
 
-    def dying_send(*, settings, message):  # noqa: ANN001, ANN202
+    def dying_send(*, settings, message):
         send_message(settings=settings, message=message)
         sent.append(message["To"])
         if len(sent) == 2:

@@ -134,12 +134,12 @@ def test_pace_curves(jamt):
     assert expected_share(camp, date(2026, 8, 3)) == pytest.approx(157 / 239)
 
 
-def _log(session, who, district, day: str, n: int = 1, **fields):  # noqa: ANN001, ANN003, ANN202
+def _log(session, who, district, day: str, n: int = 1, **fields):
     when = datetime.fromisoformat(day + UTC_NOON)
     return [f.contact(session, who, district, when, **fields) for _ in range(n)]
 
 
-def _close_night(session, night: date) -> None:  # noqa: ANN001
+def _close_night(session, night: date) -> None:
     rebuild_days(session, None)
     session.add(JobRun(job="nightly", for_day=night, holder="test", status="succeeded"))
     session.flush()
@@ -218,7 +218,7 @@ def test_snapshot_rebuild_is_idempotent(session, jamt):
     _log(session, anna, d2, "2026-04-01", 2, kind="phone")
     _log(session, jon, d4, "2026-04-02", 4, new_member=True)
 
-    def tables():  # noqa: ANN202
+    def tables():
         return (sorted(tuple(r) for r in session.exec(select(DailyGrain)).all()),
                 sorted(tuple(r) for r in session.exec(select(DailyStat)).all()))  # fmt: skip
 

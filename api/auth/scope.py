@@ -127,11 +127,11 @@ class Scope:
         if not allowed:
             raise Forbidden(f"{what} is outside your unit")
 
-    def kommun_filter(self, column):  # noqa: ANN001, ANN201
+    def kommun_filter(self, column):
         """A WHERE clause limiting ``column`` (a kommun id) to the kommuner the caller sees."""
         return true() if self.unrestricted else col(column).in_(self.home_kommun_ids)
 
-    def forening_filter(self):  # noqa: ANN201
+    def forening_filter(self):
         if self.unrestricted:
             return true()
         own = {self.own_forening.id} if self.own_forening else set()

@@ -216,7 +216,7 @@ def _filtered(
     forening_id: int | None,
     assigned: bool | None,
     q: str | None,
-):  # noqa: ANN202
+):
     query = (
         select(District, Kommun.code)
         .join(Kommun, Kommun.id == District.kommun_id)

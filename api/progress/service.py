@@ -69,7 +69,7 @@ def covered_through(session: Session) -> date | None:
     ).one()
 
 
-def _filters(session: Session, kind: UnitKind, unit_id: int):  # noqa: ANN202
+def _filters(session: Session, kind: UnitKind, unit_id: int):
     """WHERE clauses selecting a unit in daily_stat, daily_grain and contact_log."""
     if kind == UnitKind.partidistrikt:
         kommuner = select(Kommun.id).where(Kommun.partidistrikt_id == unit_id)
@@ -229,7 +229,7 @@ def unit_progress(
     )
 
 
-def _units_in_scope(session: Session, scope: Scope, campaign: Campaign, level: UnitKind):  # noqa: ANN202
+def _units_in_scope(session: Session, scope: Scope, campaign: Campaign, level: UnitKind):
     kommuner = session.exec(
         select(Kommun).where(Kommun.partidistrikt_id == campaign.partidistrikt_id)
     ).all()
