@@ -287,9 +287,10 @@ def topic(
             operator = Scope.operator(session)
             if session.get(Topic, code) is None:
                 made = create_topic(
-                    session=session, scope=operator,
+                    session=session,
+                    scope=operator,
                     data=TopicCreate(code=code, label=label or code),
-                )  # fmt: skip
+                )
                 typer.echo(f"added {made.code}: {made.label}")
             if retire or label:
                 data = TopicUpdate(label=label, active=False if retire else None)

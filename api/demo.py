@@ -227,16 +227,26 @@ def load_demo(
     # Kommun targets by voters, so that the district admin's email has targets per kommun.
     for metric in ("conversations", "new_members"):
         apportion(
-            session=session, scope=operator, campaign_id=campaign.id,
+            session=session,
+            scope=operator,
+            campaign_id=campaign.id,
             data=ApportionRequest(unit_kind="partidistrikt", unit_id=pd_.id, metric=metric),
             now=utcnow(),
-        )  # fmt: skip
+        )
     return {"districts_created": summary.created, "kommuner": len(kommuner)}
 
 
 # How busy each kommun's volunteers are in the simulation: some keep pace, some fall behind.
-_ACTIVITY = {"2380": 1.8, "2321": 0.7, "2309": 1.0, "2313": 0.5, "2361": 0.8, "2326": 1.1,
-             "2305": 0.6, "2303": 0.9}  # fmt: skip
+_ACTIVITY = {
+    "2380": 1.8,
+    "2321": 0.7,
+    "2309": 1.0,
+    "2313": 0.5,
+    "2361": 0.8,
+    "2326": 1.1,
+    "2305": 0.6,
+    "2303": 0.9,
+}
 
 
 def simulate_logging(
@@ -283,16 +293,25 @@ def simulate_logging(
                 )
                 quantity = rng.randint(5, 25) if kind == ContactKind.stall else 1
                 moment = datetime.combine(day, time(rng.randint(10, 19), rng.randint(0, 59)), zone)
-                rows.append({
-                    "client_uuid": uuid.uuid4(), "body_hash": "demo",
-                    "user_id": user.id, "district_id": district.id, "kommun_id": kommun.id,
-                    "forening_id": forening.id, "kind": kind.value, "outcome": outcome.value,
-                    "quantity": quantity,
-                    "conversations": conversations_of(kind, outcome, quantity),
-                    "new_member": rng.random() < 0.006, "occurred_at": moment,
-                    "day": local_day(moment, timezone), "received_at": moment,
-                    "changed_at": utcnow(),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "client_uuid": uuid.uuid4(),
+                        "body_hash": "demo",
+                        "user_id": user.id,
+                        "district_id": district.id,
+                        "kommun_id": kommun.id,
+                        "forening_id": forening.id,
+                        "kind": kind.value,
+                        "outcome": outcome.value,
+                        "quantity": quantity,
+                        "conversations": conversations_of(kind, outcome, quantity),
+                        "new_member": rng.random() < 0.006,
+                        "occurred_at": moment,
+                        "day": local_day(moment, timezone),
+                        "received_at": moment,
+                        "changed_at": utcnow(),
+                    }
+                )
         day += timedelta(days=1)
     for start in range(0, len(rows), 2000):
         session.execute(insert(ContactLog), rows[start : start + 2000])

@@ -96,9 +96,12 @@ def _aggregate(for_day: date, holder: str, now: datetime) -> int:
 
 
 def send_outbox(
-    *, settings: Settings, day: date, now: Callable[[], datetime] = utcnow,
+    *,
+    settings: Settings,
+    day: date,
+    now: Callable[[], datetime] = utcnow,
     send: Callable = send_message,
-) -> dict[str, int]:  # fmt: skip
+) -> dict[str, int]:
     """Send the day's due emails one by one; one bad recipient never stops the others."""
     counts: dict[str, int] = {}
     with db.session_scope() as session:
@@ -128,9 +131,13 @@ def send_outbox(
             error, permanent = f"could not build the email: {exc!r}"[:2000], True
         with db.session_scope() as session:
             status = outbox.record_result(
-                session=session, outbox_id=outbox_id, now=now(), error=error,
-                permanent=permanent, skipped=skipped,
-            )  # fmt: skip
+                session=session,
+                outbox_id=outbox_id,
+                now=now(),
+                error=error,
+                permanent=permanent,
+                skipped=skipped,
+            )
         counts[status] = counts.get(status, 0) + 1
     return counts
 
@@ -172,8 +179,13 @@ def run_nightly(
                 now=now,
             )
         sent = _send_under_lease(settings=settings, day=today, now=now, send=send)
-        return {"status": "ran", "nights": [n.isoformat() for n in nights], "rows": rows,
-                "queued": queued, "emails": sent}  # fmt: skip
+        return {
+            "status": "ran",
+            "nights": [n.isoformat() for n in nights],
+            "rows": rows,
+            "queued": queued,
+            "emails": sent,
+        }
     finally:
         _release(NIGHTLY_JOB, holder)
 
@@ -228,8 +240,13 @@ def run_scheduler(settings: Settings | None = None) -> None:
     scheduler = BlockingScheduler(timezone=settings.timezone)
     for job in JOBS:
         scheduler.add_job(
-            job.run, id=job.name, name=job.name, coalesce=True, max_instances=1,
-            misfire_grace_time=3600, **job.trigger(settings),
-        )  # fmt: skip
+            job.run,
+            id=job.name,
+            name=job.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+            **job.trigger(settings),
+        )
     log.info("catching up: %s", run_nightly(settings=settings))
     scheduler.start()

@@ -357,10 +357,13 @@ class DailyStat(SQLModel, table=True):
     __table_args__ = (
         # A unit's days, answered from the index alone on PostgreSQL.
         Index(
-            "ix_daily_stat_unit_day", "unit_kind", "unit_id", "day",
+            "ix_daily_stat_unit_day",
+            "unit_kind",
+            "unit_id",
+            "day",
             postgresql_include=["contacts", "conversations", "doors", "new_members"],
         ),
-    )  # fmt: skip
+    )
 
     day: date = Field(primary_key=True)
     unit_kind: UnitKind = Field(sa_type=String(20), primary_key=True)

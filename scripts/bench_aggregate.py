@@ -187,13 +187,22 @@ def load_org(conn, now: datetime) -> dict:
                 voters = 600 + (ki * 37 + j * 53) % 1900
                 copy.write_row(
                     (
-                        f"{code}{j + 1:04d}", f"Valdistrikt {code}-{j + 1}", kid,
+                        f"{code}{j + 1:04d}",
+                        f"Valdistrikt {code}-{j + 1}",
+                        kid,
                         geographic[kid][j // per_forening],
                         box(lon, lat, lon + side, lat + side).wkb,
-                        lon, lat, lon + side, lat + side, 155_000.0, voters, voters // 2,
-                        now, now,
+                        lon,
+                        lat,
+                        lon + side,
+                        lat + side,
+                        155_000.0,
+                        voters,
+                        voters // 2,
+                        now,
+                        now,
                     )
-                )  # fmt: skip
+                )
     # Volunteers: 50 per kommun, 45 in its geographic föreningar and 5 in its workplace club.
     per_kommun = VOLUNTEERS // KOMMUNER
     conn.execute(
@@ -275,9 +284,16 @@ def load_campaign(conn, pd_id: int, starts: date, ends: date, contacts: int, now
             SELECT %(c)s, 'forening', id, %(m)s, %(v)s / %(nf)s, 'even', %(now)s
             FROM forening
             """,
-            {"c": campaign_id, "pd": pd_id, "m": metric, "v": value, "now": now,
-             "nk": KOMMUNER, "nf": KOMMUNER * (GEOGRAPHIC_PER_KOMMUN + 1)},
-        )  # fmt: skip
+            {
+                "c": campaign_id,
+                "pd": pd_id,
+                "m": metric,
+                "v": value,
+                "now": now,
+                "nk": KOMMUNER,
+                "nf": KOMMUNER * (GEOGRAPHIC_PER_KOMMUN + 1),
+            },
+        )
     conn.execute(
         """
         INSERT INTO target (campaign_id, unit_kind, unit_id, metric, value, basis, updated_at)
@@ -302,9 +318,14 @@ def generate_contacts(
     """Insert ``n`` contact logs in sessions, in the connection's transaction."""
     conn.execute(
         _SESSIONS.format(day=day_sql),
-        {"max_sessions": n // 10 + 1, "n": n, "volunteers": VOLUNTEERS, "id_base": id_base,
-         **params},
-    )  # fmt: skip
+        {
+            "max_sessions": n // 10 + 1,
+            "n": n,
+            "volunteers": VOLUNTEERS,
+            "id_base": id_base,
+            **params,
+        },
+    )
     conn.execute(_CONTACTS.format(received=received_sql), params)
     conn.execute("DROP TABLE bench_session")
 
@@ -334,9 +355,13 @@ def load_contacts(dsn: str, n: int, first_day: date) -> None:
             conn.execute("SELECT setseed(0.42)")
             day_sql = f"%(first_day)s::date + floor(sqrt(r_day) * {DAYS})::int"
             generate_contacts(
-                conn, n, day_sql=day_sql, received_sql=_RECEIVED_SOON, id_base=0,
+                conn,
+                n,
+                day_sql=day_sql,
+                received_sql=_RECEIVED_SOON,
+                id_base=0,
                 params={"first_day": first_day},
-            )  # fmt: skip
+            )
         for name, definition in uniques:
             conn.execute(f'ALTER TABLE contact_log ADD CONSTRAINT "{name}" {definition}')
         for _, definition in indexes:
@@ -361,9 +386,13 @@ def add_new_records(dsn: str, n: int, today: date, tz: str) -> dict:
         conn.execute("SELECT setseed(0.43)")
         started = conn.execute("SELECT max(id) FROM contact_log").fetchone()[0]
         generate_contacts(
-            conn, n, day_sql=day_sql, received_sql=received_sql, id_base=id_base,
+            conn,
+            n,
+            day_sql=day_sql,
+            received_sql=received_sql,
+            id_base=id_base,
             params={"today": today, "morning": _local(today, clock(7, 0), tz)},
-        )  # fmt: skip
+        )
         counts = conn.execute(
             "SELECT count(*) FILTER (WHERE day = %(t)s), count(*) FILTER (WHERE day = %(t)s - 1),"
             " count(*) FILTER (WHERE day < %(t)s - 1),"
@@ -568,9 +597,13 @@ def in_process(engine, statements: StatementLog, args, ids: dict, today: date):
             with statements.recording() as entries:
                 started = time.perf_counter()
                 result = unit_progress(
-                    session=session, scope=scope, campaign_id=ids["campaign"],
-                    unit_kind=UnitKind.kommun, unit_id=ids["kommun"], today=today,
-                )  # fmt: skip
+                    session=session,
+                    scope=scope,
+                    campaign_id=ids["campaign"],
+                    unit_kind=UnitKind.kommun,
+                    unit_id=ids["kommun"],
+                    today=today,
+                )
                 elapsed = time.perf_counter() - started
         if i >= args.warmup:
             latencies.append(elapsed)

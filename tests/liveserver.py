@@ -96,14 +96,22 @@ class LiveServer:
             log.flush()
             self.proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--no-access-log",
                 ],
                 env=_env(self.database_url),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

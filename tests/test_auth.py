@@ -26,9 +26,13 @@ def test_invite_then_sign_in_with_emailed_code(client, anon_client, session, inb
     frosön = f.forening(session, ost)
     invited = client.post(
         "/users",
-        json={"email": "Ny.Volontar@Example.org", "display_name": "Åsa Ödlund",
-              "phone": "+46 70 123 45 67", "unit_id": frosön.id},
-    )  # fmt: skip
+        json={
+            "email": "Ny.Volontar@Example.org",
+            "display_name": "Åsa Ödlund",
+            "phone": "+46 70 123 45 67",
+            "unit_id": frosön.id,
+        },
+    )
     assert invited.status_code == 201, invited.text
     assert invited.json()["role"] == "volunteer" and invited.json()["email"] == (
         "ny.volontar@example.org"
@@ -176,7 +180,8 @@ def test_invitations_respect_rank_and_unit(anon_client, session, clock):
     missing = invite(unit_id=999999)
     assert missing.status_code == 422 and missing.json()["detail"].startswith("unit_id:")
     dup = anon_client.post(
-        "/users", headers=h,
+        "/users",
+        headers=h,
         json={"email": lead.email.upper(), "display_name": "X", "unit_id": frosön.id},
-    )  # fmt: skip
+    )
     assert dup.status_code == 409

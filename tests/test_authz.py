@@ -86,98 +86,173 @@ def _district_file(w, side) -> bytes:
 REQUESTS = {
     ("GET", "/health"): lambda w, s, r, c: {"url": "/health"},
     ("POST", "/auth/code"): lambda w, s, r, c: {
-        "url": "/auth/code", "json": {"email": "nobody@example.org"}},
+        "url": "/auth/code",
+        "json": {"email": "nobody@example.org"},
+    },
     ("POST", "/auth/token"): lambda w, s, r, c: {
-        "url": "/auth/token", "data": {"username": w.vol[s].email, "password": "000000"}},
+        "url": "/auth/token",
+        "data": {"username": w.vol[s].email, "password": "000000"},
+    },
     ("GET", "/me"): lambda w, s, r, c: {"url": "/me"},
     ("GET", "/me/devices"): lambda w, s, r, c: {"url": "/me/devices"},
     ("PUT", "/me/preferences"): lambda w, s, r, c: {
-        "url": "/me/preferences", "json": {"nightly_email": False}},
+        "url": "/me/preferences",
+        "json": {"nightly_email": False},
+    },
     ("DELETE", "/me/devices/{device_id}"): lambda w, s, r, c: {
-        "url": "/me/devices/" + str(w.callers[r][1] if s == OWN and r in w.callers
-                                    else w.other_device_id)},
-    ("POST", "/users"): lambda w, s, r, c: {"url": "/users", "json": {
-        "email": f"ny-{uuid.uuid4().hex[:8]}@example.org", "display_name": "Ny",
-        "role": "volunteer", "unit_kind": "forening", "unit_id": w.F[s].id}},
+        "url": "/me/devices/"
+        + str(w.callers[r][1] if s == OWN and r in w.callers else w.other_device_id)
+    },
+    ("POST", "/users"): lambda w, s, r, c: {
+        "url": "/users",
+        "json": {
+            "email": f"ny-{uuid.uuid4().hex[:8]}@example.org",
+            "display_name": "Ny",
+            "role": "volunteer",
+            "unit_kind": "forening",
+            "unit_id": w.F[s].id,
+        },
+    },
     ("GET", "/users"): lambda w, s, r, c: {"url": "/users"},
     ("GET", "/users/{user_id}"): lambda w, s, r, c: {"url": f"/users/{w.vol[s].id}"},
     ("GET", "/users/{user_id}/devices"): lambda w, s, r, c: {
-        "url": f"/users/{w.vol[s].id}/devices"},
+        "url": f"/users/{w.vol[s].id}/devices"
+    },
     ("POST", "/users/{user_id}/devices/revoke"): lambda w, s, r, c: {
-        "url": f"/users/{w.vol[s].id}/devices/revoke"},
+        "url": f"/users/{w.vol[s].id}/devices/revoke"
+    },
     ("GET", "/partidistrikt"): lambda w, s, r, c: {"url": "/partidistrikt"},
     ("POST", "/partidistrikt"): lambda w, s, r, c: {
-        "url": "/partidistrikt", "json": {"code": "24", "name": "Hallands län"}},
+        "url": "/partidistrikt",
+        "json": {"code": "24", "name": "Hallands län"},
+    },
     ("GET", "/partidistrikt/{partidistrikt_id}"): lambda w, s, r, c: {
-        "url": f"/partidistrikt/{w.P[s].id}"},
+        "url": f"/partidistrikt/{w.P[s].id}"
+    },
     ("PATCH", "/partidistrikt/{partidistrikt_id}"): lambda w, s, r, c: {
-        "url": f"/partidistrikt/{w.P[s].id}", "json": {"name": "Nytt namn"}},
+        "url": f"/partidistrikt/{w.P[s].id}",
+        "json": {"name": "Nytt namn"},
+    },
     ("GET", "/kommuner"): lambda w, s, r, c: {"url": "/kommuner"},
-    ("POST", "/kommuner"): lambda w, s, r, c: {"url": "/kommuner", "json": {
-        "code": ("2399", "0199")[s], "name": "Ny kommun", "partidistrikt_id": w.P[s].id}},
+    ("POST", "/kommuner"): lambda w, s, r, c: {
+        "url": "/kommuner",
+        "json": {"code": ("2399", "0199")[s], "name": "Ny kommun", "partidistrikt_id": w.P[s].id},
+    },
     ("GET", "/kommuner/{code}"): lambda w, s, r, c: {"url": f"/kommuner/{w.K[s].code}"},
     ("PATCH", "/kommuner/{code}"): lambda w, s, r, c: {
-        "url": f"/kommuner/{w.K[s].code}", "json": {"name": "Nytt namn"}},
+        "url": f"/kommuner/{w.K[s].code}",
+        "json": {"name": "Nytt namn"},
+    },
     ("GET", "/foreningar"): lambda w, s, r, c: {"url": "/foreningar"},
-    ("POST", "/foreningar"): lambda w, s, r, c: {"url": "/foreningar", "json": {
-        "name": "S-föreningen Ny", "kind": ForeningKind.geographic, "kommun_id": w.K[s].id}},
+    ("POST", "/foreningar"): lambda w, s, r, c: {
+        "url": "/foreningar",
+        "json": {
+            "name": "S-föreningen Ny",
+            "kind": ForeningKind.geographic,
+            "kommun_id": w.K[s].id,
+        },
+    },
     ("GET", "/foreningar/{forening_id}"): lambda w, s, r, c: {"url": f"/foreningar/{w.F[s].id}"},
     ("PATCH", "/foreningar/{forening_id}"): lambda w, s, r, c: {
-        "url": f"/foreningar/{w.F[s].id}", "json": {"name": "S-föreningen Omdöpt"}},
+        "url": f"/foreningar/{w.F[s].id}",
+        "json": {"name": "S-föreningen Omdöpt"},
+    },
     ("POST", "/districts/import"): lambda w, s, r, c: {
-        "url": "/districts/import", "files": {"file": ("d.geojson", _district_file(w, s), "x")}},
+        "url": "/districts/import",
+        "files": {"file": ("d.geojson", _district_file(w, s), "x")},
+    },
     ("GET", "/districts"): lambda w, s, r, c: {"url": "/districts"},
     ("GET", "/districts.geojson"): lambda w, s, r, c: {"url": "/districts.geojson"},
     ("GET", "/districts/coverage"): lambda w, s, r, c: {"url": "/districts/coverage"},
     ("POST", "/districts/assignments"): lambda w, s, r, c: {
-        "url": "/districts/assignments", "files": {"file": (
-            "a.csv", f"district_code,forening\n{w.Du[s].code},{w.F[s].id}\n".encode(),
-            "text/csv")}},
+        "url": "/districts/assignments",
+        "files": {
+            "file": (
+                "a.csv",
+                f"district_code,forening\n{w.Du[s].code},{w.F[s].id}\n".encode(),
+                "text/csv",
+            )
+        },
+    },
     ("GET", "/districts/{code}"): lambda w, s, r, c: {"url": f"/districts/{w.D[s].code}"},
     ("GET", "/districts/{code}/geojson"): lambda w, s, r, c: {
-        "url": f"/districts/{w.D[s].code}/geojson"},
+        "url": f"/districts/{w.D[s].code}/geojson"
+    },
     ("PUT", "/districts/{code}/forening"): lambda w, s, r, c: {
-        "url": f"/districts/{w.Du[s].code}/forening", "json": {"forening_id": w.F[s].id}},
+        "url": f"/districts/{w.Du[s].code}/forening",
+        "json": {"forening_id": w.F[s].id},
+    },
     ("GET", "/districts/{code}/assignments"): lambda w, s, r, c: {
-        "url": f"/districts/{w.D[s].code}/assignments"},
+        "url": f"/districts/{w.D[s].code}/assignments"
+    },
     ("GET", "/kommuner/{code}/uncovered-districts"): lambda w, s, r, c: {
-        "url": f"/kommuner/{w.K[s].code}/uncovered-districts"},
+        "url": f"/kommuner/{w.K[s].code}/uncovered-districts"
+    },
     ("POST", "/contacts"): lambda w, s, r, c: {"url": "/contacts", "json": _contact_body(w, s, c)},
     ("POST", "/contacts/batch"): lambda w, s, r, c: {
-        "url": "/contacts/batch", "json": {"records": [_contact_body(w, s, c)]}},
+        "url": "/contacts/batch",
+        "json": {"records": [_contact_body(w, s, c)]},
+    },
     ("GET", "/contacts"): lambda w, s, r, c: {"url": "/contacts"},
     ("GET", "/contacts/{contact_id}"): lambda w, s, r, c: {"url": f"/contacts/{w.C[s].id}"},
     ("PATCH", "/contacts/{contact_id}"): lambda w, s, r, c: {
-        "url": f"/contacts/{w.C[s].id}", "json": {"outcome": "refused"}},
+        "url": f"/contacts/{w.C[s].id}",
+        "json": {"outcome": "refused"},
+    },
     ("POST", "/contacts/{contact_id}/withdraw"): lambda w, s, r, c: {
-        "url": f"/contacts/{w.C[s].id}/withdraw"},
+        "url": f"/contacts/{w.C[s].id}/withdraw"
+    },
     ("GET", "/contacts/{contact_id}/audit"): lambda w, s, r, c: {
-        "url": f"/contacts/{w.C[s].id}/audit"},
+        "url": f"/contacts/{w.C[s].id}/audit"
+    },
     ("GET", "/campaigns"): lambda w, s, r, c: {"url": "/campaigns"},
-    ("POST", "/campaigns"): lambda w, s, r, c: {"url": "/campaigns", "json": {
-        "name": "Valet", "partidistrikt_id": w.P[s].id, "starts_on": "2026-01-01",
-        "ends_on": "2026-09-13"}},
+    ("POST", "/campaigns"): lambda w, s, r, c: {
+        "url": "/campaigns",
+        "json": {
+            "name": "Valet",
+            "partidistrikt_id": w.P[s].id,
+            "starts_on": "2026-01-01",
+            "ends_on": "2026-09-13",
+        },
+    },
     ("GET", "/campaigns/{campaign_id}"): lambda w, s, r, c: {"url": f"/campaigns/{w.camp[s].id}"},
     ("GET", "/campaigns/{campaign_id}/targets"): lambda w, s, r, c: {
-        "url": f"/campaigns/{w.camp[s].id}/targets"},
+        "url": f"/campaigns/{w.camp[s].id}/targets"
+    },
     ("PUT", "/campaigns/{campaign_id}/targets"): lambda w, s, r, c: {
-        "url": f"/campaigns/{w.camp[s].id}/targets", "json": {
-            "unit_kind": "forening", "unit_id": w.F[s].id, "metric": "conversations",
-            "value": 100}},
+        "url": f"/campaigns/{w.camp[s].id}/targets",
+        "json": {
+            "unit_kind": "forening",
+            "unit_id": w.F[s].id,
+            "metric": "conversations",
+            "value": 100,
+        },
+    },
     ("POST", "/campaigns/{campaign_id}/apportion"): lambda w, s, r, c: {
-        "url": f"/campaigns/{w.camp[s].id}/apportion", "json": {
-            "unit_kind": "kommun", "unit_id": w.K[s].id, "metric": "conversations",
-            "basis": "even"}},
+        "url": f"/campaigns/{w.camp[s].id}/apportion",
+        "json": {
+            "unit_kind": "kommun",
+            "unit_id": w.K[s].id,
+            "metric": "conversations",
+            "basis": "even",
+        },
+    },
     ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit_id}"): lambda w, s, r, c: {
-        "url": f"/campaigns/{w.camp[s].id}/progress/forening/{w.F[s].id}"},
+        "url": f"/campaigns/{w.camp[s].id}/progress/forening/{w.F[s].id}"
+    },
     ("GET", "/campaigns/{campaign_id}/export"): lambda w, s, r, c: {
-        "url": f"/campaigns/{w.camp[s].id}/export"},
+        "url": f"/campaigns/{w.camp[s].id}/export"
+    },
     ("GET", "/topics"): lambda w, s, r, c: {"url": "/topics"},
     ("POST", "/topics"): lambda w, s, r, c: {
-        "url": "/topics", "json": {"code": "culture", "label": "Kultur"}},
+        "url": "/topics",
+        "json": {"code": "culture", "label": "Kultur"},
+    },
     ("PATCH", "/topics/{code}"): lambda w, s, r, c: {
-        "url": "/topics/jobs", "json": {"label": "Arbete"}},
-}  # fmt: skip
+        "url": "/topics/jobs",
+        "json": {"label": "Arbete"},
+    },
+}
 
 
 def test_every_table_row_has_a_request():

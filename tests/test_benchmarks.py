@@ -14,15 +14,25 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = {
     "bench_import.py": (["--districts", "60", "--repeat", "1"], "districts/s"),
     "bench_ingest.py": (
-        ["--duration", "1", "--warmup", "0.2", "--clients", "4", "--raw-rows", "500",
-         "--workers", "1"],
+        [
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--clients",
+            "4",
+            "--raw-rows",
+            "500",
+            "--workers",
+            "1",
+        ],
         "ratio",
     ),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
         "ratio",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("script", sorted(SMOKE))
@@ -32,7 +42,10 @@ def test_benchmark_runs_and_prints_its_ratios(script):
     args, expected = SMOKE[script]
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout

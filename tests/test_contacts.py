@@ -18,8 +18,15 @@ def field(anon_client, session, clock):
     vol = f.user(session, Role.volunteer, frosön)
     anon_client.headers.update(f.auth_headers(session, vol, clock.now))
     districts = [f.district(session, ost, f"2380000{i}", i, frosön) for i in range(3)]
-    return {"client": anon_client, "vol": vol, "kommun": ost, "forening": frosön,
-            "districts": districts, "session": session, "clock": clock}  # fmt: skip
+    return {
+        "client": anon_client,
+        "vol": vol,
+        "kommun": ost,
+        "forening": frosön,
+        "districts": districts,
+        "session": session,
+        "clock": clock,
+    }
 
 
 def record(clock, **overrides):
@@ -122,9 +129,12 @@ SHAPE = [
     ("count on a door", {"count": 3}, ["body"]),
     ("two places", {"location": {"lon": 14.6, "lat": 63.17}}, ["body"]),
     ("no place", {"district_code": None}, ["body"]),
-    ("bad point", {"district_code": None, "location": {"lon": 700000, "lat": 7000000}},
-     ["body", "location", "lon"]),
-]  # fmt: skip
+    (
+        "bad point",
+        {"district_code": None, "location": {"lon": 700000, "lat": 7000000}},
+        ["body", "location", "lon"],
+    ),
+]
 
 
 @pytest.mark.parametrize(("case", "change", "loc"), SHAPE, ids=[s[0] for s in SHAPE])
@@ -154,9 +164,14 @@ def test_batch_applies_good_records_and_reports_each(field, settings):
     body = r.json()
     statuses = [(x["index"], x["status"]) for x in body["results"]]
     assert statuses == [
-        (0, "created"), (1, "duplicate"), (2, "invalid"), (3, "invalid"), (4, "invalid"),
-        (5, "duplicate"), (6, "conflict"),
-    ]  # fmt: skip
+        (0, "created"),
+        (1, "duplicate"),
+        (2, "invalid"),
+        (3, "invalid"),
+        (4, "invalid"),
+        (5, "duplicate"),
+        (6, "conflict"),
+    ]
     assert body["results"][2]["errors"][0]["field"] == "kind"
     assert body["results"][2]["client_uuid"] is not None
     assert body["results"][3]["client_uuid"] is None
@@ -196,8 +211,10 @@ def test_author_corrects_within_24_hours_with_an_audit_trail(field):
     assert fixed.status_code == 200, fixed.text
     after = fixed.json()
     assert (after["conversations"], after["topics"], after["district_code"]) == (
-        4, ["climate"], "23800002",
-    )  # fmt: skip
+        4,
+        ["climate"],
+        "23800002",
+    )
     (audit,) = c.get(f"/contacts/{made['id']}/audit").json()
     assert audit["action"] == "corrected" and audit["user_id"] == field["vol"].id
     assert '"conversations": [1, 4]' in audit["changes"]
@@ -244,10 +261,25 @@ def test_volunteers_see_only_their_own_logs(field, session):
 def test_the_schema_has_no_place_for_a_person_or_an_opinion():
     columns = set(ContactLog.__table__.columns.keys())
     assert columns == {
-        "id", "client_uuid", "body_hash", "user_id", "district_id", "kommun_id", "forening_id",
-        "kind", "outcome", "quantity", "conversations", "new_member", "occurred_at",
-        "day", "received_at", "changed_at", "withdrawn_at", "withdrawn_by_user_id",
-    }  # fmt: skip
+        "id",
+        "client_uuid",
+        "body_hash",
+        "user_id",
+        "district_id",
+        "kommun_id",
+        "forening_id",
+        "kind",
+        "outcome",
+        "quantity",
+        "conversations",
+        "new_member",
+        "occurred_at",
+        "day",
+        "received_at",
+        "changed_at",
+        "withdrawn_at",
+        "withdrawn_by_user_id",
+    }
     text_columns = [
         c.name
         for c in ContactLog.__table__.columns

@@ -78,9 +78,13 @@ def test_simulated_weeks_give_a_believable_preview_for_the_district_admin(tmp_pa
 
     def knacka(*args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "api.cli", *args], env=env, cwd=ROOT,
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [sys.executable, "-m", "api.cli", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -161,11 +161,19 @@ def test_missed_nights_are_caught_up(job_db, inbox, settings):
 def test_two_scheduler_processes_run_the_night_once(job_db, inbox, settings):
     url, engine = job_db
     w = _world(engine)
-    env = {**os.environ, "DATABASE_URL": url, "KNACKA_SMTP_HOST": "127.0.0.1",
-           "KNACKA_SMTP_PORT": str(settings.smtp_port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "KNACKA_SMTP_HOST": "127.0.0.1",
+        "KNACKA_SMTP_PORT": str(settings.smtp_port),
+    }
     cmd = [sys.executable, "-m", "api.cli", "run-job", "nightly", "--now", NIGHT]
-    procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
@@ -236,8 +244,9 @@ def test_incremental_run_follows_corrections_and_withdrawals(job_db, inbox, sett
     _world(engine)
     run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), emails=False)
     with Session(engine) as s:
-        other = f.district(s, s.exec(select(f.Kommun).where(f.Kommun.code == "2380")).one(),
-                           "23800002", 1)  # fmt: skip
+        other = f.district(
+            s, s.exec(select(f.Kommun).where(f.Kommun.code == "2380")).one(), "23800002", 1
+        )
         logs = s.exec(select(f.ContactLog).where(f.ContactLog.day == date(2026, 4, 30))).all()
         moved, gone = logs[0], logs[1]
         later = datetime.fromisoformat("2026-05-04T12:00:00+00:00")
@@ -246,8 +255,9 @@ def test_incremental_run_follows_corrections_and_withdrawals(job_db, inbox, sett
         s.add_all([moved, gone])
         s.commit()
         other_id, old_id = other.id, logs[2].district_id
-    run_nightly(settings=settings, now=datetime.fromisoformat("2026-05-05T02:30:00+02:00"),
-                emails=False)  # fmt: skip
+    run_nightly(
+        settings=settings, now=datetime.fromisoformat("2026-05-05T02:30:00+02:00"), emails=False
+    )
 
     def day_total(district_id: int) -> int:
         with Session(engine) as s:

@@ -57,27 +57,48 @@ def test_contact_logs_get_their_local_day_when_migrated(backend, tmp_path):
         eng = make_engine(url)
         with eng.begin() as conn:
             now = "2026-06-01 12:00:00+00:00"
-            conn.execute(text(
-                "INSERT INTO partidistrikt (id, code, name, created_at) VALUES (1, '23', 'J', :t);"
-            ), {"t": now})  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO kommun (id, code, name, partidistrikt_id, created_at) "
-                "VALUES (1, '2380', 'Ö', 1, :t)"), {"t": now})  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO district (id, code, name, kommun_id, geom_wkb, min_lon, min_lat, "
-                "max_lon, max_lat, area_m2, created_at, updated_at) "
-                "VALUES (1, '23800001', 'D', 1, :g, 0, 0, 1, 1, 1, :t, :t)"),
-                {"g": b"\x00", "t": now})  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO app_user (id, email, display_name, role, unit_kind, unit_id, "
-                "created_at) VALUES (1, 'a@example.org', 'A', 'volunteer', 'forening', 1, :t)"),
-                {"t": now})  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO contact_log (client_uuid, body_hash, user_id, district_id, kommun_id,"
-                " kind, outcome, quantity, conversations, new_member, occurred_at, received_at)"
-                " VALUES (:u, 'h', 1, 1, 1, 'door', 'conversation', 1, 1, :nm, :o, :r)"),
-                {"u": uuid.UUID(int=7) if backend == "postgresql" else uuid.UUID(int=7).hex,
-                 "nm": False, "o": "2026-06-01 22:30:00+00:00", "r": now})  # fmt: skip
+            conn.execute(
+                text(
+                    "INSERT INTO partidistrikt (id, code, name, created_at) "
+                    "VALUES (1, '23', 'J', :t)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO kommun (id, code, name, partidistrikt_id, created_at) "
+                    "VALUES (1, '2380', 'Ö', 1, :t)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO district (id, code, name, kommun_id, geom_wkb, min_lon, min_lat, "
+                    "max_lon, max_lat, area_m2, created_at, updated_at) "
+                    "VALUES (1, '23800001', 'D', 1, :g, 0, 0, 1, 1, 1, :t, :t)"
+                ),
+                {"g": b"\x00", "t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO app_user (id, email, display_name, role, unit_kind, unit_id, "
+                    "created_at) VALUES (1, 'a@example.org', 'A', 'volunteer', 'forening', 1, :t)"
+                ),
+                {"t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO contact_log (client_uuid, body_hash, user_id, district_id, kommun_id,"
+                    " kind, outcome, quantity, conversations, new_member, occurred_at, received_at)"
+                    " VALUES (:u, 'h', 1, 1, 1, 'door', 'conversation', 1, 1, :nm, :o, :r)"
+                ),
+                {
+                    "u": uuid.UUID(int=7) if backend == "postgresql" else uuid.UUID(int=7).hex,
+                    "nm": False,
+                    "o": "2026-06-01 22:30:00+00:00",
+                    "r": now,
+                },
+            )
         eng.dispose()
         upgrade(url)
         eng = make_engine(url)

@@ -36,8 +36,16 @@ def jamt(session, admin):
         session.add(d)
     camp = f.campaign(session, pd, "2026-03-01", "2026-09-13")
     session.flush()
-    return {"pd": pd, "ost": ost, "are": are, "frosön": frosön, "brunflo": brunflo,
-            "jarpen": jarpen, "districts": ds, "campaign": camp}  # fmt: skip
+    return {
+        "pd": pd,
+        "ost": ost,
+        "are": are,
+        "frosön": frosön,
+        "brunflo": brunflo,
+        "jarpen": jarpen,
+        "districts": ds,
+        "campaign": camp,
+    }
 
 
 def test_largest_remainder_sums_exactly():
@@ -50,19 +58,33 @@ def test_largest_remainder_sums_exactly():
 
 def test_apportion_by_voters_households_or_evenly(client, session, jamt):
     cid = jamt["campaign"].id
-    put = client.put(f"/campaigns/{cid}/targets", json={
-        "unit_kind": "partidistrikt", "unit_id": jamt["pd"].id, "metric": "conversations",
-        "value": 43_000})  # fmt: skip
+    put = client.put(
+        f"/campaigns/{cid}/targets",
+        json={
+            "unit_kind": "partidistrikt",
+            "unit_id": jamt["pd"].id,
+            "metric": "conversations",
+            "value": 43_000,
+        },
+    )
     assert put.status_code == 200 and put.json()["basis"] == "direct"
     by_voters = client.post(
         f"/campaigns/{cid}/apportion",
         json={"unit_kind": "partidistrikt", "unit_id": jamt["pd"].id, "metric": "conversations"},
     ).json()
     assert {t["unit_name"]: (t["value"], t["basis"]) for t in by_voters} == {
-        "Östersund": (25_800, "voters"), "Åre": (17_200, "voters")}  # fmt: skip
-    by_households = client.post(f"/campaigns/{cid}/apportion", json={
-        "unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "conversations",
-        "basis": "households"}).json()  # fmt: skip
+        "Östersund": (25_800, "voters"),
+        "Åre": (17_200, "voters"),
+    }
+    by_households = client.post(
+        f"/campaigns/{cid}/apportion",
+        json={
+            "unit_kind": "kommun",
+            "unit_id": jamt["ost"].id,
+            "metric": "conversations",
+            "basis": "households",
+        },
+    ).json()
     assert [(t["unit_name"], t["value"]) for t in by_households] == [
         ("S-föreningen Brunflo", 12_900),
         ("S-föreningen Frösön", 12_900),
@@ -70,13 +92,25 @@ def test_apportion_by_voters_households_or_evenly(client, session, jamt):
     jamt["districts"][0].voters = None
     session.add(jamt["districts"][0])
     session.flush()
-    missing = client.post(f"/campaigns/{cid}/apportion", json={
-        "unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "conversations",
-        "basis": "voters"})  # fmt: skip
+    missing = client.post(
+        f"/campaigns/{cid}/apportion",
+        json={
+            "unit_kind": "kommun",
+            "unit_id": jamt["ost"].id,
+            "metric": "conversations",
+            "basis": "voters",
+        },
+    )
     assert missing.status_code == 422 and missing.json()["detail"].startswith("basis:")
-    auto = client.post(f"/campaigns/{cid}/apportion", json={
-        "unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "conversations",
-        "children": "districts"}).json()  # fmt: skip
+    auto = client.post(
+        f"/campaigns/{cid}/apportion",
+        json={
+            "unit_kind": "kommun",
+            "unit_id": jamt["ost"].id,
+            "metric": "conversations",
+            "children": "districts",
+        },
+    ).json()
     # voters are now incomplete, so "auto" falls back to households (500, 1000, 1500)
     assert [(t["value"], t["basis"]) for t in auto] == [
         (4_300, "households"),
@@ -87,15 +121,19 @@ def test_apportion_by_voters_households_or_evenly(client, session, jamt):
         f"/campaigns/{cid}/apportion",
         json={"unit_kind": "forening", "unit_id": jamt["jarpen"].id, "metric": "conversations"},
     )
-    assert no_parent.status_code == 422 and "no 'conversations' target" in no_parent.json()[
-        "detail"]  # fmt: skip
+    assert (
+        no_parent.status_code == 422 and "no 'conversations' target" in no_parent.json()["detail"]
+    )
 
 
 def test_targets_that_do_not_add_up_are_reported(client, jamt):
     cid = jamt["campaign"].id
-    for kind, uid, value in (("partidistrikt", jamt["pd"].id, 1000),
-                             ("kommun", jamt["ost"].id, 700), ("kommun", jamt["are"].id, 200),
-                             ("forening", jamt["frosön"].id, 700)):  # fmt: skip
+    for kind, uid, value in (
+        ("partidistrikt", jamt["pd"].id, 1000),
+        ("kommun", jamt["ost"].id, 700),
+        ("kommun", jamt["are"].id, 200),
+        ("forening", jamt["frosön"].id, 700),
+    ):
         client.put(
             f"/campaigns/{cid}/targets",
             json={"unit_kind": kind, "unit_id": uid, "metric": "conversations", "value": value},
@@ -105,9 +143,15 @@ def test_targets_that_do_not_add_up_are_reported(client, jamt):
     assert [(m["unit_name"], m["children_sum"], m["difference"]) for m in tree["mismatches"]] == [
         ("Jämtlands län", 900, -100)
     ]
-    client.put(f"/campaigns/{cid}/targets", json={
-        "unit_kind": "forening", "unit_id": jamt["brunflo"].id, "metric": "conversations",
-        "value": 50})  # fmt: skip
+    client.put(
+        f"/campaigns/{cid}/targets",
+        json={
+            "unit_kind": "forening",
+            "unit_id": jamt["brunflo"].id,
+            "metric": "conversations",
+            "value": 50,
+        },
+    )
     tree = client.get(f"/campaigns/{cid}/targets").json()
     assert {(m["unit_name"], m["difference"]) for m in tree["mismatches"]} == {
         ("Jämtlands län", -100),
@@ -219,8 +263,10 @@ def test_snapshot_rebuild_is_idempotent(session, jamt):
     _log(session, jon, d4, "2026-04-02", 4, new_member=True)
 
     def tables():
-        return (sorted(tuple(r) for r in session.exec(select(DailyGrain)).all()),
-                sorted(tuple(r) for r in session.exec(select(DailyStat)).all()))  # fmt: skip
+        return (
+            sorted(tuple(r) for r in session.exec(select(DailyGrain)).all()),
+            sorted(tuple(r) for r in session.exec(select(DailyStat)).all()),
+        )
 
     first_rows = rebuild_days(session, None)
     first = tables()
@@ -236,8 +282,13 @@ def test_snapshot_rebuild_is_idempotent(session, jamt):
 def test_export_csv_and_xlsx(client, session, jamt, clock):
     cid = jamt["campaign"].id
     f.target(session, jamt["campaign"], jamt["ost"], "conversations", 500)
-    _log(session, f.user(session, Role.volunteer, jamt["frosön"]), jamt["districts"][0],
-         "2026-04-01", 7)  # fmt: skip
+    _log(
+        session,
+        f.user(session, Role.volunteer, jamt["frosön"]),
+        jamt["districts"][0],
+        "2026-04-01",
+        7,
+    )
     response = client.get(f"/campaigns/{cid}/export", params={"level": "kommun"})
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))

@@ -130,9 +130,15 @@ def _may_set(scope: Scope, session: Session, kind: UnitKind, unit_id: int) -> bo
 
 
 def _put(
-    session: Session, campaign: Campaign, kind: UnitKind, unit_id: int, metric: str, value: int,
-    basis: str, now: datetime,
-) -> Target:  # fmt: skip
+    session: Session,
+    campaign: Campaign,
+    kind: UnitKind,
+    unit_id: int,
+    metric: str,
+    value: int,
+    basis: str,
+    now: datetime,
+) -> Target:
     target = session.exec(
         select(Target).where(
             Target.campaign_id == campaign.id,
@@ -160,8 +166,9 @@ def set_target(
         _may_set(scope, session, data.unit_kind, data.unit_id),
         f"setting targets for {data.unit_kind.value} {data.unit_id}",
     )
-    target = _put(session, campaign, data.unit_kind, data.unit_id, data.metric, data.value,
-                  "direct", now)  # fmt: skip
+    target = _put(
+        session, campaign, data.unit_kind, data.unit_id, data.metric, data.value, "direct", now
+    )
     session.flush()
     return target
 
@@ -297,15 +304,24 @@ def target_tree(
         }.get(kind, [])
         for level in levels:
             child_kind, children = _children(session, kind.value, t.unit_id, level)
-            have = [value[(child_kind, cid, t.metric)] for cid, _ in children
-                    if (child_kind, cid, t.metric) in value]  # fmt: skip
+            have = [
+                value[(child_kind, cid, t.metric)]
+                for cid, _ in children
+                if (child_kind, cid, t.metric) in value
+            ]
             if have and sum(have) != t.value:
                 mismatches.append(
                     Mismatch(
-                        unit_kind=kind, unit_id=t.unit_id, unit_name=names[kind][t.unit_id],
-                        metric=t.metric, target=t.value, children_kind=child_kind,
-                        children_with_targets=len(have), children_total=len(children),
-                        children_sum=sum(have), difference=sum(have) - t.value,
+                        unit_kind=kind,
+                        unit_id=t.unit_id,
+                        unit_name=names[kind][t.unit_id],
+                        metric=t.metric,
+                        target=t.value,
+                        children_kind=child_kind,
+                        children_with_targets=len(have),
+                        children_total=len(children),
+                        children_sum=sum(have),
+                        difference=sum(have) - t.value,
                     )
-                )  # fmt: skip
+                )
     return [(t, names[UnitKind(t.unit_kind)][t.unit_id]) for t in targets], mismatches

@@ -75,9 +75,11 @@ def sync_batch(
     created = sum(r.status == "created" for r in results)
     duplicate = sum(r.status == "duplicate" for r in results)
     return BatchOut(
-        results=results, created=created, duplicate=duplicate,
+        results=results,
+        created=created,
+        duplicate=duplicate,
         rejected=len(results) - created - duplicate,
-    )  # fmt: skip
+    )
 
 
 @router.get("/contacts", response_model=Page[ContactRead])
@@ -90,13 +92,19 @@ def list_contacts(
     include_withdrawn: bool = False,
 ):
     items, total = service.list_contacts(
-        session=session, scope=scope, page=page, mine=mine, district_code=district_code,
+        session=session,
+        scope=scope,
+        page=page,
+        mine=mine,
+        district_code=district_code,
         include_withdrawn=include_withdrawn,
-    )  # fmt: skip
+    )
     return Page(
         items=service.to_read(session=session, contacts=items),
-        total=total, limit=page.limit, offset=page.offset,
-    )  # fmt: skip
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactRead)

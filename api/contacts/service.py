@@ -87,12 +87,22 @@ def parse_records(raw: list[Any]) -> list[ContactIn | ContactResult]:
 
 
 _COLUMNS = {
-    "client_uuid": "uuid", "body_hash": "text", "user_id": "integer", "district_id": "integer",
-    "kommun_id": "integer", "forening_id": "integer", "kind": "text", "outcome": "text",
-    "quantity": "integer", "conversations": "integer", "new_member": "boolean",
-    "occurred_at": "timestamptz", "day": "date", "received_at": "timestamptz",
+    "client_uuid": "uuid",
+    "body_hash": "text",
+    "user_id": "integer",
+    "district_id": "integer",
+    "kommun_id": "integer",
+    "forening_id": "integer",
+    "kind": "text",
+    "outcome": "text",
+    "quantity": "integer",
+    "conversations": "integer",
+    "new_member": "boolean",
+    "occurred_at": "timestamptz",
+    "day": "date",
+    "received_at": "timestamptz",
     "changed_at": "timestamptz",
-}  # fmt: skip
+}
 
 # One array per column: the statement's text is the same for any batch size, so PostgreSQL
 # and psycopg parse and plan it once instead of a new 7,500-parameter statement per batch.

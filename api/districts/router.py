@@ -69,8 +69,12 @@ async def import_districts(
         # Reading and validating a large file takes seconds: off the event loop.
         return await run_in_threadpool(
             service.import_district_file,
-            session=session, scope=scope, path=path, options=options, dry_run=params.dry_run,
-        )  # fmt: skip
+            session=session,
+            scope=scope,
+            path=path,
+            options=options,
+            dry_run=params.dry_run,
+        )
 
 
 @router.get("/districts", response_model=Page[DistrictRead])

@@ -28,9 +28,13 @@ def unit_progress(
     """Actual against target per metric, the pace expected by today, a projection to
     election day from the last two weeks' rate, and the daily figures."""
     return service.unit_progress(
-        session=session, scope=scope, campaign_id=campaign_id, unit_kind=unit_kind,
-        unit_id=unit_id, today=local_day(now, settings.timezone),
-    )  # fmt: skip
+        session=session,
+        scope=scope,
+        campaign_id=campaign_id,
+        unit_kind=unit_kind,
+        unit_id=unit_id,
+        today=local_day(now, settings.timezone),
+    )
 
 
 @router.get("/campaigns/{campaign_id}/export")

@@ -133,25 +133,33 @@ def unit_progress(
     t = snap_table
     snap = session.exec(
         select(
-            t.day, func.sum(t.contacts), func.sum(t.conversations), func.sum(t.doors),
+            t.day,
+            func.sum(t.contacts),
+            func.sum(t.conversations),
+            func.sum(t.doors),
             func.sum(t.new_members),
         )
         .where(stat_where, t.day >= start, t.day <= snapshot_to)
         .group_by(t.day)
-    )  # fmt: skip
+    )
     live_where = (
-        log_where, col(ContactLog.withdrawn_at).is_(None),
-        ContactLog.day > snapshot_to, ContactLog.day >= start, ContactLog.day <= last,
-    )  # fmt: skip
+        log_where,
+        col(ContactLog.withdrawn_at).is_(None),
+        ContactLog.day > snapshot_to,
+        ContactLog.day >= start,
+        ContactLog.day <= last,
+    )
     live = session.exec(
         select(
-            ContactLog.day, func.count(), func.sum(ContactLog.conversations),
+            ContactLog.day,
+            func.count(),
+            func.sum(ContactLog.conversations),
             func.sum(case((ContactLog.kind == "door", 1), else_=0)),
             func.sum(case((col(ContactLog.new_member), 1), else_=0)),
         )
         .where(*live_where)
         .group_by(ContactLog.day)
-    )  # fmt: skip
+    )
     for row in [*snap, *live]:
         figures = daily[row[0]]
         for i in range(4):
@@ -207,10 +215,15 @@ def unit_progress(
             status = "done" if actual >= target else "on_track" if actual >= expected else "behind"
         metrics.append(
             MetricProgress(
-                metric=metric, actual=actual, target=target, share=share, expected=expected,
-                projected=projected, status=status,
+                metric=metric,
+                actual=actual,
+                target=target,
+                share=share,
+                expected=expected,
+                projected=projected,
+                status=status,
             )
-        )  # fmt: skip
+        )
     return UnitProgress(
         campaign_id=campaign.id,
         unit_kind=unit_kind,
@@ -252,22 +265,46 @@ def export_rows(
     """One row per unit and metric the caller sees, with a header row first."""
     campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
     covered = covered_through(session)
-    rows: list[list[object]] = [[
-        "enhetstyp", "enhet_id", "enhet", "mått", "utfall", "mål", "andel", "förväntat_idag",
-        "prognos_valdagen", "status",
-    ]]  # fmt: skip
+    rows: list[list[object]] = [
+        [
+            "enhetstyp",
+            "enhet_id",
+            "enhet",
+            "mått",
+            "utfall",
+            "mål",
+            "andel",
+            "förväntat_idag",
+            "prognos_valdagen",
+            "status",
+        ]
+    ]
     for unit in _units_in_scope(session, scope, campaign, level):
         progress = unit_progress(
-            session=session, scope=scope, campaign_id=campaign_id, unit_kind=level,
-            unit_id=unit.id, today=today, covered=covered, check_scope=False,
-        )  # fmt: skip
+            session=session,
+            scope=scope,
+            campaign_id=campaign_id,
+            unit_kind=level,
+            unit_id=unit.id,
+            today=today,
+            covered=covered,
+            check_scope=False,
+        )
         for m in progress.metrics:
-            rows.append([
-                level.value, unit.id, progress.unit_name, m.metric, m.actual, m.target,
-                None if m.share is None else round(m.share, 4),
-                None if m.expected is None else round(m.expected, 1),
-                None if m.projected is None else round(m.projected, 1), m.status,
-            ])  # fmt: skip
+            rows.append(
+                [
+                    level.value,
+                    unit.id,
+                    progress.unit_name,
+                    m.metric,
+                    m.actual,
+                    m.target,
+                    None if m.share is None else round(m.share, 4),
+                    None if m.expected is None else round(m.expected, 1),
+                    None if m.projected is None else round(m.projected, 1),
+                    m.status,
+                ]
+            )
     return rows
 
 

@@ -38,10 +38,14 @@ def daily_chart_png(days: list[date], actual: list[int], needed: list[float]) ->
     if days:
         draw.text((_PAD, _H - _PAD + 4), days[0].strftime("%-d/%-m"), fill=_PACE, font=font)
         label = days[-1].strftime("%-d/%-m")
-        draw.text((_W - _PAD - draw.textlength(label, font=font), _H - _PAD + 4), label,
-                  fill=_PACE, font=font)  # fmt: skip
+        draw.text(
+            (_W - _PAD - draw.textlength(label, font=font), _H - _PAD + 4),
+            label,
+            fill=_PACE,
+            font=font,
+        )
     # Only digits in the image: the built-in font has no å/ä/ö; the caption is in the HTML.
-    draw.text((_PAD, 6), f"{top:.0f}", fill=_PACE, font=font)  # fmt: skip
+    draw.text((_PAD, 6), f"{top:.0f}", fill=_PACE, font=font)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

@@ -30,8 +30,14 @@ def enqueue(*, session: Session, user_ids: list[int], day: date, now: datetime) 
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EmailOutbox.__table__)
     stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "day", "kind"])
     connection = session.connection()
-    values = {"day": day, "kind": KIND, "status": "pending", "attempts": 0,
-              "next_attempt_at": now, "created_at": now}  # fmt: skip
+    values = {
+        "day": day,
+        "kind": KIND,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
     stmt = stmt.returning(EmailOutbox.__table__.c.id)
     return sum(len(connection.execute(stmt.values(user_id=u, **values)).all()) for u in user_ids)
 

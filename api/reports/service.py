@@ -100,9 +100,15 @@ def build_report(*, session: Session, user: User, today: date) -> Report | None:
 
     def progress(k: UnitKind, unit_id: int) -> UnitProgress:
         return unit_progress(
-            session=session, scope=scope, campaign_id=campaign.id, unit_kind=k, unit_id=unit_id,
-            today=today, covered=covered, check_scope=False,
-        )  # fmt: skip
+            session=session,
+            scope=scope,
+            campaign_id=campaign.id,
+            unit_kind=k,
+            unit_id=unit_id,
+            today=today,
+            covered=covered,
+            check_scope=False,
+        )
 
     unit = progress(kind, user.unit_id)
     volunteers: list[tuple[str, int, int]] = []
@@ -149,9 +155,16 @@ def build_report(*, session: Session, user: User, today: date) -> Report | None:
     ]
     chart = daily_chart_png(days, [by_day.get(d, 0) for d in days], needed)
     return Report(
-        recipient=user, campaign=campaign, today=today, unit=unit, children=children,
-        children_label=label, most_behind=behind, volunteers=volunteers, chart_png=chart,
-    )  # fmt: skip
+        recipient=user,
+        campaign=campaign,
+        today=today,
+        unit=unit,
+        children=children,
+        children_label=label,
+        most_behind=behind,
+        volunteers=volunteers,
+        chart_png=chart,
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -208,7 +221,7 @@ def _text(report: Report) -> str:
         "",
         "Diagrammet i HTML-versionen visar samtal per dag mot takten som behövs.",
         "Vill du inte längre få det här mejlet? Stäng av det under /me/preferences i Knacka.",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines) + "\n"
 
 
