@@ -88,8 +88,9 @@ def test_contact_logs_get_their_local_day_when_migrated(backend, tmp_path):
             )
             conn.execute(
                 text(
-                    "INSERT INTO contact_log (client_uuid, body_hash, user_id, district_id, kommun_id,"
-                    " kind, outcome, quantity, conversations, new_member, occurred_at, received_at)"
+                    "INSERT INTO contact_log (client_uuid, body_hash, user_id, district_id,"
+                    " kommun_id, kind, outcome, quantity, conversations, new_member,"
+                    " occurred_at, received_at)"
                     " VALUES (:u, 'h', 1, 1, 1, 'door', 'conversation', 1, 1, :nm, :o, :r)"
                 ),
                 {
