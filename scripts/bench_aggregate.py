@@ -28,9 +28,7 @@ import argparse
 import contextlib
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,8 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
 
 PG_ADMIN = os.environ.get(
     "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -514,51 +514,11 @@ def _counts(dsn: str) -> dict[str, int]:
 # -- the progress endpoint ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run(args: list[str], env: dict, timeout: float) -> str:
-    out = subprocess.run(
-        args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[1:])} failed:\n{out.stderr[-2000:]}")
-    return out.stdout
-
-
 def endpoint_latencies(env: dict, path: str, token: str, warmup: int, n: int, tmp: Path):
     """Sequential GETs of ``path`` through uvicorn: the timed latencies and the last body."""
     import httpx
 
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log = tmp / "uvicorn.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"),
-                *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-                *("--loop", "uvloop", "--http", "httptools", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not answer /health:\n{log.read_text()}")
-            time.sleep(0.1)
+    with uvicorn(env, tmp / "uvicorn.log") as (_, base_url):
         headers = {"Authorization": f"Bearer {token}"}
         latencies = []
         with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
@@ -571,14 +531,6 @@ def endpoint_latencies(env: dict, path: str, token: str, warmup: int, n: int, tm
                 if i >= warmup:
                     latencies.append(elapsed)
         return latencies, response.json()
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=5)
 
 
 def in_process(engine, statements: StatementLog, args, ids: dict, today: date):
@@ -729,7 +681,7 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
 
         # -- 3. the progress endpoint, in the daytime state (snapshots through yesterday plus
         # today's live logs), before the next night's run --------------------------------------
-        token = _run(
+        token = run(
             [sys.executable, "-m", "api.cli", "issue-token", ADMIN_EMAIL, "--device", "bench"],
             env,
             timeout=60,

@@ -30,7 +30,6 @@ import io
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
 
 PG_ADMIN = os.environ.get(
     "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -412,45 +413,6 @@ def raw_bulk(dsn: str, users: list[tuple], n: int) -> float:
 # -- orchestration --------------------------------------------------------------------------
 
 
-def _run(args: list[str], env: dict, timeout: float) -> str:
-    out = subprocess.run(
-        args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[1:])} failed:\n{out.stderr[-2000:]}")
-    return out.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_health(base_url: str, server: subprocess.Popen, log: Path, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer /health in {timeout:.0f} s:\n{log.read_text()}")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-
-
 def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
     import httpx
     import psycopg
@@ -464,8 +426,8 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
     }
     py = sys.executable
     started = time.perf_counter()
-    _run([py, "-m", "api.cli", "db", "upgrade"], env, timeout=60)
-    _run([py, "-m", "api.cli", "load-demo"], env, timeout=60)
+    run([py, "-m", "api.cli", "db", "upgrade"], env, timeout=60)
+    run([py, "-m", "api.cli", "load-demo"], env, timeout=60)
 
     # Each volunteer logs in one district of its förening's kommun.
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -487,7 +449,7 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
         raise RuntimeError("the demo has no volunteers")
     volunteers = volunteers[: max(args.clients, args.batch_clients)]
     tokens = json.loads(
-        _run([py, __file__, "--issue-tokens", *(v[0] for v in volunteers)], env, timeout=60)
+        run([py, __file__, "--issue-tokens", *(v[0] for v in volunteers)], env, timeout=60)
     )
     users = [(tokens[v[0]], v[1]) for v in volunteers]
     fk_values = [v[2:] for v in volunteers]  # user, district, kommun, förening ids
@@ -502,23 +464,10 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
     )
     bulk_rate = raw_bulk(dsn, fk_values, args.raw_rows)
 
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log = tmp / "uvicorn.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [
-                *(py, "-m", "uvicorn", args.app, "--factory"),
-                *("--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)),
-                *("--loop", "uvloop", "--http", "httptools", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_health(base_url, server, log, timeout=30)
+    with uvicorn(env, tmp / "uvicorn.log", app=args.app, workers=args.workers) as (
+        server,
+        base_url,
+    ):
         # Every worker answers /health once before the clock starts.
         for _ in range(4 * args.workers):
             with contextlib.suppress(httpx.HTTPError):
@@ -548,9 +497,7 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
         if out.returncode != 0:
             raise RuntimeError(f"the load generator failed:\n{out.stderr[-3000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        _stop(server)
-    server_log = log.read_text().strip()
+    server_log = (tmp / "uvicorn.log").read_text().strip()
 
     single, batch = result["single"], result["batch"]
     print(
