@@ -60,15 +60,15 @@ def _world(engine) -> dict:
             "ost_lead": f.user(s, Role.kommun_lead, ost),
             "are_lead": f.user(s, Role.kommun_lead, are),
             "frosön_lead": f.user(s, Role.forening_lead, frosön),
-            "åsa": f.user(s, Role.volunteer, frosön),
-            "jon": f.user(s, Role.volunteer, jarpen),
+            "vol_a": f.user(s, Role.volunteer, frosön),
+            "vol_c": f.user(s, Role.volunteer, jarpen),
         }
-        people["åsa"].display_name = "Åsa Ödlund"
+        people["vol_a"].display_name = "Volontär på Frösön"
         for day in range(27, 31):
             when = datetime.fromisoformat(f"2026-04-{day}T10:00:00+00:00")
             for _ in range(day - 20):
-                f.contact(s, people["åsa"], d_ost, when)
-            f.contact(s, people["jon"], d_are, when)
+                f.contact(s, people["vol_a"], d_ost, when)
+            f.contact(s, people["vol_c"], d_are, when)
         s.commit()
         return {"people": people, "ost": ost, "are": are, "campaign": camp}
 
@@ -91,7 +91,7 @@ def test_nightly_builds_snapshots_and_emails_each_lead_their_scope(job_db, inbox
     text = admin_mail.get_body(("plain",)).get_content()
     html_part = admin_mail.get_body(("html",))
     html = html_part.get_content()
-    assert "Samtal: 38 av 1 000" in text  # åsa 7+8+9+10, jon 4
+    assert "Samtal: 38 av 1 000" in text  # vol_a 7+8+9+10, vol_c 4
     assert "Östersund" in text and "Åre" in text and "Östersund" in html
     images = [part for part in admin_mail.walk() if part.get_content_type() == "image/png"]
     assert len(images) == 1 and images[0].get_content().startswith(b"\x89PNG")
@@ -103,8 +103,8 @@ def test_nightly_builds_snapshots_and_emails_each_lead_their_scope(job_db, inbox
     assert "Samtal: 4 av 400" in are_text and "Frösön" not in are_text
     forening_text = inbox.to(p["frosön_lead"].email)[0].get_body(("plain",)).get_content()
     assert "23800001" in forening_text or "Distrikt 23800001" in forening_text
-    assert "Åsa Ödlund: 27, 27" in forening_text  # the last 7 days: 04-28 .. 05-04
-    assert inbox.to(p["åsa"].email) == []  # volunteers get no nightly email
+    assert "Volontär på Frösön: 27, 27" in forening_text  # the last 7 days: 04-28 .. 05-04
+    assert inbox.to(p["vol_a"].email) == []  # volunteers get no nightly email
     with Session(engine) as s:
         stat = s.exec(
             select(DailyStat).where(
@@ -142,7 +142,7 @@ def test_missed_nights_are_caught_up(job_db, inbox, settings):
     run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), emails=False)
     with Session(engine) as s:
         when = datetime.fromisoformat("2026-05-05T10:00:00+00:00")
-        f.contact(s, w["people"]["jon"], s.exec(select(f.District)).all()[-1], when)
+        f.contact(s, w["people"]["vol_c"], s.exec(select(f.District)).all()[-1], when)
         s.commit()
     later = datetime.fromisoformat("2026-05-08T02:30:00+02:00")
     result = run_nightly(settings=settings, now=later, emails=False)
@@ -224,7 +224,9 @@ def test_crash_mid_send_and_rerun_never_duplicates(job_db, inbox, settings):
     assert rerun["emails"] == {"lost": 1, "sent": 2}
     addresses = [m["To"] for m in inbox.messages]
     assert len(addresses) == len(set(addresses)) == 4
-    assert {u.email for k, u in w["people"].items() if k not in ("åsa", "jon")} == set(addresses)
+    assert {u.email for k, u in w["people"].items() if k not in ("vol_a", "vol_c")} == set(
+        addresses
+    )
 
 
 def test_opted_out_leads_get_nothing(job_db, inbox, settings):
@@ -268,4 +270,4 @@ def test_incremental_run_follows_corrections_and_withdrawals(job_db, inbox, sett
             ).one()
 
     assert day_total(other_id) == 1
-    assert day_total(old_id) == 10 - 2  # åsa's ten that day, one moved, one withdrawn
+    assert day_total(old_id) == 10 - 2  # vol_a's ten that day, one moved, one withdrawn

@@ -191,22 +191,22 @@ def _close_night(session, night: date) -> None:
 
 def test_progress_reads_snapshots_plus_the_live_day(client, session, jamt, clock):
     d1, d2, d3, _ = jamt["districts"]
-    anna = f.user(session, Role.volunteer, jamt["frosön"])
-    bo = f.user(session, Role.volunteer, jamt["frosön"])
+    vol_a = f.user(session, Role.volunteer, jamt["frosön"])
+    vol_b = f.user(session, Role.volunteer, jamt["frosön"])
     cid = jamt["campaign"].id
     f.target(session, jamt["campaign"], jamt["frosön"], "conversations", 1970)
     f.target(session, jamt["campaign"], jamt["frosön"], "active_volunteers", 4)
-    _log(session, anna, d1, "2026-03-10", 30)
-    _log(session, anna, d2, "2026-04-20", 40)
-    _log(session, bo, d1, "2026-05-01", 10, outcome="not_home", conversations=0)
-    _log(session, bo, d1, "2026-04-25", 1, kind="stall", quantity=25, conversations=25)
-    withdrawn = _log(session, bo, d2, "2026-05-02", 5)
+    _log(session, vol_a, d1, "2026-03-10", 30)
+    _log(session, vol_a, d2, "2026-04-20", 40)
+    _log(session, vol_b, d1, "2026-05-01", 10, outcome="not_home", conversations=0)
+    _log(session, vol_b, d1, "2026-04-25", 1, kind="stall", quantity=25, conversations=25)
+    withdrawn = _log(session, vol_b, d2, "2026-05-02", 5)
     for c in withdrawn:
         c.withdrawn_at = c.received_at
         session.add(c)
     _close_night(session, date(2026, 5, 3))
     clock.now = datetime.fromisoformat("2026-05-04T12:00:00+02:00")
-    _log(session, anna, d2, "2026-05-04", 5)  # today: not in any snapshot yet
+    _log(session, vol_a, d2, "2026-05-04", 5)  # today: not in any snapshot yet
 
     body = client.get(f"/campaigns/{cid}/progress/forening/{jamt['frosön'].id}").json()
     m = {x["metric"]: x for x in body["metrics"]}
@@ -235,17 +235,17 @@ def test_progress_reads_snapshots_plus_the_live_day(client, session, jamt, clock
     district = client.get(f"/campaigns/{cid}/progress/district/{d3.id}").json()
     assert district["metrics"][0]["actual"] == 0
     busy = client.get(f"/campaigns/{cid}/progress/district/{d1.id}").json()
-    assert busy["metrics"][0]["actual"] == 30 + 25  # anna's doors and bo's stall
+    assert busy["metrics"][0]["actual"] == 30 + 25  # vol_a's doors and vol_b's stall
     assert [d["day"] for d in busy["daily"]] == ["2026-03-10", "2026-04-25", "2026-05-01"]
 
 
 def test_active_volunteers_are_people_not_devices(client, session, jamt, clock):
     d1 = jamt["districts"][0]
-    anna = f.user(session, Role.volunteer, jamt["frosön"])
-    f.auth_headers(session, anna, clock.now)
-    f.auth_headers(session, anna, clock.now)  # a second phone: still one person
-    _log(session, anna, d1, "2026-03-02", 3)
-    _log(session, anna, d1, "2026-04-30", 1)
+    vol_a = f.user(session, Role.volunteer, jamt["frosön"])
+    f.auth_headers(session, vol_a, clock.now)
+    f.auth_headers(session, vol_a, clock.now)  # a second phone: still one person
+    _log(session, vol_a, d1, "2026-03-02", 3)
+    _log(session, vol_a, d1, "2026-04-30", 1)
     old = f.user(session, Role.volunteer, jamt["frosön"])
     _log(session, old, d1, "2026-03-03", 2)
     _close_night(session, date(2026, 5, 3))
@@ -256,11 +256,11 @@ def test_active_volunteers_are_people_not_devices(client, session, jamt, clock):
 
 def test_snapshot_rebuild_is_idempotent(session, jamt):
     d1, d2, _, d4 = jamt["districts"]
-    anna = f.user(session, Role.volunteer, jamt["frosön"])
-    jon = f.user(session, Role.volunteer, jamt["jarpen"])
-    _log(session, anna, d1, "2026-04-01", 3)
-    _log(session, anna, d2, "2026-04-01", 2, kind="phone")
-    _log(session, jon, d4, "2026-04-02", 4, new_member=True)
+    vol_a = f.user(session, Role.volunteer, jamt["frosön"])
+    vol_c = f.user(session, Role.volunteer, jamt["jarpen"])
+    _log(session, vol_a, d1, "2026-04-01", 3)
+    _log(session, vol_a, d2, "2026-04-01", 2, kind="phone")
+    _log(session, vol_c, d4, "2026-04-02", 4, new_member=True)
 
     def tables():
         return (
