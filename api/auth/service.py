@@ -14,7 +14,8 @@ from api.auth.scope import Scope
 from api.db import save_unique
 from api.errors import Conflict, NotFound, Unprocessable
 from api.mail import MailError, build_message, send_message
-from api.models import DeviceToken, Forening, Kommun, LoginCode, Partidistrikt, Role, UnitKind, User
+from api.models import DeviceToken, LoginCode, Role, UnitKind, User
+from api.org.service import unit_name
 from api.settings import Settings
 
 __all__ = [
@@ -268,19 +269,13 @@ def list_users(*, session: Session, scope: Scope) -> list[User]:
     return [u for u in users if scope.sees_user(u)]
 
 
-def _unit_exists(session: Session, kind: UnitKind, unit_id: int) -> bool:
-    model = {UnitKind.partidistrikt: Partidistrikt, UnitKind.kommun: Kommun}.get(kind, Forening)
-    return session.get(model, unit_id) is not None
-
-
 def invite_user(*, session: Session, scope: Scope, data: Invite) -> User:
     """Create a volunteer or lead in a unit within the caller's reach."""
     if _UNIT_OF_ROLE[data.role] != data.unit_kind:
         raise Unprocessable(
             f"unit_kind: a {data.role.value} belongs to a {_UNIT_OF_ROLE[data.role].value}"
         )
-    if not _unit_exists(session, data.unit_kind, data.unit_id):
-        raise Unprocessable(f"unit_id: {data.unit_kind.value} {data.unit_id} does not exist")
+    unit_name(session, data.unit_kind, data.unit_id)  # raises when it does not exist
     scope.require(
         scope.may_grant(data.role, data.unit_kind, data.unit_id),
         f"inviting a {data.role.value} to {data.unit_kind.value} {data.unit_id}",

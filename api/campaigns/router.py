@@ -14,12 +14,13 @@ from api.campaigns.schemas import (
 from api.db import SessionDep
 from api.deps import NowDep, ScopeDep
 from api.models import Target
+from api.org.service import unit_name
 
 router = APIRouter(tags=["campaigns"])
 
 
 def _read(session: SessionDep, target: Target) -> TargetRead:
-    name = service.unit_name(session, target.unit_kind, target.unit_id)
+    name = unit_name(session, target.unit_kind, target.unit_id)
     return TargetRead(**target.model_dump(warnings=False), unit_name=name)
 
 

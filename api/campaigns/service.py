@@ -18,6 +18,7 @@ from api.models import (
     Target,
     UnitKind,
 )
+from api.org.service import UNIT_MODELS, partidistrikt_of, unit_name
 
 __all__ = [
     "METRICS",
@@ -28,19 +29,11 @@ __all__ = [
     "list_campaigns",
     "set_target",
     "target_tree",
-    "unit_name",
     "units_of",
 ]
 
 # The metrics progress is computed for; targets may name others (kept for later metrics).
 METRICS = ("conversations", "doors", "new_members", "active_volunteers")
-
-_MODEL = {
-    UnitKind.partidistrikt: Partidistrikt,
-    UnitKind.kommun: Kommun,
-    UnitKind.forening: Forening,
-    UnitKind.district: District,
-}
 
 
 def get_campaign(*, session: Session, scope: Scope, campaign_id: int) -> Campaign:
@@ -91,34 +84,12 @@ def create_campaign(*, session: Session, scope: Scope, data: CampaignCreate) -> 
     return campaign
 
 
-def unit_name(session: Session, kind: UnitKind, unit_id: int) -> str:
-    """A unit's display name, or raise when it does not exist."""
-    unit = session.get(_MODEL[kind], unit_id)
-    if unit is None:
-        raise Unprocessable(f"unit_id: {kind.value} {unit_id} does not exist")
-    return unit.name
-
-
-def _kommun_of(session: Session, kind: UnitKind, unit_id: int) -> int | None:
-    if kind == UnitKind.kommun:
-        return unit_id
-    if kind in (UnitKind.forening, UnitKind.district):
-        return session.get(_MODEL[kind], unit_id).kommun_id
-    return None
-
-
-def _partidistrikt_of(session: Session, kind: UnitKind, unit_id: int) -> int:
-    if kind == UnitKind.partidistrikt:
-        return unit_id
-    return session.get(Kommun, _kommun_of(session, kind, unit_id)).partidistrikt_id
-
-
 def _may_set(scope: Scope, session: Session, kind: UnitKind, unit_id: int) -> bool:
     """A unit's target is set by whoever leads the unit above it (admins: their whole tree)."""
     if kind == UnitKind.partidistrikt:
         return scope.sees_partidistrikt(unit_id)
     if kind == UnitKind.kommun:
-        return scope.sees_partidistrikt(_partidistrikt_of(session, kind, unit_id))
+        return scope.sees_partidistrikt(partidistrikt_of(session, kind, unit_id))
     if kind == UnitKind.forening:
         return scope.leads_kommun(session.get(Forening, unit_id).kommun_id)
     district = session.get(District, unit_id)
@@ -160,7 +131,7 @@ def set_target(
     """Set one unit's target directly."""
     campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
     unit_name(session, data.unit_kind, data.unit_id)
-    if _partidistrikt_of(session, data.unit_kind, data.unit_id) != campaign.partidistrikt_id:
+    if partidistrikt_of(session, data.unit_kind, data.unit_id) != campaign.partidistrikt_id:
         raise Unprocessable("unit_id: the unit is not in the campaign's partidistrikt")
     scope.require(
         _may_set(scope, session, data.unit_kind, data.unit_id),
@@ -275,7 +246,7 @@ def units_of(session: Session, kind: UnitKind, ids: set[int]) -> dict[int, str]:
     """Names of units by id."""
     if not ids:
         return {}
-    model = _MODEL[kind]
+    model = UNIT_MODELS[kind]
     return dict(session.exec(select(model.id, model.name).where(col(model.id).in_(ids))).all())
 
 

@@ -171,6 +171,10 @@ def _resolve_districts(
     return by_code, by_point
 
 
+def _active_topics(session: Session) -> set[str]:
+    return set(session.exec(select(Topic.code).where(col(Topic.active))))
+
+
 def _applied(session: Session, uuids: set[UUID]) -> dict[UUID, tuple[int, int, str]]:
     """For uuids already applied: (id, user_id, body_hash) of the record that applied them."""
     if not uuids:
@@ -225,7 +229,7 @@ def log_contacts(
     user = scope.user
     valid = [r for r in records if isinstance(r, ContactIn)]
     by_code, by_point = _resolve_districts(session, valid)
-    topics = {t.code for t in session.exec(select(Topic).where(col(Topic.active)))}
+    topics = _active_topics(session)
     forening_id = scope.own_forening.id if scope.own_forening else None
     earliest = now - timedelta(days=settings.max_backdate_days)
     latest = now + timedelta(minutes=settings.clock_skew_minutes)
@@ -498,7 +502,7 @@ def correct_contact(
             setattr(contact, field, new)
     if data.topics is not None:
         new_topics = sorted(set(data.topics))
-        active = {t.code for t in session.exec(select(Topic).where(col(Topic.active)))}
+        active = _active_topics(session)
         unknown = sorted(set(new_topics) - active)
         if unknown:
             raise Unprocessable(f"topics: unknown: {', '.join(unknown)}")

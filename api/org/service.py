@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from api.auth.scope import Forbidden, Scope
 from api.db import save_unique
 from api.errors import Conflict, NotFound, Unprocessable
-from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt
+from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt, UnitKind
 from api.org.schemas import (
     ForeningCreate,
     ForeningUpdate,
@@ -21,6 +21,9 @@ from api.org.schemas import (
 from api.pagination import PageParams, paginate
 
 __all__ = [
+    "UNIT_MODELS",
+    "partidistrikt_of",
+    "unit_name",
     "create_forening",
     "create_kommun",
     "create_partidistrikt",
@@ -36,6 +39,32 @@ __all__ = [
     "update_kommun",
     "update_partidistrikt",
 ]
+
+
+UNIT_MODELS = {
+    UnitKind.partidistrikt: Partidistrikt,
+    UnitKind.kommun: Kommun,
+    UnitKind.forening: Forening,
+    UnitKind.district: District,
+}
+
+
+def unit_name(session: Session, kind: UnitKind, unit_id: int) -> str:
+    """A unit's display name, or raise when it does not exist."""
+    unit = session.get(UNIT_MODELS[kind], unit_id)
+    if unit is None:
+        raise Unprocessable(f"unit_id: {kind.value} {unit_id} does not exist")
+    return unit.name
+
+
+def partidistrikt_of(session: Session, kind: UnitKind, unit_id: int) -> int:
+    """The partidistrikt a unit belongs to."""
+    if kind == UnitKind.partidistrikt:
+        return unit_id
+    kommun_id = unit_id
+    if kind in (UnitKind.forening, UnitKind.district):
+        kommun_id = session.get(UNIT_MODELS[kind], unit_id).kommun_id
+    return session.get(Kommun, kommun_id).partidistrikt_id
 
 
 def get_partidistrikt(*, session: Session, scope: Scope, partidistrikt_id: int) -> Partidistrikt:

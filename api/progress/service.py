@@ -10,7 +10,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
-from api.campaigns.service import METRICS, get_campaign, unit_name
+from api.campaigns.service import METRICS, get_campaign
 from api.models import (
     Campaign,
     ContactLog,
@@ -23,6 +23,7 @@ from api.models import (
     Target,
     UnitKind,
 )
+from api.org.service import unit_name
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
 
 __all__ = [

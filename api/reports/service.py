@@ -21,6 +21,7 @@ from api.models import (
     UnitKind,
     User,
 )
+from api.org.service import partidistrikt_of
 from api.progress.schemas import UnitProgress
 from api.progress.service import covered_through, expected_share, unit_progress
 from api.reports.chart import daily_chart_png
@@ -57,16 +58,6 @@ def _campaign_for(session: Session, partidistrikt_id: int, today: date) -> Campa
     ).first()
 
 
-def _partidistrikt_of(session: Session, user: User) -> int:
-    kind = UnitKind(user.unit_kind)
-    if kind == UnitKind.partidistrikt:
-        return user.unit_id
-    kommun_id = user.unit_id
-    if kind == UnitKind.forening:
-        kommun_id = session.get(Forening, user.unit_id).kommun_id
-    return session.get(Kommun, kommun_id).partidistrikt_id
-
-
 def lead_recipients(session: Session) -> list[User]:
     """Leads who get the nightly email: active, not opted out, any lead role."""
     return list(
@@ -91,7 +82,9 @@ def _gap(p: UnitProgress) -> float:
 
 def build_report(*, session: Session, user: User, today: date) -> Report | None:
     """The data of one lead's nightly email, or None when no campaign is running."""
-    campaign = _campaign_for(session, _partidistrikt_of(session, user), today)
+    campaign = _campaign_for(
+        session, partidistrikt_of(session, UnitKind(user.unit_kind), user.unit_id), today
+    )
     if campaign is None:
         return None
     scope = Scope(session=session, user=user)
