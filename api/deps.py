@@ -14,6 +14,7 @@ from api.models import User, utcnow
 from api.settings import Settings, get_settings
 
 __all__ = [
+    "BearerDep",
     "CurrentUser",
     "NowDep",
     "ScopeDep",
@@ -42,13 +43,14 @@ async def request_time() -> datetime:
 NowDep = Annotated[datetime, Depends(request_time)]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+BearerDep = Annotated[str | None, Depends(_bearer)]
 
 
 def current_user(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
-    token: Annotated[str | None, Depends(_bearer)],
+    token: BearerDep,
 ) -> User:
     """The signed-in user behind the bearer token, or 401."""
     if not token:

@@ -1,17 +1,27 @@
 """The FastAPI application factory."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
+from api.db import close_fast_db
 from api.districts.router import router as districts_router
 from api.errors import install_handlers
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 
 __all__ = ["create_app"]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await close_fast_db(app)
 
 
 def create_app() -> FastAPI:
@@ -21,6 +31,7 @@ def create_app() -> FastAPI:
         title="Knacka",
         summary="Canvassing and campaign field work: districts, conversations, progress.",
         version="0.1.0",
+        lifespan=_lifespan,
     )
     install_handlers(app)
     app.include_router(auth_router)

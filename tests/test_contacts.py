@@ -337,3 +337,135 @@ def test_one_uuid_twice_in_a_batch_with_one_copy_invalid(field):
     body = c.post("/contacts/batch", json={"records": [good, bad]}).json()
     assert [r["status"] for r in body["results"]] == ["created", "conflict"]
     assert _rows(field["session"]) == 1
+
+
+# -- the one-statement path for single records (PostgreSQL) ----------------------------------
+
+
+def _token(session, who, clock) -> str:
+    return f.auth_headers(session, who, clock.now)["Authorization"].removeprefix("Bearer ")
+
+
+def _fast(session, settings, clock, token, body):
+    """Log ``body`` through the one-statement path; its result, or None for the general path."""
+    import asyncio
+
+    from api.contacts.schemas import ContactIn
+    from api.contacts.service import log_contact_fast
+    from tests.conftest import SessionFastDb
+
+    db = SessionFastDb.of(session)
+    if db is None:
+        pytest.skip("the one-statement path exists on PostgreSQL only")
+    record_in = ContactIn.model_validate(body)
+    return asyncio.run(
+        log_contact_fast(db=db, settings=settings, raw_token=token, record=record_in, now=clock.now)
+    )
+
+
+def test_the_fast_path_stores_what_the_general_path_stores(field, session, settings):
+    from api.auth.scope import Scope
+    from api.contacts.schemas import ContactIn
+    from api.contacts.service import log_contacts
+    from api.models import ContactTopic
+
+    clock, vol = field["clock"], field["vol"]
+    body = record(clock, kind="stall", count=7, topics=["jobs", "healthcare", "jobs"])
+    fast = _fast(session, settings, clock, _token(session, vol, clock), body)
+    assert fast is not None and fast.status == "created"
+    twin = body | {"client_uuid": str(uuid.uuid4())}
+    general = log_contacts(
+        session=session,
+        scope=Scope(session=session, user=vol),
+        settings=settings,
+        records=[ContactIn.model_validate(twin)],
+        now=clock.now,
+    )[0]
+    assert general.status == "created"
+
+    def stored(contact_id):
+        contact = session.get(ContactLog, contact_id)
+        row = {c: getattr(contact, c) for c in ContactLog.model_fields}
+        del row["id"], row["client_uuid"]
+        topics = session.exec(
+            select(ContactTopic.topic).where(ContactTopic.contact_id == contact_id)
+        ).all()
+        return row, sorted(topics)
+
+    session.expire_all()
+    fast_row, general_row = stored(fast.id), stored(general.id)
+    assert fast_row[0].pop("body_hash") != general_row[0].pop("body_hash")  # the uuids differ
+    assert fast_row == general_row
+    assert fast_row[0]["conversations"] == 7 and fast_row[0]["forening_id"] == field["forening"].id
+    assert fast_row[1] == ["healthcare", "jobs"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "replay",
+        "other_kommun",
+        "unknown_district",
+        "retired_topic",
+        "location",
+        "too_old",
+        "future",
+        "revoked",
+        "idle",
+        "inactive",
+        "kommun_lead",
+    ],
+)
+def test_the_fast_path_leaves_every_other_case_to_the_general_path(field, session, settings, case):
+    from api.models import DeviceToken, Topic
+
+    clock, vol = field["clock"], field["vol"]
+    token, body = _token(session, vol, clock), record(clock)
+    device = session.exec(select(DeviceToken).order_by(DeviceToken.id.desc())).first()
+    if case == "replay":
+        assert _fast(session, settings, clock, token, body) is not None
+    elif case == "other_kommun":
+        f.district(session, f.kommun(session, "2321", "Åre"), "23210001", 9)
+        body["district_code"] = "23210001"
+    elif case == "unknown_district":
+        body["district_code"] = "99999999"
+    elif case == "retired_topic":
+        jobs = session.get(Topic, "jobs")
+        jobs.active = False
+        session.add(jobs)
+    elif case == "location":
+        body = record(clock, district_code=None, location={"lon": f.LON + 0.005, "lat": f.LAT})
+    elif case == "too_old":
+        body["occurred_at"] = (clock.now - timedelta(days=61)).isoformat()
+    elif case == "future":
+        body["occurred_at"] = (clock.now + timedelta(hours=1)).isoformat()
+    elif case == "revoked":
+        device.revoked_at = clock.now
+    elif case == "idle":
+        device.last_used_at = clock.now - timedelta(days=settings.device_token_idle_days + 1)
+    elif case == "inactive":
+        vol.is_active = False
+    elif case == "kommun_lead":
+        token = _token(session, f.user(session, Role.kommun_lead, field["kommun"]), clock)
+    session.add_all([device, vol])
+    session.flush()
+    before = _rows(session)
+    assert _fast(session, settings, clock, token, body) is None
+    assert _rows(session) == before
+
+
+def test_the_fast_path_records_a_devices_use_at_most_once_a_minute(field, session, settings):
+    from api.models import DeviceToken
+
+    clock, vol = field["clock"], field["vol"]
+    token = _token(session, vol, clock)
+    device = session.exec(select(DeviceToken).order_by(DeviceToken.id.desc())).first()
+    seen = []
+    for minutes in (0.5, 1.5):
+        device.last_used_at = clock.now - timedelta(minutes=minutes)
+        session.add(device)
+        session.flush()
+        assert _fast(session, settings, clock, token, record(clock)) is not None
+        session.refresh(device)
+        seen.append(device.last_used_at)
+    assert seen == [clock.now - timedelta(minutes=0.5), clock.now]

@@ -19,6 +19,7 @@ from api.org.service import unit_name
 from api.settings import Settings
 
 __all__ = [
+    "LAST_USED_GRANULARITY",
     "Refused",
     "authenticate",
     "devices_of",
@@ -38,7 +39,7 @@ __all__ = [
 TOKEN_PREFIX = "kn_"
 _log = logging.getLogger("knacka.auth")
 # Writing last_used_at on every request would turn every read into a write.
-_LAST_USED_GRANULARITY = timedelta(minutes=1)
+LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 _UNIT_OF_ROLE = {
     Role.volunteer: UnitKind.forening,
@@ -188,7 +189,7 @@ def authenticate(
         or device.last_used_at + idle_limit < now
     ):
         return None
-    if now - device.last_used_at >= _LAST_USED_GRANULARITY:
+    if now - device.last_used_at >= LAST_USED_GRANULARITY:
         _touch(session, device.id, now)
     return user, device
 
@@ -196,7 +197,7 @@ def authenticate(
 def _touch(session: Session, device_id: int, now: datetime) -> None:
     """Record a device's use, unless a parallel request of the same device is doing it:
     waiting for that row lock would make a phone's burst of requests run one at a time."""
-    stale = col(DeviceToken.last_used_at) < now - _LAST_USED_GRANULARITY
+    stale = col(DeviceToken.last_used_at) < now - LAST_USED_GRANULARITY
     target = select(DeviceToken.id).where(DeviceToken.id == device_id, stale)
     if session.get_bind().dialect.name == "postgresql":
         target = target.with_for_update(skip_locked=True)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
+from api.auth.service import LAST_USED_GRANULARITY, hash_token
 from api.contacts.rules import conversations_of, local_day
 from api.contacts.schemas import (
     ContactCorrection,
@@ -23,7 +24,7 @@ from api.contacts.schemas import (
     TopicCreate,
     TopicUpdate,
 )
-from api.db import save_unique
+from api.db import FastDb, save_unique
 from api.errors import AppError, Conflict, NotFound, Unprocessable
 from api.models import (
     ContactAudit,
@@ -34,6 +35,7 @@ from api.models import (
     Outcome,
     Role,
     Topic,
+    UnitKind,
 )
 from api.pagination import PageParams, paginate
 from api.settings import Settings
@@ -46,6 +48,7 @@ __all__ = [
     "get_contact",
     "list_contacts",
     "list_topics",
+    "log_contact_fast",
     "log_contacts",
     "parse_records",
     "to_read",
@@ -212,6 +215,34 @@ def _replay(
     )
 
 
+def _time_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest occurred_at a new record may have."""
+    return (
+        now - timedelta(days=settings.max_backdate_days),
+        now + timedelta(minutes=settings.clock_skew_minutes),
+    )
+
+
+def _fields(
+    record: ContactIn, *, body_hash: str, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """The columns of a new contact_log row that come from the record and the clock."""
+    quantity = record.count or 1
+    return {
+        "client_uuid": record.client_uuid,
+        "body_hash": body_hash,
+        "kind": record.kind.value,
+        "outcome": record.outcome.value,
+        "quantity": quantity,
+        "conversations": conversations_of(record.kind, record.outcome, quantity),
+        "new_member": record.new_member,
+        "occurred_at": record.occurred_at,
+        "day": local_day(record.occurred_at, settings.timezone),
+        "received_at": now,
+        "changed_at": now,
+    }
+
+
 def log_contacts(
     *,
     session: Session,
@@ -231,8 +262,7 @@ def log_contacts(
     by_code, by_point = _resolve_districts(session, valid)
     topics = _active_topics(session)
     forening_id = scope.own_forening.id if scope.own_forening else None
-    earliest = now - timedelta(days=settings.max_backdate_days)
-    latest = now + timedelta(minutes=settings.clock_skew_minutes)
+    earliest, latest = _time_window(settings, now)
 
     results: list[ContactResult | None] = []
     # Records refused below are checked for being replays before the refusal stands: a
@@ -295,25 +325,14 @@ def log_contacts(
             )
             refused.append((index, record))
             continue
-        quantity = record.count or 1
         body_hash = _body_hash(record)
         rows.append(
             {
-                "client_uuid": record.client_uuid,
-                "body_hash": body_hash,
+                **_fields(record, body_hash=body_hash, settings=settings, now=now),
                 "user_id": user.id,
                 "district_id": district.id,
                 "kommun_id": district.kommun_id,
                 "forening_id": forening_id,
-                "kind": record.kind.value,
-                "outcome": record.outcome.value,
-                "quantity": quantity,
-                "conversations": conversations_of(record.kind, record.outcome, quantity),
-                "new_member": record.new_member,
-                "occurred_at": record.occurred_at,
-                "day": local_day(record.occurred_at, settings.timezone),
-                "received_at": now,
-                "changed_at": now,
             }
         )
         topic_rows.setdefault(record.client_uuid, sorted(set(record.topics)))
@@ -349,6 +368,91 @@ def log_contacts(
         if record.client_uuid in applied:
             results[index] = _replay(index, record, applied[record.client_uuid], user.id)
     return results  # type: ignore[return-value]
+
+
+# The common case of POST /contacts as one statement over arrays of records, on PostgreSQL:
+# a volunteer or förening lead with a live token logs a new record by district code, in
+# their förening's kommun (the reach Scope.sees_district gives them), with active topics.
+# Any other record inserts nothing and takes the general path, which also gives every
+# refusal its message.
+_FAST_INPUT = {
+    "token_hash": "text",
+    "idle_since": "timestamptz",
+    "touch_before": "timestamptz",
+    "client_uuid": "uuid",
+    "body_hash": "text",
+    "district_code": "text",
+    "kind": "text",
+    "outcome": "text",
+    "quantity": "integer",
+    "conversations": "integer",
+    "new_member": "boolean",
+    "occurred_at": "timestamptz",
+    "day": "date",
+    "received_at": "timestamptz",
+    "changed_at": "timestamptz",
+    "topics": "text",  # comma-separated: one array element per record
+}
+_FAST_LOG = f"""
+WITH input AS (
+    SELECT * FROM unnest({", ".join(f"%({c})s::{t}[]" for c, t in _FAST_INPUT.items())})
+        AS i({", ".join(_FAST_INPUT)})
+), fit AS (
+    SELECT i.*, t.id AS device_id, t.last_used_at, u.id AS user_id, f.id AS forening_id,
+           d.id AS district_id, d.kommun_id
+    FROM input i
+    JOIN device_token t ON t.token_hash = i.token_hash
+    JOIN app_user u ON u.id = t.user_id
+    JOIN forening f ON f.id = u.unit_id
+    JOIN district d ON d.code = i.district_code AND d.kommun_id = f.kommun_id
+    WHERE t.revoked_at IS NULL AND t.last_used_at >= i.idle_since AND u.is_active
+      AND u.unit_kind = '{UnitKind.forening.value}'
+      AND u.role IN ('{Role.volunteer.value}', '{Role.forening_lead.value}')
+      AND (SELECT count(*) FROM topic
+           WHERE code = ANY(string_to_array(i.topics, ',')) AND active)
+          = cardinality(string_to_array(i.topics, ','))
+), added AS (
+    INSERT INTO contact_log ({", ".join(_COLUMNS)})
+    SELECT {", ".join(_COLUMNS)} FROM fit ORDER BY client_uuid
+    ON CONFLICT (client_uuid) DO NOTHING
+    RETURNING client_uuid, id
+), linked AS (
+    INSERT INTO contact_topic (contact_id, topic)
+    SELECT added.id, topic FROM added JOIN input USING (client_uuid)
+    CROSS JOIN unnest(string_to_array(input.topics, ',')) AS topic
+), touched AS (
+    UPDATE device_token SET last_used_at = fit.received_at FROM fit
+    WHERE device_token.id = fit.device_id AND device_token.id IN (
+        SELECT id FROM device_token
+        WHERE id IN (SELECT device_id FROM fit WHERE last_used_at < touch_before)
+        FOR UPDATE SKIP LOCKED
+    )
+)
+SELECT client_uuid, id FROM added
+"""
+
+
+async def log_contact_fast(
+    *, db: FastDb, settings: Settings, raw_token: str, record: ContactIn, now: datetime
+) -> ContactResult | None:
+    """Log one new record in a statement shared with concurrent requests, or None when it
+    needs the general path (a replay, a refusal, a location, or a caller whose reach is not
+    one kommun)."""
+    earliest, latest = _time_window(settings, now)
+    if record.location is not None or not earliest <= record.occurred_at <= latest:
+        return None
+    row = _fields(record, body_hash=_body_hash(record), settings=settings, now=now)
+    row.update(
+        token_hash=hash_token(raw_token),
+        idle_since=now - timedelta(days=settings.device_token_idle_days),
+        touch_before=now - LAST_USED_GRANULARITY,
+        district_code=record.district_code,
+        topics=",".join(sorted(set(record.topics))),
+    )
+    found = await db.fetch_grouped(_FAST_LOG, row, key="client_uuid")
+    if found is None:
+        return None
+    return ContactResult(index=0, client_uuid=record.client_uuid, status="created", id=found[1])
 
 
 def _leads(scope: Scope, contact: ContactLog) -> bool:
