@@ -160,7 +160,7 @@ class PgPool:
     and one commit (see ``scripts/bench_ingest.py``). A lone caller waits for nothing.
     """
 
-    def __init__(self, url: str, *, in_flight: int = 4, max_rows: int = 200) -> None:
+    def __init__(self, url: str, *, in_flight: int = 2, max_rows: int = 200) -> None:
         from psycopg_pool import AsyncConnectionPool
 
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)

@@ -15,10 +15,12 @@ per demo volunteer, then measures in the same run:
 
 For each phase it also reports the CPU time spent per record by the load generator, the
 uvicorn processes and the PostgreSQL backends of the benchmark's database, how busy the
-whole machine was (other work on it skews the figures), and how many PostgreSQL sessions
-were opened (connection churn). The load generator speaks HTTP/1.1 over asyncio streams, one
-keep-alive connection per client, so that it takes little of the CPU the server needs;
-``--http-client httpx`` uses one shared httpx.AsyncClient pool instead.
+whole machine was (other work on it skews the figures), how many PostgreSQL sessions were
+opened (connection churn) and how many transactions committed per record (below 1 where
+the API groups concurrent single records into one statement). The load generator speaks
+HTTP/1.1 over asyncio streams, one keep-alive connection per client, so that it takes
+little of the CPU the server needs; ``--http-client httpx`` uses one shared
+httpx.AsyncClient pool instead.
 
 Usage: python scripts/bench_ingest.py [--duration 10] [--clients 50] [--batch-size 500]
 """
@@ -121,9 +123,10 @@ class CpuMeter:
         import psycopg
 
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            sessions = conn.execute(
-                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-            ).fetchone()[0]
+            sessions, commits = conn.execute(
+                "SELECT sessions, xact_commit FROM pg_stat_database "
+                "WHERE datname = current_database()"
+            ).fetchone()
             conn.execute("SELECT pg_stat_clear_snapshot()")
         server = self.server_pid
         return {
@@ -131,6 +134,7 @@ class CpuMeter:
             "server": sum(map(_proc_cpu, _tree(server))) if server else 0.0,
             "backends": {pid: _proc_cpu(pid) for pid in _backends(self.dbname)},
             "sessions": sessions,
+            "commits": commits,
             "machine": _machine_cpu(),
         }
 
@@ -149,6 +153,7 @@ class CpuMeter:
             "postgres": postgres,
             "machine": end["machine"] - self._start["machine"],
             "sessions": end["sessions"] - self._start["sessions"] - 1,  # the meter's own
+            "commits": end["commits"] - self._start["commits"] - 1,
         }
 
 
@@ -159,7 +164,8 @@ def _cpu_line(cpu: dict[str, float], records: int, client_name: str) -> str:
         f"    CPU ms/record: {client_name} {cpu['client'] * per:.2f}, "
         f"uvicorn {cpu['server'] * per:.2f}, postgres backends {cpu['postgres'] * per:.2f}; "
         f"cores busy: these {ours:.2f}, whole machine {cpu['machine'] / cpu['wall']:.2f} "
-        f"of {os.cpu_count()}; {cpu['sessions']:,} new PostgreSQL sessions"
+        f"of {os.cpu_count()}; {cpu['sessions']:,} new PostgreSQL sessions; "
+        f"{cpu['commits'] / max(records, 1):.2f} PostgreSQL commits per record"
     )
 
 

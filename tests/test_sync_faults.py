@@ -362,6 +362,43 @@ def test_parallel_identical_single_records_store_one_row(live: Live):
     assert {b["id"] for b in bodies} == {db.ids[record["client_uuid"]]}
 
 
+def test_many_single_records_at_once_each_get_their_own_answer(live: Live):
+    # On PostgreSQL, records that arrive together are inserted by one shared statement; each
+    # request must still get its own record's answer, and a bad or replayed record its own.
+    records = make_records(400, seed=5)
+    bad = {
+        r["client_uuid"]: r | {"district_code": "99999999"} for r in records[::13]
+    }  # never stored
+    good = [r for r in records if r["client_uuid"] not in bad]
+    sends = [("first", r) for r in good] + [("bad", r) for r in bad.values()]
+    sends += [("replay", r) for r in good[::7]]
+    random.Random(6).shuffle(sends)
+    answers: dict[str, list[tuple[str, int, dict]]] = {}
+    lock = threading.Lock()
+
+    def worker(part: list[tuple[str, dict]]) -> None:
+        with live.client() as client:
+            for what, record in part:
+                response = client.post("/contacts", json=record)
+                with lock:
+                    answers.setdefault(record["client_uuid"], []).append(
+                        (what, response.status_code, response.json())
+                    )
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        list(pool.map(worker, [sends[i::PARALLEL] for i in range(PARALLEL)]))
+
+    db = live.added(good)
+    for record in good:
+        got = answers[record["client_uuid"]]
+        assert sorted(code for _, code, _ in got) == ([200, 201] if len(got) == 2 else [201])
+        assert {body["id"] for _, _, body in got} == {db.ids[record["client_uuid"]]}
+        assert all(body["client_uuid"] == record["client_uuid"] for _, _, body in got)
+    for u in bad:
+        ((_, code, body),) = answers[u]
+        assert code == 422 and body["errors"][0]["field"] == "district_code", body
+
+
 # -- 2. responses lost after the server applied the request ------------------------------------
 
 
