@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 from sqlmodel import Session, func, select
 
 from api import db
@@ -121,9 +122,15 @@ def test_rerun_sends_nothing_twice_and_rebuilds_identically(job_db, inbox, setti
 
     def snapshot():
         with Session(engine) as s:
-            return sorted(tuple(r) for r in s.exec(select(DailyStat)).all())
+            stats = sorted(tuple(r) for r in s.exec(select(DailyStat)).all())
+            grain = sorted(tuple(r) for r in s.exec(select(DailyGrain)).all())
+            return stats, grain
 
-    before = snapshot()
+    def grain_indexes():
+        found = inspect(engine)
+        return found.get_pk_constraint("daily_grain"), found.get_indexes("daily_grain")
+
+    before, indexes = snapshot(), grain_indexes()
     again = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
     assert again["nights"] == [] and again["queued"] == 0
     assert len(inbox.messages) == 4
@@ -134,6 +141,11 @@ def test_rerun_sends_nothing_twice_and_rebuilds_identically(job_db, inbox, setti
             s, [date(2026, 4, 27), date(2026, 4, 28), date(2026, 4, 29), date(2026, 4, 30)]
         )
     assert snapshot() == before
+    # Every day at once: on PostgreSQL, the indexes are dropped for the load and rebuilt.
+    with db.session_scope() as s:
+        rebuild_days(s, None)
+    assert snapshot() == before and before[1]
+    assert grain_indexes() == indexes and len(indexes[1]) == 3
 
 
 def test_missed_nights_are_caught_up(job_db, inbox, settings):
