@@ -27,8 +27,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     global _gc_frozen
     # What exists once the app has started (modules, the app itself) is never garbage; left
     # in the collector's oldest generation, each full collection scans it all and stalls
-    # every request in flight (the single-record benchmark's p99 went from ~75 ms to ~25 ms
-    # without that). Once per process: a process that builds many apps pays it once.
+    # every request in flight (it tripled the single-record benchmark's p99). Frozen, the
+    # collector skips it. Once per process: a process that builds many apps pays it once.
     if not _gc_frozen:
         _gc_frozen = True
         gc.collect()

@@ -414,6 +414,7 @@ def test_the_fast_path_stores_what_the_general_path_stores(field, session, setti
         "idle",
         "inactive",
         "kommun_lead",
+        "unknown_token",
     ],
 )
 def test_the_fast_path_leaves_every_other_case_to_the_general_path(field, session, settings, case):
@@ -447,6 +448,8 @@ def test_the_fast_path_leaves_every_other_case_to_the_general_path(field, sessio
         vol.is_active = False
     elif case == "kommun_lead":
         token = _token(session, f.user(session, Role.kommun_lead, field["kommun"]), clock)
+    elif case == "unknown_token":
+        token = "kn_" + "x" * 40
     session.add_all([device, vol])
     session.flush()
     before = _rows(session)
@@ -469,3 +472,89 @@ def test_the_fast_path_records_a_devices_use_at_most_once_a_minute(field, sessio
         session.refresh(device)
         seen.append(device.last_used_at)
     assert seen == [clock.now - timedelta(minutes=0.5), clock.now]
+
+
+def test_the_fast_path_takes_forening_leads_too(field, session, settings):
+    clock = field["clock"]
+    lead = f.user(session, Role.forening_lead, field["forening"])
+    result = _fast(session, settings, clock, _token(session, lead, clock), record(clock))
+    assert result is not None and session.get(ContactLog, result.id).user_id == lead.id
+
+
+# -- grouping concurrent callers into one statement (no database: a stand-in pool) -----------
+
+
+class _StandInPool:
+    """Answers each run with the rows whose key is even, in reverse order, or fails."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.runs: list[dict] = []
+        self.fail = fail
+
+    def connection(self):
+        import contextlib
+
+        pool = self
+
+        class _Cursor:
+            def __init__(self, rows):
+                self.rows = rows
+
+            async def fetchall(self):
+                return self.rows
+
+        class _Conn:
+            async def execute(self, sql, params):
+                import asyncio
+
+                pool.runs.append(params)
+                await asyncio.sleep(0.01)  # the statement takes a while: others queue
+                if pool.fail is not None:
+                    raise pool.fail
+                keys = [k for k in params["k"] if k % 2 == 0]
+                return _Cursor([(k, f"id-{k}") for k in reversed(keys)])
+
+        @contextlib.asynccontextmanager
+        async def _connection():
+            yield _Conn()
+
+        return _connection()
+
+    async def open(self):
+        return None
+
+
+def _grouped(pool, calls):
+    import asyncio
+
+    from api.db import PgPool
+
+    db = PgPool("postgresql://nobody@127.0.0.1:1/none", in_flight=2)
+    db._pool = pool
+
+    async def main():
+        return await asyncio.gather(*(db.fetch_grouped("SQL", row, key="k") for row in calls))
+
+    return asyncio.run(main())
+
+
+def test_concurrent_callers_share_runs_and_each_gets_its_own_row():
+    pool = _StandInPool()
+    calls = [{"k": k, "v": -k} for k in range(50)] + [{"k": 8, "v": 0}]
+    answers = _grouped(pool, calls)
+    assert answers[:50] == [(k, f"id-{k}") if k % 2 == 0 else None for k in range(50)]
+    assert answers[50] is None  # the same key while the first is waiting: general path
+    assert 1 <= len(pool.runs) <= 2  # 50 callers at once: one or two shared statements
+    assert sorted(k for run in pool.runs for k in run["k"]) == list(range(50))
+    assert all(run["k"] == sorted(run["k"]) for run in pool.runs)  # one lock order
+    assert all(run["v"] == [-k for k in run["k"]] for run in pool.runs)
+
+
+@pytest.mark.parametrize("error", ["database", "bug"])
+def test_a_failed_run_sends_every_caller_to_the_general_path(error):
+    import psycopg
+
+    fail = psycopg.OperationalError("gone") if error == "database" else KeyError("k")
+    pool = _StandInPool(fail=fail)
+    assert _grouped(pool, [{"k": k} for k in range(20)]) == [None] * 20
+    assert pool.runs

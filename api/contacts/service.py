@@ -420,13 +420,18 @@ WITH input AS (
     INSERT INTO contact_topic (contact_id, topic)
     SELECT added.id, topic FROM added JOIN input USING (client_uuid)
     CROSS JOIN unnest(string_to_array(input.topics, ',')) AS topic
+), used AS (
+    SELECT device_id, max(received_at) AS at, min(touch_before) AS stale_before
+    FROM fit GROUP BY device_id
 ), touched AS (
-    UPDATE device_token SET last_used_at = fit.received_at FROM fit
-    WHERE device_token.id = fit.device_id AND device_token.id IN (
-        SELECT id FROM device_token
-        WHERE id IN (SELECT device_id FROM fit WHERE last_used_at < touch_before)
+    -- As in the general path: a device row that another request is writing is skipped, and
+    -- the staleness is checked again on the row as it is when locked.
+    UPDATE device_token SET last_used_at = used.at FROM used
+    WHERE device_token.id = used.device_id AND device_token.last_used_at < used.stale_before
+      AND device_token.id IN (
+        SELECT id FROM device_token WHERE id IN (SELECT device_id FROM used)
         FOR UPDATE SKIP LOCKED
-    )
+      )
 )
 SELECT client_uuid, id FROM added
 """
@@ -435,9 +440,7 @@ SELECT client_uuid, id FROM added
 async def log_contact_fast(
     *, db: FastDb, settings: Settings, raw_token: str, record: ContactIn, now: datetime
 ) -> ContactResult | None:
-    """Log one new record in a statement shared with concurrent requests, or None when it
-    needs the general path (a replay, a refusal, a location, or a caller whose reach is not
-    one kommun)."""
+    """Log a plain new record in a statement shared with others, or None for the general path."""
     earliest, latest = _time_window(settings, now)
     if record.location is not None or not earliest <= record.occurred_at <= latest:
         return None
@@ -447,6 +450,7 @@ async def log_contact_fast(
         idle_since=now - timedelta(days=settings.device_token_idle_days),
         touch_before=now - LAST_USED_GRANULARITY,
         district_code=record.district_code,
+        # Safe: a topic code has no commas (TopicCode in schemas).
         topics=",".join(sorted(set(record.topics))),
     )
     found = await db.fetch_grouped(_FAST_LOG, row, key="client_uuid")

@@ -116,47 +116,63 @@ FROM contact_log
 WHERE withdrawn_at IS NULL
 GROUP BY day, district_id, user_id
 """
-# How to drop and how to re-create each index of daily_grain, its primary key included.
+# How to drop and how to re-create each index of daily_grain: those behind a constraint
+# (its primary key) with the constraint, the others on their own.
 _GRAIN_INDEXES = """
 SELECT 'ALTER TABLE daily_grain DROP CONSTRAINT ' || quote_ident(c.conname),
        'ALTER TABLE daily_grain ADD CONSTRAINT ' || quote_ident(c.conname) || ' '
        || pg_get_constraintdef(c.oid)
-FROM pg_constraint c WHERE c.conrelid = 'daily_grain'::regclass AND c.contype = 'p'
+FROM pg_constraint c
+WHERE c.conrelid = 'daily_grain'::regclass AND c.contype IN ('p', 'u', 'x')
 UNION ALL
 SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
 FROM pg_index i
-WHERE i.indrelid = 'daily_grain'::regclass AND NOT i.indisprimary
+WHERE i.indrelid = 'daily_grain'::regclass
+  AND i.indexrelid NOT IN (SELECT conindid FROM pg_constraint
+                           WHERE conrelid = 'daily_grain'::regclass)
 """
+_GRAIN_LOAD = (
+    "INSERT INTO daily_grain (day, district_id, user_id, kommun_id, forening_id, contacts, "
+    "conversations, doors, new_members) SELECT day, district_id, user_id, kommun_id, "
+    "forening_id, contacts, conversations, doors, new_members FROM grain_build"
+)
 
 
 def _rebuild_all_postgresql(session: Session) -> int:
     """Every day's snapshots, rebuilt the fast way PostgreSQL allows."""
-    # Readers wait for this transaction anyway (TRUNCATE locks the tables), so the indexes
-    # can go for the load and be built again at the end: building one from the finished
-    # table costs a quarter of keeping it up to date row by row. The GROUP BY gets the
-    # memory to stay off disk and runs in parallel into a temporary table.
-    session.execute(text("SET LOCAL work_mem = '64MB'"))
-    session.execute(text("SET LOCAL parallel_setup_cost = 0"))
-    session.execute(text("SET LOCAL parallel_tuple_cost = 0"))
-    indexes = session.execute(text(_GRAIN_INDEXES)).all()
-    session.execute(text("TRUNCATE daily_stat, daily_grain"))
+    session.flush()  # the driver-level statements below would not flush the session
+    conn = session.connection()
+
+    def run(sql: str) -> int:
+        # Straight to the driver: definitions read from the catalog are not SQLAlchemy text.
+        return conn.exec_driver_sql(sql).rowcount
+
+    # The GROUP BY gets the memory to stay off disk and runs in parallel, before the
+    # snapshot tables are locked.
+    run("SET LOCAL work_mem = '64MB'")
+    run("SET LOCAL parallel_setup_cost = 0")
+    run("SET LOCAL parallel_tuple_cost = 0")
+    run(_GRAIN_STAGE)
+    run("SET LOCAL parallel_setup_cost TO DEFAULT")
+    run("SET LOCAL parallel_tuple_cost TO DEFAULT")
+    # From here readers wait for this transaction (TRUNCATE locks the tables), so the
+    # indexes can go for the load and be built again at the end: building one from the
+    # finished table costs a quarter of keeping it up to date row by row.
+    run("TRUNCATE daily_stat, daily_grain")
+    indexes = conn.exec_driver_sql(_GRAIN_INDEXES).all()
     for drop, _ in indexes:
-        session.execute(text(drop))
-    session.execute(text(_GRAIN_STAGE))
-    session.execute(text("SET LOCAL parallel_setup_cost TO DEFAULT"))
-    session.execute(text("SET LOCAL parallel_tuple_cost TO DEFAULT"))
-    columns = "day, district_id, user_id, kommun_id, forening_id, contacts, conversations, "
-    columns += "doors, new_members"
-    rows = session.execute(
-        text(f"INSERT INTO daily_grain ({columns}) SELECT {columns} FROM grain_build")
-    ).rowcount
-    session.execute(text("DROP TABLE grain_build"))
+        run(drop)
+    rows = run(_GRAIN_LOAD)
+    run("DROP TABLE grain_build")
     for _, definition in indexes:
-        session.execute(text(definition))
+        run(definition)
     # The table was just written and is in memory: reading it in a unit index's order (no
     # sort for the GROUP BY) is cheaper than the default page costs make it look.
-    session.execute(text("SET LOCAL random_page_cost = 1.1"))
-    return rows + _stats(session, None)
+    run("SET LOCAL random_page_cost = 1.1")
+    rows += _stats(session, None)
+    run("SET LOCAL random_page_cost TO DEFAULT")
+    run("SET LOCAL work_mem TO DEFAULT")
+    return rows
 
 
 def rebuild_days(session: Session, days: list[date] | None) -> int:
