@@ -19,6 +19,7 @@ __all__ = [
     "NowDep",
     "ScopeDep",
     "SettingsDep",
+    "bearer_token",
     "current_user",
     "request_time",
     "settings",
@@ -43,7 +44,16 @@ async def request_time() -> datetime:
 NowDep = Annotated[datetime, Depends(request_time)]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
-BearerDep = Annotated[str | None, Depends(_bearer)]
+
+
+async def bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
+    """The bearer token as sent (not yet checked), or 401 when there is none."""
+    if not token:
+        raise Unauthorized("authorization: sign in and send 'Authorization: Bearer <token>'")
+    return token
+
+
+BearerDep = Annotated[str, Depends(bearer_token)]
 
 
 def current_user(
@@ -53,8 +63,6 @@ def current_user(
     token: BearerDep,
 ) -> User:
     """The signed-in user behind the bearer token, or 401."""
-    if not token:
-        raise Unauthorized("authorization: sign in and send 'Authorization: Bearer <token>'")
     found = authenticate(session=session, settings=settings, raw_token=token, now=now)
     if found is None:
         raise Unauthorized("authorization: the token is invalid, expired or revoked")

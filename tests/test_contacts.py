@@ -558,3 +558,8 @@ def test_a_failed_run_sends_every_caller_to_the_general_path(error):
     pool = _StandInPool(fail=fail)
     assert _grouped(pool, [{"k": k} for k in range(20)]) == [None] * 20
     assert pool.runs
+
+
+def test_a_caller_without_a_token_hears_so_before_anything_about_the_body(anon_client):
+    r = anon_client.post("/contacts", json={"nope": 1})
+    assert r.status_code == 401 and r.json()["detail"].startswith("authorization:")

@@ -372,6 +372,13 @@ def test_many_single_records_at_once_each_get_their_own_answer(live: Live):
     good = [r for r in records if r["client_uuid"] not in bad]
     sends = [("first", r) for r in good] + [("bad", r) for r in bad.values()]
     sends += [("replay", r) for r in good[::7]]
+    replayed = {r["client_uuid"] for r in good[::7]}
+    changed = {
+        r["client_uuid"]: r | {"outcome": "moved"}
+        for r in good[1::11]
+        if r["client_uuid"] not in replayed
+    }  # a different body under the same uuid: one of the two is stored, the other is 409
+    sends += [("changed", r) for r in changed.values()]
     random.Random(6).shuffle(sends)
     answers: dict[str, list[tuple[str, int, dict]]] = {}
     lock = threading.Lock()
@@ -390,10 +397,18 @@ def test_many_single_records_at_once_each_get_their_own_answer(live: Live):
 
     db = live.added(good)
     for record in good:
-        got = answers[record["client_uuid"]]
+        u = record["client_uuid"]
+        got = answers[u]
+        assert all(body["client_uuid"] == u for _, _, body in got)
+        if u in changed:
+            (won, _, body), (_, lost, lost_body) = sorted(got, key=lambda a: a[1])
+            assert (body["id"], lost, lost_body["id"]) == (db.ids[u], 409, None)
+            with live.client() as client:
+                outcome = client.get(f"/contacts/{db.ids[u]}").json()["outcome"]
+            assert outcome == ("moved" if won == "changed" else record["outcome"])
+            continue
         assert sorted(code for _, code, _ in got) == ([200, 201] if len(got) == 2 else [201])
-        assert {body["id"] for _, _, body in got} == {db.ids[record["client_uuid"]]}
-        assert all(body["client_uuid"] == record["client_uuid"] for _, _, body in got)
+        assert {body["id"] for _, _, body in got} == {db.ids[u]}
     for u in bad:
         ((_, code, body),) = answers[u]
         assert code == 422 and body["errors"][0]["field"] == "district_code", body

@@ -47,7 +47,7 @@ async def log_contact(
     200 with the original's id; a different body under the same uuid is 409."""
     # Phones log one record at a time all day long: a new record goes in with one statement
     # on the event loop, and only the rest opens a session (in a worker thread).
-    if fast_db is not None and token:
+    if fast_db is not None:
         result = await service.log_contact_fast(
             db=fast_db, settings=settings, raw_token=token, record=body, now=now
         )
