@@ -32,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -42,11 +41,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
+from benchlib import PG_ADMIN, fresh_database, run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
 
-PG_ADMIN = os.environ.get(
-    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 KOMMUNER = 60
 PER_KOMMUN = 100  # districts per kommun: 6,000 in all
 GEOGRAPHIC_PER_KOMMUN = 5  # s-föreningar holding 20 districts each, plus one workplace club
@@ -771,27 +767,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (for digging)")
     args = parser.parse_args()
 
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin_url = make_url(PG_ADMIN).set(drivername="postgresql").render_as_string(False)
-    dbname = f"knacka_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     started = time.perf_counter()
-    try:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-        with tempfile.TemporaryDirectory() as tmp:
+    with fresh_database(keep=args.keep) as dbname, tempfile.TemporaryDirectory() as tmp:
+        try:
             bench(args, dbname, Path(tmp))
-    finally:
-        with contextlib.suppress(Exception):
-            from api import db
+        finally:
+            with contextlib.suppress(Exception):
+                from api import db
 
-            db.get_engine().dispose()
-        if args.keep:
-            print(f"kept database {dbname}")
-        else:
-            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
+                db.get_engine().dispose()
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

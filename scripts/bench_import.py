@@ -13,23 +13,21 @@ Usage: python scripts/bench_import.py [--districts 6000] [--repeat 3]
 """
 
 import argparse
+import contextlib
 import json
 import math
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get(
-    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+from benchlib import PG_ADMIN, fresh_database  # noqa: E402  (scripts/ is on the path)
+
 PER_KOMMUN = 100
 
 
@@ -151,17 +149,13 @@ def main() -> None:
         )
 
         targets = [("sqlite", f"sqlite:///{tmp}/bench.sqlite3")]
-        admin = make_url(PG_ADMIN).set(drivername="postgresql").render_as_string(False)
-        dbname = f"knacka_bench_{uuid.uuid4().hex[:8]}"
-        try:
-            conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-            pg_url = make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=dbname)
-            targets.append(("postgresql", pg_url.render_as_string(False)))
-        except psycopg.OperationalError as exc:
-            conn = None
-            print(f"postgresql: not reachable ({exc}); measured SQLite only")
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                dbname = stack.enter_context(fresh_database())
+                pg_url = make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=dbname)
+                targets.append(("postgresql", pg_url.render_as_string(False)))
+            except psycopg.OperationalError as exc:
+                print(f"postgresql: not reachable ({exc}); measured SQLite only")
             for name, url in targets:
                 result = run_child(url, path, n)
                 (first, created, _), (second, _, unchanged) = result["runs"]
@@ -171,10 +165,6 @@ def main() -> None:
                     f"re-import: {second:.3f} s ({unchanged} unchanged) = {second / bare:.2f}x; "
                     f"peak RSS {result['peak_mib']:.0f} MiB"
                 )
-        finally:
-            if conn is not None:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-                conn.close()
     print("target: the whole import at most 3x the bare read")
 
 

@@ -45,11 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
+from benchlib import PG_ADMIN, fresh_database, run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
 
-PG_ADMIN = os.environ.get(
-    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The columns the API's insert fills (api/contacts/service.py, log_contacts).
 COLUMNS = (
@@ -563,19 +560,8 @@ def main() -> None:
         issue_tokens_main(args.issue_tokens)
         return
 
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin_url = make_url(PG_ADMIN).set(drivername="postgresql").render_as_string(False)
-    dbname = f"knacka_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    try:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-        with tempfile.TemporaryDirectory() as tmp:
-            bench(args, dbname, Path(tmp))
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
+    with fresh_database() as dbname, tempfile.TemporaryDirectory() as tmp:
+        bench(args, dbname, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,41 @@
 """What the benchmark scripts share: running knacka commands and a uvicorn server."""
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["ROOT", "free_port", "run", "uvicorn"]
+__all__ = ["PG_ADMIN", "ROOT", "fresh_database", "free_port", "run", "uvicorn"]
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get(
+    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def fresh_database(*, keep: bool = False) -> Iterator[str]:
+    """A new PostgreSQL database of the benchmark's own, dropped on exit unless ``keep``;
+    yields its name. Raises psycopg.OperationalError when PostgreSQL is not reachable."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(PG_ADMIN).set(drivername="postgresql").render_as_string(False)
+    dbname = f"knacka_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+        try:
+            yield dbname
+        finally:
+            if keep:
+                print(f"kept database {dbname}")
+            else:
+                admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def run(args: list[str], env: dict, timeout: float) -> str:
