@@ -18,18 +18,23 @@ from api.models import UTCDateTime
 
 __all__ = ["rebuild_changed", "rebuild_days"]
 
-_GRAIN = """
-INSERT INTO daily_grain
-    (day, district_id, user_id, kommun_id, forening_id, contacts, conversations, doors,
-     new_members)
-SELECT day, district_id, user_id, MIN(kommun_id), MIN(forening_id), COUNT(*),
-       SUM(conversations), SUM(CASE WHEN kind = 'door' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN new_member THEN 1 ELSE 0 END)
+_GRAIN_COLUMNS = (
+    "day, district_id, user_id, kommun_id, forening_id, contacts, conversations, doors, new_members"
+)
+# Named as daily_grain's columns, so that a table made from it has them too.
+_GRAIN_SELECT = """
+SELECT day, district_id, user_id, MIN(kommun_id) AS kommun_id,
+       MIN(forening_id) AS forening_id, COUNT(*) AS contacts,
+       SUM(conversations) AS conversations,
+       SUM(CASE WHEN kind = 'door' THEN 1 ELSE 0 END) AS doors,
+       SUM(CASE WHEN new_member THEN 1 ELSE 0 END) AS new_members
 FROM contact_log
 WHERE withdrawn_at IS NULL {days}
 GROUP BY day, district_id, user_id
-ORDER BY day, district_id, user_id
 """
+_GRAIN = (
+    f"INSERT INTO daily_grain ({_GRAIN_COLUMNS}) {_GRAIN_SELECT} ORDER BY day, district_id, user_id"
+)
 
 # Only the (day, volunteer) pairs with a change since the watermark: a correction may move
 # a log to another district but never to another day or author, so recomputing the pair
@@ -40,10 +45,8 @@ _PAIRS_FILL = (
     "INSERT INTO changed_pairs (day, user_id) "
     "SELECT DISTINCT day, user_id FROM contact_log WHERE changed_at > :since"
 )
-_GRAIN_CHANGED = """
-INSERT INTO daily_grain
-    (day, district_id, user_id, kommun_id, forening_id, contacts, conversations, doors,
-     new_members)
+_GRAIN_CHANGED = f"""
+INSERT INTO daily_grain ({_GRAIN_COLUMNS})
 SELECT c.day, c.district_id, c.user_id, MIN(c.kommun_id), MIN(c.forening_id), COUNT(*),
        SUM(c.conversations), SUM(CASE WHEN c.kind = 'door' THEN 1 ELSE 0 END),
        SUM(CASE WHEN c.new_member THEN 1 ELSE 0 END)
@@ -106,16 +109,9 @@ def rebuild_changed(session: Session, since: datetime, also: date) -> int:
 
 
 # PostgreSQL runs no INSERT ... SELECT in parallel, but it does run CREATE TABLE ... AS so.
-_GRAIN_STAGE = """
-CREATE TEMPORARY TABLE grain_build ON COMMIT DROP AS
-SELECT day, district_id, user_id, MIN(kommun_id) AS kommun_id,
-       MIN(forening_id) AS forening_id, COUNT(*) AS contacts,
-       SUM(conversations) AS conversations, COUNT(*) FILTER (WHERE kind = 'door') AS doors,
-       COUNT(*) FILTER (WHERE new_member) AS new_members
-FROM contact_log
-WHERE withdrawn_at IS NULL
-GROUP BY day, district_id, user_id
-"""
+_GRAIN_STAGE = "CREATE TEMPORARY TABLE grain_build ON COMMIT DROP AS " + _GRAIN_SELECT.format(
+    days=""
+)
 # How to drop and how to re-create each index of daily_grain: those behind a constraint
 # (its primary key) with the constraint, the others on their own.
 _GRAIN_INDEXES = """
@@ -131,11 +127,7 @@ WHERE i.indrelid = 'daily_grain'::regclass
   AND i.indexrelid NOT IN (SELECT conindid FROM pg_constraint
                            WHERE conrelid = 'daily_grain'::regclass)
 """
-_GRAIN_LOAD = (
-    "INSERT INTO daily_grain (day, district_id, user_id, kommun_id, forening_id, contacts, "
-    "conversations, doors, new_members) SELECT day, district_id, user_id, kommun_id, "
-    "forening_id, contacts, conversations, doors, new_members FROM grain_build"
-)
+_GRAIN_LOAD = f"INSERT INTO daily_grain ({_GRAIN_COLUMNS}) SELECT {_GRAIN_COLUMNS} FROM grain_build"
 
 
 def _rebuild_all_postgresql(session: Session) -> int:
