@@ -1,5 +1,7 @@
 """Logging contacts: single and batch, exactly once, corrections, privacy, bad input."""
 
+import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 
@@ -348,8 +350,6 @@ def _token(session, who, clock) -> str:
 
 def _fast(session, settings, clock, token, body):
     """Log ``body`` through the one-statement path; its result, or None for the general path."""
-    import asyncio
-
     from api.contacts.schemas import ContactIn
     from api.contacts.service import log_contact_fast
     from tests.conftest import SessionFastDb
@@ -491,42 +491,27 @@ class _StandInPool:
         self.runs: list[dict] = []
         self.fail = fail
 
-    def connection(self):
-        import contextlib
+    @contextlib.asynccontextmanager
+    async def connection(self):
+        yield self  # the pool is its own connection, and the connection its own cursor
 
-        pool = self
+    async def execute(self, sql, params):
+        self.runs.append(params)
+        await asyncio.sleep(0.01)  # the statement takes a while: others queue
+        if self.fail is not None:
+            raise self.fail
+        keys = [k for k in params["k"] if k % 2 == 0]
+        self.rows = [(k, f"id-{k}") for k in reversed(keys)]
+        return self
 
-        class _Cursor:
-            def __init__(self, rows):
-                self.rows = rows
-
-            async def fetchall(self):
-                return self.rows
-
-        class _Conn:
-            async def execute(self, sql, params):
-                import asyncio
-
-                pool.runs.append(params)
-                await asyncio.sleep(0.01)  # the statement takes a while: others queue
-                if pool.fail is not None:
-                    raise pool.fail
-                keys = [k for k in params["k"] if k % 2 == 0]
-                return _Cursor([(k, f"id-{k}") for k in reversed(keys)])
-
-        @contextlib.asynccontextmanager
-        async def _connection():
-            yield _Conn()
-
-        return _connection()
+    async def fetchall(self):
+        return self.rows
 
     async def open(self):
         return None
 
 
 def _grouped(pool, calls):
-    import asyncio
-
     from api.db import PgPool
 
     db = PgPool("postgresql://nobody@127.0.0.1:1/none", in_flight=2)
