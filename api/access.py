@@ -10,7 +10,7 @@ table states the expected outcome, it does not grant anything itself.
 
 from typing import NamedTuple
 
-__all__ = ["ACCESS", "ROLES", "Expect"]
+__all__ = ["ACCESS", "ROLES", "TARGETS_BY_KIND", "Expect"]
 
 ROLES = ("volunteer", "forening_lead", "kommun_lead", "district_admin")
 
@@ -86,12 +86,24 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("POST", "/campaigns"): _by(NO, NO, NO, (201, 403)),
     ("GET", "/campaigns/{campaign_id}"): _all(200, 403),
     ("GET", "/campaigns/{campaign_id}/targets"): _all(200, 403),
+    # (the request sets a förening's target; TARGETS_BY_KIND has every kind)
     ("PUT", "/campaigns/{campaign_id}/targets"): _by(NO, NO, (200, 403), (200, 403)),
     ("POST", "/campaigns/{campaign_id}/apportion"): _by(NO, NO, (200, 403), (200, 403)),
-    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit_id}"): _all(200, 403),
+    # a unit outside the caller's reach is answered as if it did not exist
+    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}"): _all(200, 404),
+    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}/children"): _all(200, 404),
     ("GET", "/campaigns/{campaign_id}/export"): _all(200, 403),
     ("GET", "/topics"): _all(200),
     # the topic list is shared by every partidistrikt: operators change it (knacka topic)
     ("POST", "/topics"): _all(403),
     ("PATCH", "/topics/{code}"): _all(403),
+}
+
+# Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in
+# the tree, or for a district also its förening); a partidistrikt's, its own admins.
+TARGETS_BY_KIND: dict[str, Expect] = {
+    "partidistrikt": _by(NO, NO, NO, (200, 403)),
+    "kommun": _by(NO, NO, NO, (200, 403)),
+    "forening": ACCESS[("PUT", "/campaigns/{campaign_id}/targets")],
+    "district": _by(NO, (200, 403), (200, 403), (200, 403)),
 }

@@ -24,10 +24,10 @@ from api.models import (
     Partidistrikt,
     Role,
     Target,
-    UnitKind,
     User,
     utcnow,
 )
+from api.org import tree
 from api.settings import get_settings
 
 __all__ = ["CAMPAIGN_TARGETS", "FORENINGAR", "KOMMUNER", "load_demo", "simulate_logging"]
@@ -93,8 +93,9 @@ def _today() -> date:
     return local_day(utcnow(), get_settings().timezone)
 
 
-def _user(session: Session, email: str, name: str, role: Role, kind: UnitKind, unit: int) -> None:
+def _user(session: Session, email: str, name: str, role: Role, unit: int) -> None:
     if session.exec(select(User).where(User.email == email)).first() is None:
+        kind = tree.lead_kind(role)
         session.add(User(email=email, display_name=name, role=role, unit_kind=kind, unit_id=unit))
 
 
@@ -114,7 +115,6 @@ def load_demo(
         "distrikt@example.org",
         "Distriktsexpedition Jämtland",
         Role.district_admin,
-        UnitKind.partidistrikt,
         pd_.id,
     )
 
@@ -131,7 +131,6 @@ def load_demo(
             f"kommun{kcode}@example.org",
             f"Kommunansvarig {kname}",
             Role.kommun_lead,
-            UnitKind.kommun,
             kommun.id,
         )
 
@@ -163,7 +162,6 @@ def load_demo(
                 f"ordforande-{slug}@example.org",
                 f"Ordförande {fname}",
                 Role.forening_lead,
-                UnitKind.forening,
                 forening.id,
             )
             for _ in range(VOLUNTEERS_PER_FORENING):
@@ -173,7 +171,6 @@ def load_demo(
                     f"volontar{volunteer_no:03d}@example.org",
                     f"Volontär {volunteer_no:03d}",
                     Role.volunteer,
-                    UnitKind.forening,
                     forening.id,
                 )
         districts = session.exec(
@@ -208,7 +205,7 @@ def load_demo(
         exists = session.exec(
             select(Target).where(
                 Target.campaign_id == campaign.id,
-                Target.unit_kind == UnitKind.partidistrikt,
+                Target.unit_kind == tree.kind_of(pd_),
                 Target.unit_id == pd_.id,
                 Target.metric == metric,
             )
@@ -217,7 +214,7 @@ def load_demo(
             session.add(
                 Target(
                     campaign_id=campaign.id,
-                    unit_kind=UnitKind.partidistrikt,
+                    unit_kind=tree.kind_of(pd_),
                     unit_id=pd_.id,
                     metric=metric,
                     value=value,
@@ -266,7 +263,7 @@ def simulate_logging(
     rng = random.Random(seed)
     people = session.exec(
         select(User, Forening, Kommun)
-        .join(Forening, (User.unit_id == Forening.id) & (User.unit_kind == UnitKind.forening))
+        .join(Forening, (User.unit_id == Forening.id) & (User.unit_kind == tree.MEMBER_KIND))
         .join(Kommun, Kommun.id == Forening.kommun_id)
         .where(User.email.like("%@example.org"))
         .order_by(User.id)

@@ -13,7 +13,7 @@ election day nears. Then it measures in the same run:
 2. the nightly job: its first run (no watermark yet: a full rebuild replacing the
    snapshots), then, after ``--new-records`` new logs (today's, some of yesterday's synced
    late, a few backdated), the next night's incremental run end to end and its rebuild part;
-3. ``GET /campaigns/{id}/progress/kommun/{id}`` for one kommun through a real uvicorn server
+3. ``GET /campaigns/{id}/progress/kommun/{code}`` for one kommun through a real uvicorn server
    (sequential requests with httpx, a district admin's bearer token), and the same service
    call in-process, in the daytime state: snapshots through yesterday plus today's live logs.
 
@@ -692,7 +692,9 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
             env,
             timeout=60,
         ).strip()
-        path = f"/campaigns/{ids['campaign']}/progress/kommun/{ids['kommun']}"
+        with psycopg.connect(dsn) as conn:  # a kommun is named by its SCB code in paths
+            code = conn.execute("SELECT code FROM kommun WHERE id = %s", [ids["kommun"]]).fetchone()
+        path = f"/campaigns/{ids['campaign']}/progress/kommun/{code[0]}"
         http_lat, body = endpoint_latencies(env, path, token, args.warmup, args.requests, tmp)
         proc_lat, result, call_entries = in_process(engine, statements, args, ids, today)
         http_actual = {m["metric"]: m["actual"] for m in body["metrics"]}

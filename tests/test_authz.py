@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from api.access import ACCESS, ROLES
+from api.access import ACCESS, ROLES, TARGETS_BY_KIND
 from api.auth.service import issue_device_token
 from api.main import create_app
 from api.models import ForeningKind, Role
@@ -237,8 +237,11 @@ REQUESTS = {
             "basis": "even",
         },
     },
-    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit_id}"): lambda w, s, r, c: {
+    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}"): lambda w, s, r, c: {
         "url": f"/campaigns/{w.camp[s].id}/progress/forening/{w.F[s].id}"
+    },
+    ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}/children"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/progress/forening/{w.F[s].id}/children"
     },
     ("GET", "/campaigns/{campaign_id}/export"): lambda w, s, r, c: {
         "url": f"/campaigns/{w.camp[s].id}/export"
@@ -270,11 +273,7 @@ def _rolled_back(session):
         session.expire_all()
 
 
-@pytest.mark.parametrize("route", sorted(ACCESS), ids=lambda r: f"{r[0]} {r[1]}")
-def test_route_authorization(route, anon_client, session, world, clock):
-    method, _ = route
-    expect = ACCESS[route]
-    build = REQUESTS[route]
+def _check(anon_client, session, world, clock, method, expect, build) -> list[str]:
     failures = []
     cases = [("anonymous", OWN, expect.anonymous)] + [
         (role, side, getattr(expect, role)[side]) for role in ROLES for side in (OWN, OTHER)
@@ -289,4 +288,28 @@ def test_route_authorization(route, anon_client, session, world, clock):
                 f"{role} {('own', 'other')[side]}: {response.status_code} (expected {wanted}) "
                 f"{response.text[:200]}"
             )
+    return failures
+
+
+@pytest.mark.parametrize("route", sorted(ACCESS), ids=lambda r: f"{r[0]} {r[1]}")
+def test_route_authorization(route, anon_client, session, world, clock):
+    failures = _check(anon_client, session, world, clock, route[0], ACCESS[route], REQUESTS[route])
     assert failures == []
+
+
+_TARGET_UNITS = {"partidistrikt": "P", "kommun": "K", "forening": "F", "district": "D"}
+
+
+@pytest.mark.parametrize("kind", sorted(TARGETS_BY_KIND))
+def test_target_setting_for_every_unit_kind(kind, anon_client, session, world, clock):
+    """The table's one request sets a förening's target; the other kinds are checked here,
+    so that the code and TARGETS_BY_KIND cannot disagree unnoticed."""
+
+    def build(w, s, r, c):
+        unit = getattr(w, _TARGET_UNITS[kind])[s]
+        return {
+            "url": f"/campaigns/{w.camp[s].id}/targets",
+            "json": {"unit_kind": kind, "unit_id": unit.id, "metric": "doors", "value": 5},
+        }
+
+    assert _check(anon_client, session, world, clock, "PUT", TARGETS_BY_KIND[kind], build) == []

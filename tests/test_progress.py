@@ -2,14 +2,14 @@
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
 from api.campaigns.service import largest_remainder
-from api.models import DailyGrain, DailyStat, JobRun, Role, UnitKind
+from api.models import Campaign, DailyGrain, DailyStat, Forening, JobRun, Role, UnitKind
 from api.progress.service import expected_share
 from api.progress.snapshots import rebuild_days
 from tests import factories as f
@@ -228,13 +228,13 @@ def test_progress_reads_snapshots_plus_the_live_day(client, session, jamt, clock
         "2026-05-01",
         "2026-05-04",
     ]
-    kommun = client.get(f"/campaigns/{cid}/progress/kommun/{jamt['ost'].id}").json()
+    kommun = client.get(f"/campaigns/{cid}/progress/kommun/{jamt['ost'].code}").json()
     assert kommun["metrics"][0]["actual"] == 100
     pd = client.get(f"/campaigns/{cid}/progress/partidistrikt/{jamt['pd'].id}").json()
     assert pd["metrics"][0]["actual"] == 100
-    district = client.get(f"/campaigns/{cid}/progress/district/{d3.id}").json()
+    district = client.get(f"/campaigns/{cid}/progress/district/{d3.code}").json()
     assert district["metrics"][0]["actual"] == 0
-    busy = client.get(f"/campaigns/{cid}/progress/district/{d1.id}").json()
+    busy = client.get(f"/campaigns/{cid}/progress/district/{d1.code}").json()
     assert busy["metrics"][0]["actual"] == 30 + 25  # vol_a's doors and vol_b's stall
     assert [d["day"] for d in busy["daily"]] == ["2026-03-10", "2026-04-25", "2026-05-01"]
 
@@ -249,7 +249,7 @@ def test_active_volunteers_are_people_not_devices(client, session, jamt, clock):
     old = f.user(session, Role.volunteer, jamt["frosön"])
     _log(session, old, d1, "2026-03-03", 2)
     _close_night(session, date(2026, 5, 3))
-    body = client.get(f"/campaigns/{jamt['campaign'].id}/progress/kommun/{jamt['ost'].id}").json()
+    body = client.get(f"/campaigns/{jamt['campaign'].id}/progress/kommun/{jamt['ost'].code}").json()
     active = next(m for m in body["metrics"] if m["metric"] == "active_volunteers")
     assert active["actual"] == 2 and body["active_volunteers_30d"] == 1
 
@@ -308,3 +308,64 @@ def test_final_weeks_longer_than_the_campaign_weights_every_day_alike(jamt):
     camp.pace_curve, camp.pace_final_weeks, camp.pace_final_weight = "final_weeks", 6, 2.0
     assert expected_share(camp, date(2026, 9, 1)) == pytest.approx(1 / 14)
     assert expected_share(camp, date(2026, 9, 7)) == pytest.approx(7 / 14)
+
+
+def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(session):
+    """Every unit of every level of the demo, after simulated weeks with snapshots up to
+    three days ago and live logs after: the set-based computation gives what the per-unit
+    one it replaced gave (whose statuses knew no "at_risk")."""
+    from api.auth.scope import Scope
+    from api.demo import load_demo, simulate_logging
+    from api.org import tree
+    from api.progress.service import progress_of_units, unit_progress
+    from api.settings import get_settings
+    from tests.progress_reference import reference_unit_progress
+
+    load_demo(session=session, districts_path=get_settings().demo_districts_path)
+    campaign = session.exec(select(Campaign)).one()
+    today = date.today()
+    simulate_logging(session=session, weeks=4, until=today)
+    rebuild_days(session, None)
+    covered = today - timedelta(days=3)
+    session.add(JobRun(job="nightly", for_day=covered, holder="test", status="succeeded"))
+    session.flush()
+    compared = 0
+    for lv in tree.LEVELS:
+        ids = list(session.exec(select(lv.model.id)))
+        many = progress_of_units(
+            session=session, campaign=campaign, kind=lv.kind, ids=ids, today=today, covered=covered
+        )
+        assert set(many) == set(ids)
+        for unit_id in ids:
+            old = reference_unit_progress(
+                session=session,
+                campaign=campaign,
+                unit_kind=lv.kind,
+                unit_id=unit_id,
+                today=today,
+                covered=covered,
+            )
+            new = many[unit_id].model_dump()
+            for m in new["metrics"]:
+                if m["status"] == "at_risk":
+                    m["status"] = "on_track"
+            assert new == old.model_dump() | {"daily": []}, (lv.kind, unit_id)
+            compared += 1
+        one = unit_progress(
+            session=session,
+            scope=Scope.operator(session),
+            campaign_id=campaign.id,
+            unit_kind=lv.kind,
+            unit_id=ids[0],
+            today=today,
+        )
+        reference = reference_unit_progress(
+            session=session,
+            campaign=campaign,
+            unit_kind=lv.kind,
+            unit_id=ids[0],
+            today=today,
+            covered=covered,
+        )
+        assert one.daily == reference.daily
+    assert compared == 1 + 8 + len(session.exec(select(Forening)).all()) + 83

@@ -14,8 +14,8 @@ from api.auth.scope import Scope
 from api.db import save_unique
 from api.errors import Conflict, NotFound, Unprocessable
 from api.mail import MailError, build_message, send_message
-from api.models import DeviceToken, LoginCode, Role, UnitKind, User
-from api.org.service import unit_name
+from api.models import DeviceToken, LoginCode, User
+from api.org import tree
 from api.settings import Settings
 
 __all__ = [
@@ -40,13 +40,6 @@ TOKEN_PREFIX = "kn_"
 _log = logging.getLogger("knacka.auth")
 # Writing last_used_at on every request would turn every read into a write.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
-
-_UNIT_OF_ROLE = {
-    Role.volunteer: UnitKind.forening,
-    Role.forening_lead: UnitKind.forening,
-    Role.kommun_lead: UnitKind.kommun,
-    Role.district_admin: UnitKind.partidistrikt,
-}
 
 
 @dataclass
@@ -266,21 +259,19 @@ def get_user(*, session: Session, scope: Scope, user_id: int) -> User:
 
 def list_users(*, session: Session, scope: Scope) -> list[User]:
     """Users within the caller's unit (a volunteer sees only themself)."""
-    users = session.exec(select(User).order_by(User.id)).all()
-    return [u for u in users if scope.sees_user(u)]
+    return list(session.exec(select(User).where(scope.users_filter()).order_by(User.id)))
 
 
 def invite_user(*, session: Session, scope: Scope, data: Invite) -> User:
     """Create a volunteer or lead in a unit within the caller's reach."""
-    if _UNIT_OF_ROLE[data.role] != data.unit_kind:
+    if tree.lead_kind(data.role) != data.unit_kind:
         raise Unprocessable(
-            f"unit_kind: a {data.role.value} belongs to a {_UNIT_OF_ROLE[data.role].value}"
+            f"unit_kind: a {data.role.value} belongs to a {tree.lead_kind(data.role).value}"
         )
-    unit_name(session, data.unit_kind, data.unit_id)  # raises when it does not exist
-    scope.require(
-        scope.may_grant(data.role, data.unit_kind, data.unit_id),
-        f"inviting a {data.role.value} to {data.unit_kind.value} {data.unit_id}",
-    )
+    what = f"inviting a {data.role.value} to {data.unit_kind.value} {data.unit_id}"
+    # The role first, then the unit, answered alike whether it is missing or out of reach.
+    scope.require(scope.may_grant_role(data.role), f"inviting a {data.role.value}")
+    scope.require_unit(data.unit_kind, data.unit_id, what, lead=True)
     if session.exec(select(User).where(func.lower(User.email) == data.email.lower())).first():
         raise Conflict(f"email: {data.email} already has an account")
     user = User(

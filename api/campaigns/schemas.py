@@ -51,9 +51,25 @@ class CampaignRead(BaseModel):
     pace_final_weight: float
 
 
-class TargetSet(_Strict):
+class _UnitRef(_Strict):
+    """A unit named by its id, or a kommun or district by its code (``unit_code``)."""
+
+    unit_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    unit_code: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Instead of unit_id: a kommun's four-digit SCB code, or a district's code",
+    )
+
+    @model_validator(mode="after")
+    def _one_reference(self):
+        if (self.unit_id is None) == (self.unit_code is None):
+            raise ValueError("give exactly one of unit_id and unit_code")
+        return self
+
+
+class TargetSet(_UnitRef):
     unit_kind: UnitKind
-    unit_id: int
     metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
     value: int = Field(ge=0, le=2**31 - 1)
 
@@ -67,9 +83,8 @@ class TargetRead(BaseModel):
     basis: str
 
 
-class ApportionRequest(_Strict):
+class ApportionRequest(_UnitRef):
     unit_kind: Literal["partidistrikt", "kommun", "forening"]
-    unit_id: int
     metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
     basis: Literal["auto", "voters", "households", "even"] = "auto"
     children: Literal["default", "districts"] = Field(

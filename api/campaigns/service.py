@@ -1,10 +1,12 @@
 """Campaigns and their targets: set directly, or apportioned from a parent unit."""
 
+from collections import defaultdict
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlalchemy import true
+from sqlmodel import Session, select
 
-from api.auth.scope import Scope
+from api.auth.scope import Forbidden, Scope
 from api.campaigns.schemas import ApportionRequest, CampaignCreate, Mismatch, TargetSet
 from api.db import save_unique
 from api.errors import NotFound, Unprocessable
@@ -13,12 +15,11 @@ from api.models import (
     District,
     Forening,
     ForeningKind,
-    Kommun,
-    Partidistrikt,
     Target,
     UnitKind,
 )
-from api.org.service import UNIT_MODELS, partidistrikt_of, unit_name
+from api.org import tree
+from api.org.service import partidistrikt_of
 
 __all__ = [
     "METRICS",
@@ -29,7 +30,6 @@ __all__ = [
     "list_campaigns",
     "set_target",
     "target_tree",
-    "units_of",
 ]
 
 # The metrics progress is computed for; targets may name others (kept for later metrics).
@@ -47,20 +47,7 @@ def get_campaign(*, session: Session, scope: Scope, campaign_id: int) -> Campaig
 
 def _in_partidistrikt(scope: Scope, partidistrikt_id: int) -> bool:
     """Everyone in a partidistrikt may see its campaigns (and nobody outside it)."""
-    if scope.unrestricted or partidistrikt_id in scope.partidistrikt_ids:
-        return True
-    kommun_ids = scope.home_kommun_ids
-    if not kommun_ids:
-        return False
-    session = scope.session
-    return (
-        session.exec(
-            select(Kommun.id).where(
-                col(Kommun.id).in_(kommun_ids), Kommun.partidistrikt_id == partidistrikt_id
-            )
-        ).first()
-        is not None
-    )
+    return scope.unrestricted or scope.partidistrikt_id == partidistrikt_id
 
 
 def list_campaigns(*, session: Session, scope: Scope) -> list[Campaign]:
@@ -71,12 +58,13 @@ def list_campaigns(*, session: Session, scope: Scope) -> list[Campaign]:
 
 def create_campaign(*, session: Session, scope: Scope, data: CampaignCreate) -> Campaign:
     """Create a campaign for a partidistrikt the caller administers."""
-    if session.get(Partidistrikt, data.partidistrikt_id) is None:
-        raise Unprocessable(
-            f"partidistrikt_id: partidistrikt {data.partidistrikt_id} does not exist"
-        )
-    scope.require(
-        scope.sees_partidistrikt(data.partidistrikt_id), f"partidistrikt {data.partidistrikt_id}"
+    scope.require(scope.is_lead, "creating campaigns")
+    scope.require_unit(
+        tree.LEVELS[0].kind,
+        data.partidistrikt_id,
+        f"partidistrikt {data.partidistrikt_id}",
+        lead=True,
+        field="partidistrikt_id",
     )
     campaign = Campaign(**data.model_dump())
     session.add(campaign)
@@ -84,20 +72,35 @@ def create_campaign(*, session: Session, scope: Scope, data: CampaignCreate) -> 
     return campaign
 
 
-def _may_set(scope: Scope, session: Session, kind: UnitKind, unit_id: int) -> bool:
-    """A unit's target is set by whoever leads the unit above it (admins: their whole tree)."""
-    if kind == UnitKind.partidistrikt:
-        return scope.sees_partidistrikt(unit_id)
-    if kind == UnitKind.kommun:
-        return scope.sees_partidistrikt(partidistrikt_of(session, kind, unit_id))
-    if kind == UnitKind.forening:
-        return scope.leads_kommun(session.get(Forening, unit_id).kommun_id)
-    district = session.get(District, unit_id)
-    if scope.leads_kommun(district.kommun_id):
-        return True
-    if district.forening_id is None:
-        return False
-    return scope.leads_forening(session.get(Forening, district.forening_id))
+def _may_set(scope: Scope, unit: object) -> bool:
+    """A unit's target is set by whoever leads a unit above it: its parent in the tree or
+    a further membership (a district's förening); the top level's by those who lead it."""
+    lv = tree.level(tree.kind_of(unit))
+    if not lv.parents:
+        return scope.leads(unit)
+    return any(
+        getattr(unit, column) is not None and scope.leads(getattr(unit, column), parent)
+        for parent, column in lv.parents
+    )
+
+
+def _unit(session: Session, scope: Scope, kind: UnitKind, data, what: str) -> object:
+    """The unit a body names by unit_id or unit_code, answered alike whether it is missing
+    or out of the caller's reach."""
+    if data.unit_code is not None:
+        if tree.level(kind).key != "code":
+            raise Unprocessable(f"unit_code: a {kind.value} is named by its unit_id")
+        try:
+            unit_id = tree.resolve(session, kind, data.unit_code).id
+        except NotFound:
+            if scope.unrestricted:
+                raise Unprocessable(
+                    f"unit_code: no {kind.value} has code {data.unit_code}"
+                ) from None
+            raise Forbidden(f"{what}: it does not exist or is outside your unit") from None
+    else:
+        unit_id = data.unit_id
+    return scope.require_unit(kind, unit_id, what)
 
 
 def _put(
@@ -130,15 +133,13 @@ def set_target(
 ) -> Target:
     """Set one unit's target directly."""
     campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
-    unit_name(session, data.unit_kind, data.unit_id)
-    if partidistrikt_of(session, data.unit_kind, data.unit_id) != campaign.partidistrikt_id:
+    what = f"setting targets for {data.unit_kind.value} {data.unit_code or data.unit_id}"
+    unit = _unit(session, scope, data.unit_kind, data, what)
+    if partidistrikt_of(session, data.unit_kind, unit.id) != campaign.partidistrikt_id:
         raise Unprocessable("unit_id: the unit is not in the campaign's partidistrikt")
-    scope.require(
-        _may_set(scope, session, data.unit_kind, data.unit_id),
-        f"setting targets for {data.unit_kind.value} {data.unit_id}",
-    )
+    scope.require(_may_set(scope, unit), what)
     target = _put(
-        session, campaign, data.unit_kind, data.unit_id, data.metric, data.value, "direct", now
+        session, campaign, data.unit_kind, unit.id, data.metric, data.value, "direct", now
     )
     session.flush()
     return target
@@ -159,33 +160,41 @@ def largest_remainder(total: int, weights: list[float]) -> list[int]:
     return shares
 
 
+def _child_levels(kind: UnitKind) -> list[tuple[str, UnitKind]]:
+    """The ways a unit's target may be split: among its children in the tree ("default"),
+    and directly among its field units ("districts") where they hang off it directly."""
+    child = tree.child_kind(kind)
+    if child is None:
+        return []
+    levels = [("default", child)]
+    for field_kind in sorted(tree.FIELD_KINDS):
+        if field_kind != child and any(p == kind for p, _ in tree.level(field_kind).parents):
+            levels.append(("districts", field_kind))
+    return levels
+
+
+def _holds_field_units(child: UnitKind):
+    """Children that cannot hold field units (workplace clubs) take no share of them."""
+    model = tree.level(child).model
+    return (model.kind == ForeningKind.geographic) if model is Forening else None
+
+
 def _children(
-    session: Session, kind: str, unit_id: int, children: str
+    session: Session, kind: UnitKind, unit_id: int, children: str
 ) -> tuple[UnitKind, list[tuple[int, list[District]]]]:
     """The child units of a unit, each with the districts whose counts weigh it."""
-    if kind == "partidistrikt":
-        kommuner = session.exec(
-            select(Kommun).where(Kommun.partidistrikt_id == unit_id).order_by(Kommun.code)
-        ).all()
-        districts = session.exec(
-            select(District).where(col(District.kommun_id).in_([k.id for k in kommuner]))
-        ).all()
-        return UnitKind.kommun, [
-            (k.id, [d for d in districts if d.kommun_id == k.id]) for k in kommuner
-        ]
-    if kind == "kommun" and children == "default":
-        foreningar = session.exec(
-            select(Forening)
-            .where(Forening.kommun_id == unit_id, Forening.kind == ForeningKind.geographic)
-            .order_by(Forening.name)
-        ).all()
-        districts = session.exec(select(District).where(District.kommun_id == unit_id)).all()
-        return UnitKind.forening, [
-            (f.id, [d for d in districts if d.forening_id == f.id]) for f in foreningar
-        ]
-    column = District.kommun_id if kind == "kommun" else District.forening_id
-    districts = session.exec(select(District).where(column == unit_id).order_by(District.code))
-    return UnitKind.district, [(d.id, [d]) for d in districts]
+    child = dict(_child_levels(kind)).get(children)
+    if child is None:
+        raise Unprocessable(f"children: a {kind.value} cannot be split by {children!r}")
+    units = tree.units_under(session, child, kind, [unit_id], where=_holds_field_units(child))
+    (field_kind,) = tree.FIELD_KINDS
+    districts = tree.units_under(session, field_kind, kind, [unit_id])
+    owner = tree.ancestor_ids(session, field_kind, [d.id for d in districts], child)
+    by_child: dict[int, list[District]] = {u.id: [] for u in units}
+    for d in districts:
+        if owner[d.id] in by_child:
+            by_child[owner[d.id]].append(d)
+    return child, [(u.id, by_child[u.id]) for u in units]
 
 
 def apportion(
@@ -194,25 +203,26 @@ def apportion(
     """Give the children of a unit targets that add up to the unit's own target."""
     campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
     kind = UnitKind(data.unit_kind)
-    unit_name(session, kind, data.unit_id)
+    unit_id = _unit(session, scope, kind, data, f"apportioning {kind.value}").id
     parent = session.exec(
         select(Target).where(
             Target.campaign_id == campaign.id,
             Target.unit_kind == kind,
-            Target.unit_id == data.unit_id,
+            Target.unit_id == unit_id,
             Target.metric == data.metric,
         )
     ).first()
     if parent is None:
         raise Unprocessable(
-            f"metric: {kind.value} {data.unit_id} has no {data.metric!r} target to apportion"
+            f"metric: {kind.value} {unit_id} has no {data.metric!r} target to apportion"
         )
-    child_kind, children = _children(session, kind.value, data.unit_id, data.children)
+    child_kind, children = _children(session, kind, unit_id, data.children)
     if not children:
-        raise Unprocessable(f"unit_id: {kind.value} {data.unit_id} has no child units")
+        raise Unprocessable(f"unit_id: {kind.value} {unit_id} has no child units")
+    child_rows = {u.id: u for u in tree.units_under(session, child_kind, kind, [unit_id])}
     for child_id, _ in children:
         scope.require(
-            _may_set(scope, session, child_kind, child_id),
+            _may_set(scope, child_rows[child_id]),
             f"setting targets for {child_kind.value} {child_id}",
         )
 
@@ -230,7 +240,7 @@ def apportion(
             break
     else:
         raise Unprocessable(
-            f"basis: not every district under {kind.value} {data.unit_id} has {data.basis} "
+            f"basis: not every district under {kind.value} {unit_id} has {data.basis} "
             "counts; use basis=even or import the counts"
         )
     shares = largest_remainder(parent.value, w)
@@ -242,14 +252,6 @@ def apportion(
     return targets
 
 
-def units_of(session: Session, kind: UnitKind, ids: set[int]) -> dict[int, str]:
-    """Names of units by id."""
-    if not ids:
-        return {}
-    model = UNIT_MODELS[kind]
-    return dict(session.exec(select(model.id, model.name).where(col(model.id).in_(ids))).all())
-
-
 def target_tree(
     *, session: Session, scope: Scope, campaign_id: int, metric: str | None = None
 ) -> tuple[list[tuple[Target, str]], list[Mismatch]]:
@@ -259,26 +261,35 @@ def target_tree(
     if metric:
         query = query.where(Target.metric == metric)
     targets = list(session.exec(query.order_by(Target.metric, Target.unit_kind, Target.unit_id)))
-    by_kind: dict[UnitKind, set[int]] = {}
+    by_kind: dict[UnitKind, set[int]] = defaultdict(set)
     for t in targets:
-        by_kind.setdefault(UnitKind(t.unit_kind), set()).add(t.unit_id)
-    names = {k: units_of(session, k, ids) for k, ids in by_kind.items()}
+        by_kind[UnitKind(t.unit_kind)].add(t.unit_id)
+    names = {k: tree.names(session, k, ids) for k, ids in by_kind.items()}
     value = {(UnitKind(t.unit_kind), t.unit_id, t.metric): t.value for t in targets}
+
+    # For each (parent level, child level): every child's parent and every parent's number
+    # of children, one query each, whatever the number of targets.
+    splits: dict[UnitKind, list[tuple[UnitKind, dict[int, int], dict[int, int]]]] = {}
+    for kind, ids in by_kind.items():
+        splits[kind] = []
+        for _, child in _child_levels(kind):
+            child_ids = set(
+                session.exec(tree.ids_under(child, kind, ids).where(_children_filter(child)))
+            )
+            parent_of = tree.ancestor_ids(session, child, child_ids, kind)
+            total: dict[int, int] = defaultdict(int)
+            for parent in parent_of.values():
+                total[parent] += 1
+            splits[kind].append((child, parent_of, total))
 
     mismatches: list[Mismatch] = []
     for t in targets:
         kind = UnitKind(t.unit_kind)
-        levels = {
-            UnitKind.partidistrikt: ["default"],
-            UnitKind.kommun: ["default", "districts"],
-            UnitKind.forening: ["default"],
-        }.get(kind, [])
-        for level in levels:
-            child_kind, children = _children(session, kind.value, t.unit_id, level)
+        for child_kind, parent_of, total in splits.get(kind, []):
             have = [
                 value[(child_kind, cid, t.metric)]
-                for cid, _ in children
-                if (child_kind, cid, t.metric) in value
+                for cid, parent in parent_of.items()
+                if parent == t.unit_id and (child_kind, cid, t.metric) in value
             ]
             if have and sum(have) != t.value:
                 mismatches.append(
@@ -290,9 +301,14 @@ def target_tree(
                         target=t.value,
                         children_kind=child_kind,
                         children_with_targets=len(have),
-                        children_total=len(children),
+                        children_total=total[t.unit_id],
                         children_sum=sum(have),
                         difference=sum(have) - t.value,
                     )
                 )
     return [(t, names[UnitKind(t.unit_kind)][t.unit_id]) for t in targets], mismatches
+
+
+def _children_filter(child: UnitKind):
+    clause = _holds_field_units(child)
+    return true() if clause is None else clause

@@ -10,6 +10,7 @@ from api.auth.scope import Forbidden, Scope
 from api.db import save_unique
 from api.errors import Conflict, NotFound, Unprocessable
 from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt, UnitKind
+from api.org import tree
 from api.org.schemas import (
     ForeningCreate,
     ForeningUpdate,
@@ -21,7 +22,6 @@ from api.org.schemas import (
 from api.pagination import PageParams, paginate
 
 __all__ = [
-    "UNIT_MODELS",
     "partidistrikt_of",
     "unit_name",
     "create_forening",
@@ -41,30 +41,17 @@ __all__ = [
 ]
 
 
-UNIT_MODELS = {
-    UnitKind.partidistrikt: Partidistrikt,
-    UnitKind.kommun: Kommun,
-    UnitKind.forening: Forening,
-    UnitKind.district: District,
-}
-
-
 def unit_name(session: Session, kind: UnitKind, unit_id: int) -> str:
     """A unit's display name, or raise when it does not exist."""
-    unit = session.get(UNIT_MODELS[kind], unit_id)
-    if unit is None:
-        raise Unprocessable(f"unit_id: {kind.value} {unit_id} does not exist")
-    return unit.name
+    found = tree.names(session, kind, [unit_id])
+    if unit_id not in found:
+        raise Unprocessable(f"unit_id: {UnitKind(kind).value} {unit_id} does not exist")
+    return found[unit_id]
 
 
-def partidistrikt_of(session: Session, kind: UnitKind, unit_id: int) -> int:
+def partidistrikt_of(session: Session, kind: UnitKind, unit_id: int) -> int | None:
     """The partidistrikt a unit belongs to."""
-    if kind == UnitKind.partidistrikt:
-        return unit_id
-    kommun_id = unit_id
-    if kind in (UnitKind.forening, UnitKind.district):
-        kommun_id = session.get(UNIT_MODELS[kind], unit_id).kommun_id
-    return session.get(Kommun, kommun_id).partidistrikt_id
+    return tree.ancestor_ids(session, kind, [unit_id], tree.LEVELS[0].kind)[unit_id]
 
 
 def get_partidistrikt(*, session: Session, scope: Scope, partidistrikt_id: int) -> Partidistrikt:

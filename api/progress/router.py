@@ -1,8 +1,8 @@
-"""Routes for progress per unit and its export."""
+"""Routes for progress per unit, per child unit, and its export."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from api.contacts.rules import local_day
@@ -10,12 +10,17 @@ from api.db import SessionDep
 from api.deps import NowDep, ScopeDep, SettingsDep
 from api.models import UnitKind
 from api.progress import service
-from api.progress.schemas import UnitProgress
+from api.progress.schemas import ChildProgress, UnitProgress
 
 router = APIRouter(tags=["progress"])
 
+_UNIT_DOC = (
+    "The unit: a partidistrikt or förening by its id, a kommun by its four-digit SCB code "
+    "(e.g. 2380), a district by its code (e.g. 23800001)."
+)
 
-@router.get("/campaigns/{campaign_id}/progress/{unit_kind}/{unit_id}", response_model=UnitProgress)
+
+@router.get("/campaigns/{campaign_id}/progress/{unit_kind}/{unit}", response_model=UnitProgress)
 def unit_progress(
     session: SessionDep,
     scope: ScopeDep,
@@ -23,18 +28,46 @@ def unit_progress(
     now: NowDep,
     campaign_id: int,
     unit_kind: UnitKind,
-    unit_id: int,
+    unit: Annotated[str, Path(description=_UNIT_DOC, max_length=40)],
 ):
     """Actual against target per metric, the pace expected by today, a projection to
     election day from the last two weeks' rate, and the daily figures."""
+    found = service.resolve_unit(session=session, scope=scope, kind=unit_kind, ref=unit)
     return service.unit_progress(
         session=session,
         scope=scope,
         campaign_id=campaign_id,
         unit_kind=unit_kind,
-        unit_id=unit_id,
+        unit_id=found.id,
+        today=local_day(now, settings.timezone),
+        check_scope=False,
+    )
+
+
+@router.get(
+    "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}/children", response_model=ChildProgress
+)
+def child_progress(
+    session: SessionDep,
+    scope: ScopeDep,
+    settings: SettingsDep,
+    now: NowDep,
+    campaign_id: int,
+    unit_kind: UnitKind,
+    unit: Annotated[str, Path(description=_UNIT_DOC, max_length=40)],
+):
+    """The progress of each child unit the caller sees (a partidistrikt's kommuner, a
+    kommun's föreningar, a förening's districts), without daily figures."""
+    found = service.resolve_unit(session=session, scope=scope, kind=unit_kind, ref=unit)
+    kind, children = service.child_progress(
+        session=session,
+        scope=scope,
+        campaign_id=campaign_id,
+        unit_kind=unit_kind,
+        unit_id=found.id,
         today=local_day(now, settings.timezone),
     )
+    return ChildProgress(children_kind=kind, children=children)
 
 
 @router.get("/campaigns/{campaign_id}/export")
@@ -46,11 +79,19 @@ def export_progress(
     campaign_id: int,
     level: Literal["kommun", "forening", "district"] = "kommun",
     format: Literal["csv", "xlsx"] = "csv",
+    kommun: str | None = Query(
+        None, description="Only this kommun, by its four-digit SCB code (e.g. 2380)."
+    ),
 ) -> Response:
     """Progress of every unit at one level that the caller sees, as CSV or XLSX."""
     today = local_day(now, settings.timezone)
     rows = service.export_rows(
-        session=session, scope=scope, campaign_id=campaign_id, level=UnitKind(level), today=today
+        session=session,
+        scope=scope,
+        campaign_id=campaign_id,
+        level=UnitKind(level),
+        today=today,
+        kommun=kommun,
     )
     filename = f"progress-{campaign_id}-{level}-{today.isoformat()}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}

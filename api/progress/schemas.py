@@ -7,9 +7,12 @@ from pydantic import BaseModel
 
 from api.models import UnitKind
 
-__all__ = ["DayFigures", "MetricProgress", "UnitProgress"]
+__all__ = ["ChildProgress", "DayFigures", "MetricProgress", "UnitProgress"]
 
-Status = Literal["done", "on_track", "behind", "no_target"]
+# done: target reached; on_track: at or above today's pace and projected to reach the
+# target; at_risk: at or above today's pace but projected short of the target; behind:
+# below today's pace; no_target: nothing to measure against.
+Status = Literal["done", "on_track", "at_risk", "behind", "no_target"]
 
 
 class MetricProgress(BaseModel):
@@ -42,3 +45,8 @@ class UnitProgress(BaseModel):
     metrics: list[MetricProgress]
     active_volunteers_30d: int
     daily: list[DayFigures]
+
+
+class ChildProgress(BaseModel):
+    children_kind: UnitKind | None  # None for the lowest level, which has no children
+    children: list[UnitProgress]

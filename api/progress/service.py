@@ -1,45 +1,42 @@
-"""Progress of any unit against its targets: snapshots up to the last nightly run plus the
-live contact logs after it."""
+"""Progress of units against their targets: snapshots up to the last nightly run plus the
+live contact logs after it. A whole level of units is computed at once, in a fixed number
+of queries whatever the number of units (``progress_of_units``); one unit's page adds its
+daily figures (``unit_progress``)."""
 
 import csv
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import case, func
+from sqlalchemy import Select, case, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
 from api.campaigns.service import METRICS, get_campaign
-from api.models import (
-    Campaign,
-    ContactLog,
-    DailyGrain,
-    DailyStat,
-    District,
-    Forening,
-    JobRun,
-    Kommun,
-    Target,
-    UnitKind,
-)
-from api.org.service import unit_name
+from api.errors import NotFound, Unprocessable
+from api.models import Campaign, ContactLog, DailyGrain, DailyStat, JobRun, Target, UnitKind
+from api.org import tree
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
 
 __all__ = [
     "NIGHTLY_JOB",
     "RECENT_DAYS",
+    "child_progress",
     "covered_through",
     "expected_share",
     "export_rows",
-    "to_csv",
-    "to_xlsx",
+    "progress_of_units",
+    "resolve_unit",
+    "status_of",
     "unit_progress",
 ]
 
 NIGHTLY_JOB = "nightly"
 RECENT_DAYS = 14  # the daily rate a projection extrapolates is the mean of these days
 _SUMMED = ("contacts", "conversations", "doors", "new_members")
+# Levels whose daily totals the nightly job keeps in daily_stat; others read daily_grain.
+_STAT_COLUMNS = {"kommun_id", "forening_id"}
 
 
 def expected_share(campaign: Campaign, day: date) -> float:
@@ -70,42 +67,261 @@ def covered_through(session: Session) -> date | None:
     ).one()
 
 
-def _filters(session: Session, kind: UnitKind, unit_id: int):
-    """WHERE clauses selecting a unit in daily_stat, daily_grain and contact_log."""
-    if kind == UnitKind.partidistrikt:
-        kommuner = select(Kommun.id).where(Kommun.partidistrikt_id == unit_id)
-        return (
-            DailyStat,
-            (DailyStat.unit_kind == UnitKind.kommun) & col(DailyStat.unit_id).in_(kommuner),
-            col(DailyGrain.kommun_id).in_(kommuner),
-            col(ContactLog.kommun_id).in_(kommuner),
-        )
-    if kind == UnitKind.district:
-        return (
-            DailyGrain,
-            DailyGrain.district_id == unit_id,
-            DailyGrain.district_id == unit_id,
-            ContactLog.district_id == unit_id,
-        )
-    column = {UnitKind.kommun: "kommun_id", UnitKind.forening: "forening_id"}[kind]
-    return (
-        DailyStat,
-        (DailyStat.unit_kind == kind) & (DailyStat.unit_id == unit_id),
-        getattr(DailyGrain, column) == unit_id,
-        getattr(ContactLog, column) == unit_id,
-    )
+def status_of(actual: float, target: int, expected: float, projected: float | None) -> str:
+    """A metric's status; it never says "on track" while the projection falls short."""
+    if actual >= target:
+        return "done"
+    if actual < expected:
+        return "behind"
+    if projected is not None and projected < target:
+        return "at_risk"
+    return "on_track"
 
 
-def _require_visible(scope: Scope, session: Session, kind: UnitKind, unit_id: int) -> None:
-    if kind == UnitKind.partidistrikt:
-        allowed = scope.sees_partidistrikt(unit_id)
-    elif kind == UnitKind.kommun:
-        allowed = scope.leads_kommun(unit_id)
-    elif kind == UnitKind.forening:
-        allowed = scope.sees_forening(session.get(Forening, unit_id))
+@dataclass(frozen=True)
+class _Window:
+    """The days a campaign's progress reads on ``today``."""
+
+    start: date
+    last: date  # today, or election day once it has passed
+    snapshot_to: date  # the last day read from the snapshots; later days from the logs
+    recent_from: date  # the projection's rate is the mean over [recent_from, last)
+    since_30: date
+
+    @classmethod
+    def of(cls, campaign: Campaign, today: date, covered: date | None) -> "_Window":
+        start, last = campaign.starts_on, min(today, campaign.ends_on)
+        return cls(
+            start=start,
+            last=last,
+            snapshot_to=min(covered, last) if covered else start - timedelta(days=1),
+            recent_from=max(start, last - timedelta(days=RECENT_DAYS)),
+            since_30=max(start, last - timedelta(days=29)),
+        )
+
+
+def _sources(kind: UnitKind, ids: set[int], w: _Window):
+    """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
+    new_members, user) rows for ``ids``; user only where the source has one."""
+    column, mapping = tree.work_mapping(kind)
+    if mapping is not None:
+        unit_of = mapping.subquery()
+        grain_unit, log_unit = unit_of.c.ancestor_id, unit_of.c.ancestor_id
+
+        def scoped(q: Select, work) -> Select:
+            return q.join(unit_of, unit_of.c.unit_id == work).where(
+                col(unit_of.c.ancestor_id).in_(ids)
+            )
     else:
-        allowed = scope.sees_district(session.get(District, unit_id))
-    scope.require(allowed, f"progress of {kind.value} {unit_id}")
+        grain_unit, log_unit = getattr(DailyGrain, column), getattr(ContactLog, column)
+
+        def scoped(q: Select, work) -> Select:
+            return q.where(col(work).in_(ids))
+
+    live = scoped(
+        select(
+            log_unit.label("unit"),
+            ContactLog.day.label("day"),
+            literal(1).label("contacts"),
+            ContactLog.conversations.label("conversations"),
+            case((ContactLog.kind == "door", 1), else_=0).label("doors"),
+            case((col(ContactLog.new_member), 1), else_=0).label("new_members"),
+            ContactLog.user_id.label("user_id"),
+        ).where(
+            col(ContactLog.withdrawn_at).is_(None),
+            ContactLog.day > w.snapshot_to,
+            ContactLog.day >= w.start,
+            ContactLog.day <= w.last,
+        ),
+        getattr(ContactLog, column),
+    )
+    grain = scoped(
+        select(
+            grain_unit.label("unit"),
+            DailyGrain.day.label("day"),
+            DailyGrain.contacts,
+            DailyGrain.conversations,
+            DailyGrain.doors,
+            DailyGrain.new_members,
+            DailyGrain.user_id.label("user_id"),
+        ).where(DailyGrain.day >= w.start, DailyGrain.day <= w.snapshot_to),
+        getattr(DailyGrain, column),
+    )
+    if column in _STAT_COLUMNS:
+        # The day x unit totals are already rolled up: read those, not the grain.
+        stat_unit = unit_of.c.ancestor_id if mapping is not None else DailyStat.unit_id
+        stat = select(
+            stat_unit.label("unit"),
+            DailyStat.day.label("day"),
+            DailyStat.contacts,
+            DailyStat.conversations,
+            DailyStat.doors,
+            DailyStat.new_members,
+        ).where(
+            DailyStat.unit_kind == tree.kind_of_work_column(column),
+            DailyStat.day >= w.start,
+            DailyStat.day <= w.snapshot_to,
+        )
+        snapshot = scoped(stat, DailyStat.unit_id)
+    else:
+        snapshot = grain.with_only_columns(*list(grain.selected_columns)[:6])
+    return snapshot, live, grain
+
+
+def _figures(session: Session, kind: UnitKind, ids: set[int], w: _Window):
+    """Per unit: totals, recent sums (for the projection), and active people."""
+    snapshot, live, grain = _sources(kind, ids, w)
+    rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
+    in_recent = (rows.c.day >= w.recent_from) & (rows.c.day < w.last)
+    totals = session.execute(
+        select(
+            rows.c.unit,
+            *(func.sum(rows.c[m]) for m in _SUMMED),
+            *(func.sum(case((in_recent, rows.c[m]), else_=0)) for m in _SUMMED),
+        ).group_by(rows.c.unit)
+    )
+    summed: dict[int, list[int]] = {}
+    for unit, *values in totals:
+        summed[unit] = [int(v or 0) for v in values]
+    people_rows = union_all(
+        grain.with_only_columns(
+            grain.selected_columns.unit, grain.selected_columns.day, grain.selected_columns.user_id
+        ),
+        live.with_only_columns(
+            live.selected_columns.unit, live.selected_columns.day, live.selected_columns.user_id
+        ),
+    ).subquery()
+    people = session.execute(
+        select(
+            people_rows.c.unit,
+            func.count(func.distinct(people_rows.c.user_id)),
+            func.count(
+                func.distinct(case((people_rows.c.day >= w.since_30, people_rows.c.user_id)))
+            ),
+        ).group_by(people_rows.c.unit)
+    )
+    active = {unit: (int(n), int(n30)) for unit, n, n30 in people}
+    return summed, active
+
+
+def _metrics(
+    campaign: Campaign,
+    w: _Window,
+    totals: dict[str, int],
+    recent: dict[str, int],
+    targets: dict[str, int],
+) -> list[MetricProgress]:
+    share_now = expected_share(campaign, w.last)
+    days_left = max(0, (campaign.ends_on - w.last).days)
+    recent_days = max(1, (w.last - w.recent_from).days)
+    metrics = []
+    for metric in [*METRICS, *sorted(set(targets) - set(METRICS))]:
+        actual = totals.get(metric, 0)
+        target = targets.get(metric)
+        projected = None
+        if metric in _SUMMED:
+            projected = actual + recent[metric] / recent_days * days_left
+        if target is None:
+            status, share, expected = "no_target", None, None
+        else:
+            share = actual / target if target else 1.0
+            expected = target * share_now
+            status = status_of(actual, target, expected, projected)
+        metrics.append(
+            MetricProgress(
+                metric=metric,
+                actual=actual,
+                target=target,
+                share=share,
+                expected=expected,
+                projected=projected,
+                status=status,
+            )
+        )
+    return metrics
+
+
+def progress_of_units(
+    *,
+    session: Session,
+    campaign: Campaign,
+    kind: UnitKind,
+    ids: list[int],
+    today: date,
+    covered: date | None,
+) -> dict[int, UnitProgress]:
+    """Every metric of every unit in ``ids`` (one level), without daily figures, in a fixed
+    number of queries; the caller has checked scope."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    w = _Window.of(campaign, today, covered)
+    names = tree.names(session, kind, wanted)
+    targets: dict[int, dict[str, int]] = defaultdict(dict)
+    for unit_id, metric, value in session.execute(
+        select(Target.unit_id, Target.metric, Target.value).where(
+            Target.campaign_id == campaign.id,
+            Target.unit_kind == kind,
+            col(Target.unit_id).in_(wanted),
+        )
+    ):
+        targets[unit_id][metric] = value
+    summed, active = _figures(session, kind, wanted, w)
+    days_left = max(0, (campaign.ends_on - w.last).days)
+    result = {}
+    for unit_id in ids:
+        if unit_id not in names:
+            continue
+        values = summed.get(unit_id, [0] * 8)
+        people, people_30 = active.get(unit_id, (0, 0))
+        totals = dict(zip(_SUMMED, values[:4], strict=True))
+        totals["active_volunteers"] = people
+        recent = dict(zip(_SUMMED, values[4:], strict=True))
+        result[unit_id] = UnitProgress(
+            campaign_id=campaign.id,
+            unit_kind=kind,
+            unit_id=unit_id,
+            unit_name=names[unit_id],
+            today=today,
+            days_left=days_left,
+            expected_share=expected_share(campaign, w.last),
+            covered_through=covered,
+            metrics=_metrics(campaign, w, totals, recent, targets[unit_id]),
+            active_volunteers_30d=people_30,
+            daily=[],
+        )
+    return result
+
+
+def _daily(session: Session, kind: UnitKind, unit_id: int, w: _Window) -> list[DayFigures]:
+    snapshot, live, _ = _sources(kind, {unit_id}, w)
+    rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
+    by_day = session.execute(
+        select(rows.c.day, *(func.sum(rows.c[m]) for m in _SUMMED))
+        .group_by(rows.c.day)
+        .order_by(rows.c.day)
+    )
+    return [
+        DayFigures(
+            day=d,
+            contacts=int(c or 0),
+            conversations=int(v or 0),
+            doors=int(o or 0),
+            new_members=int(n or 0),
+        )
+        for d, c, v, o, n in by_day
+    ]
+
+
+def resolve_unit(*, session: Session, scope: Scope, kind: UnitKind, ref: str) -> object:
+    """The unit a path names, if the caller sees it; one answer for missing and unseen."""
+    try:
+        unit = tree.resolve(session, kind, ref)
+    except NotFound:
+        unit = None
+    if unit is None or not scope.sees(unit):
+        raise NotFound(f"{kind.value} {ref} not found among the units you see")
+    return unit
 
 
 def unit_progress(
@@ -119,178 +335,107 @@ def unit_progress(
     covered: date | None = None,
     check_scope: bool = True,
 ) -> UnitProgress:
-    """Actual against target for every metric of one unit, with pace and projection."""
+    """Actual against target for every metric of one unit, with pace, projection and the
+    daily figures."""
     campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
-    name = unit_name(session, unit_kind, unit_id)
     if check_scope:
-        _require_visible(scope, session, unit_kind, unit_id)
+        scope.require_unit(unit_kind, unit_id, f"progress of {unit_kind.value} {unit_id}")
     covered = covered if covered is not None else covered_through(session)
-    start = campaign.starts_on
-    last = min(today, campaign.ends_on)
-    snapshot_to = min(covered, last) if covered else start - timedelta(days=1)
-    snap_table, stat_where, grain_where, log_where = _filters(session, unit_kind, unit_id)
-
-    daily: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    t = snap_table
-    snap = session.exec(
-        select(
-            t.day,
-            func.sum(t.contacts),
-            func.sum(t.conversations),
-            func.sum(t.doors),
-            func.sum(t.new_members),
-        )
-        .where(stat_where, t.day >= start, t.day <= snapshot_to)
-        .group_by(t.day)
-    )
-    live_where = (
-        log_where,
-        col(ContactLog.withdrawn_at).is_(None),
-        ContactLog.day > snapshot_to,
-        ContactLog.day >= start,
-        ContactLog.day <= last,
-    )
-    live = session.exec(
-        select(
-            ContactLog.day,
-            func.count(),
-            func.sum(ContactLog.conversations),
-            func.sum(case((ContactLog.kind == "door", 1), else_=0)),
-            func.sum(case((col(ContactLog.new_member), 1), else_=0)),
-        )
-        .where(*live_where)
-        .group_by(ContactLog.day)
-    )
-    for row in [*snap, *live]:
-        figures = daily[row[0]]
-        for i in range(4):
-            figures[i] += int(row[i + 1] or 0)
-
-    # Each volunteer's last active day, from the snapshots and the live logs: both counts
-    # (whole campaign, last 30 days) come from the same two queries.
-    last_day: dict[int, date] = {}
-    snap_users = session.exec(
-        select(DailyGrain.user_id, func.max(DailyGrain.day))
-        .where(grain_where, DailyGrain.day >= start, DailyGrain.day <= snapshot_to)
-        .group_by(DailyGrain.user_id)
-    )
-    live_users = session.exec(
-        select(ContactLog.user_id, func.max(ContactLog.day))
-        .where(*live_where)
-        .group_by(ContactLog.user_id)
-    )
-    for user_id, day in [*snap_users, *live_users]:
-        last_day[user_id] = max(day, last_day.get(user_id, day))
-    since_30 = max(start, last - timedelta(days=29))
-
-    totals = dict(zip(_SUMMED, (sum(f[i] for f in daily.values()) for i in range(4)), strict=True))
-    totals["active_volunteers"] = len(last_day)
-    targets = {
-        t.metric: t.value
-        for t in session.exec(
-            select(Target).where(
-                Target.campaign_id == campaign.id,
-                Target.unit_kind == unit_kind,
-                Target.unit_id == unit_id,
-            )
-        )
-    }
-    share_now = expected_share(campaign, last)
-    days_left = max(0, (campaign.ends_on - last).days)
-    recent_from = max(start, last - timedelta(days=RECENT_DAYS))
-    recent_days = max(1, (last - recent_from).days)
-    metrics = []
-    for metric in [*METRICS, *sorted(set(targets) - set(METRICS))]:
-        actual = totals.get(metric, 0)
-        target = targets.get(metric)
-        projected = None
-        if metric in _SUMMED:
-            index = _SUMMED.index(metric)
-            recent = sum(f[index] for d, f in daily.items() if recent_from <= d < last)
-            projected = actual + recent / recent_days * days_left
-        if target is None:
-            status, share, expected = "no_target", None, None
-        else:
-            share = actual / target if target else 1.0
-            expected = target * share_now
-            status = "done" if actual >= target else "on_track" if actual >= expected else "behind"
-        metrics.append(
-            MetricProgress(
-                metric=metric,
-                actual=actual,
-                target=target,
-                share=share,
-                expected=expected,
-                projected=projected,
-                status=status,
-            )
-        )
-    return UnitProgress(
-        campaign_id=campaign.id,
-        unit_kind=unit_kind,
-        unit_id=unit_id,
-        unit_name=name,
+    found = progress_of_units(
+        session=session,
+        campaign=campaign,
+        kind=unit_kind,
+        ids=[unit_id],
         today=today,
-        days_left=days_left,
-        expected_share=share_now,
-        covered_through=covered,
-        metrics=metrics,
-        active_volunteers_30d=sum(day >= since_30 for day in last_day.values()),
-        daily=[
-            DayFigures(day=d, contacts=f[0], conversations=f[1], doors=f[2], new_members=f[3])
-            for d, f in sorted(daily.items())
-        ],
+        covered=covered,
     )
+    if unit_id not in found:
+        raise Unprocessable(f"unit_id: {unit_kind.value} {unit_id} does not exist")
+    progress = found[unit_id]
+    progress.daily = _daily(session, unit_kind, unit_id, _Window.of(campaign, today, covered))
+    return progress
 
 
-def _units_in_scope(session: Session, scope: Scope, campaign: Campaign, level: UnitKind):
-    kommuner = session.exec(
-        select(Kommun).where(Kommun.partidistrikt_id == campaign.partidistrikt_id)
-    ).all()
-    if level == UnitKind.kommun:
-        units = [k for k in kommuner if scope.leads_kommun(k.id)]
-    elif level == UnitKind.forening:
-        ids = [k.id for k in kommuner]
-        found = session.exec(select(Forening).where(col(Forening.kommun_id).in_(ids))).all()
-        units = [f for f in found if scope.sees_forening(f)]
-    else:
-        ids = [k.id for k in kommuner]
-        found = session.exec(select(District).where(col(District.kommun_id).in_(ids))).all()
-        units = [d for d in found if scope.sees_district(d)]
-    return sorted(units, key=lambda u: (getattr(u, "code", ""), u.name))
+def child_progress(
+    *,
+    session: Session,
+    scope: Scope,
+    campaign_id: int,
+    unit_kind: UnitKind,
+    unit_id: int,
+    today: date,
+    covered: date | None = None,
+) -> tuple[UnitKind | None, list[UnitProgress]]:
+    """The progress of every child unit of a unit that the caller sees (a district admin's
+    kommuner, a kommun's föreningar, a förening's districts), in the tree's order."""
+    campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
+    child = tree.child_kind(unit_kind)
+    if child is None:
+        return None, []
+    model = tree.level(child).model
+    units = tree.units_under(
+        session, child, unit_kind, [unit_id], where=scope.seen_filter(child, model.id)
+    )
+    covered = covered if covered is not None else covered_through(session)
+    found = progress_of_units(
+        session=session,
+        campaign=campaign,
+        kind=child,
+        ids=[u.id for u in units],
+        today=today,
+        covered=covered,
+    )
+    return child, [found[u.id] for u in units if u.id in found]
+
+
+EXPORT_HEADER = [
+    "enhetstyp",
+    "enhet_id",
+    "enhet",
+    "mått",
+    "utfall",
+    "mål",
+    "andel",
+    "förväntat_idag",
+    "prognos_valdagen",
+    "status",
+    "enhet_kod",  # a kommun's SCB code, a district's code; empty for other units
+]
 
 
 def export_rows(
-    *, session: Session, scope: Scope, campaign_id: int, level: UnitKind, today: date
+    *,
+    session: Session,
+    scope: Scope,
+    campaign_id: int,
+    level: UnitKind,
+    today: date,
+    kommun: str | None = None,
 ) -> list[list[object]]:
-    """One row per unit and metric the caller sees, with a header row first."""
+    """One row per unit and metric the caller sees, with a header row first; ``kommun`` (an
+    SCB code) limits it to one kommun."""
     campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
-    covered = covered_through(session)
-    rows: list[list[object]] = [
-        [
-            "enhetstyp",
-            "enhet_id",
-            "enhet",
-            "mått",
-            "utfall",
-            "mål",
-            "andel",
-            "förväntat_idag",
-            "prognos_valdagen",
-            "status",
-        ]
-    ]
-    for unit in _units_in_scope(session, scope, campaign, level):
-        progress = unit_progress(
-            session=session,
-            scope=scope,
-            campaign_id=campaign_id,
-            unit_kind=level,
-            unit_id=unit.id,
-            today=today,
-            covered=covered,
-            check_scope=False,
-        )
+    top, top_id = tree.LEVELS[0].kind, campaign.partidistrikt_id
+    if kommun is not None:
+        found = tree.resolve(session, tree.HOME_KIND, kommun)
+        if found.partidistrikt_id != campaign.partidistrikt_id or not scope.sees(found):
+            scope.require(False, f"kommun {kommun}")
+        top, top_id = tree.HOME_KIND, found.id
+    model = tree.level(level).model
+    units = tree.units_under(
+        session, level, top, [top_id], where=scope.seen_filter(level, model.id)
+    )
+    found = progress_of_units(
+        session=session,
+        campaign=campaign,
+        kind=level,
+        ids=[u.id for u in units],
+        today=today,
+        covered=covered_through(session),
+    )
+    rows: list[list[object]] = [list(EXPORT_HEADER)]
+    for unit in units:
+        progress = found[unit.id]
         for m in progress.metrics:
             rows.append(
                 [
@@ -304,6 +449,7 @@ def export_rows(
                     None if m.expected is None else round(m.expected, 1),
                     None if m.projected is None else round(m.projected, 1),
                     m.status,
+                    getattr(unit, "code", None),
                 ]
             )
     return rows

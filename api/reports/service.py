@@ -14,16 +14,19 @@ from api.mail import build_message
 from api.models import (
     Campaign,
     ContactLog,
-    District,
-    Forening,
-    Kommun,
     Role,
     UnitKind,
     User,
 )
+from api.org import tree
 from api.org.service import partidistrikt_of
 from api.progress.schemas import UnitProgress
-from api.progress.service import covered_through, expected_share, unit_progress
+from api.progress.service import (
+    child_progress,
+    covered_through,
+    expected_share,
+    unit_progress,
+)
 from api.reports.chart import daily_chart_png
 from api.settings import Settings
 
@@ -90,39 +93,28 @@ def build_report(*, session: Session, user: User, today: date) -> Report | None:
     scope = Scope(session=session, user=user)
     covered = covered_through(session)
     kind = UnitKind(user.unit_kind)
-
-    def progress(k: UnitKind, unit_id: int) -> UnitProgress:
-        return unit_progress(
-            session=session,
-            scope=scope,
-            campaign_id=campaign.id,
-            unit_kind=k,
-            unit_id=unit_id,
-            today=today,
-            covered=covered,
-            check_scope=False,
-        )
-
-    unit = progress(kind, user.unit_id)
+    unit = unit_progress(
+        session=session,
+        scope=scope,
+        campaign_id=campaign.id,
+        unit_kind=kind,
+        unit_id=user.unit_id,
+        today=today,
+        covered=covered,
+        check_scope=False,
+    )
+    child_kind, children = child_progress(
+        session=session,
+        scope=scope,
+        campaign_id=campaign.id,
+        unit_kind=kind,
+        unit_id=user.unit_id,
+        today=today,
+        covered=covered,
+    )
+    label = tree.unit_label(child_kind) if child_kind else ""
     volunteers: list[tuple[str, int, int]] = []
-    if kind == UnitKind.partidistrikt:
-        ids = session.exec(
-            select(Kommun.id).where(Kommun.partidistrikt_id == user.unit_id).order_by(Kommun.code)
-        ).all()
-        children = [progress(UnitKind.kommun, i) for i in ids]
-        label = "Kommunerna"
-    elif kind == UnitKind.kommun:
-        ids = session.exec(
-            select(Forening.id).where(Forening.kommun_id == user.unit_id).order_by(Forening.name)
-        ).all()
-        children = [progress(UnitKind.forening, i) for i in ids]
-        label = "Föreningarna"
-    else:
-        ids = session.exec(
-            select(District.id).where(District.forening_id == user.unit_id).order_by(District.code)
-        ).all()
-        children = [progress(UnitKind.district, i) for i in ids]
-        label = "Distrikten"
+    if kind == tree.MEMBER_KIND:
         week_ago = today - timedelta(days=6)
         rows = session.exec(
             select(User.display_name, func.count(), func.sum(ContactLog.conversations))
