@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from benchlib import PG_ADMIN, fresh_database, run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# The columns the API's insert fills (api/contacts/service.py, log_contacts).
+# The columns the API's insert fills (api.contacts.records.COLUMNS).
 COLUMNS = (
     "client_uuid, body_hash, user_id, district_id, kommun_id, forening_id, kind, outcome, "
     "quantity, conversations, new_member, occurred_at, day, received_at, changed_at"

@@ -19,9 +19,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from api import db
-from api.db import fast_db, make_engine, session_factory
+from api.db import make_engine, session_factory
 from api.deps import request_time
 from api.deps import settings as settings_dep
+from api.fastdb import fast_db
 from api.main import create_app
 from api.migrate import upgrade
 from api.models import Role, User

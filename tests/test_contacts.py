@@ -350,8 +350,8 @@ def _token(session, who, clock) -> str:
 
 def _fast(session, settings, clock, token, body):
     """Log ``body`` through the one-statement path; its result, or None for the general path."""
+    from api.contacts.fast import log_contact_fast
     from api.contacts.schemas import ContactIn
-    from api.contacts.service import log_contact_fast
     from tests.conftest import SessionFastDb
 
     db = SessionFastDb.of(session)
@@ -512,7 +512,7 @@ class _StandInPool:
 
 
 def _grouped(pool, calls):
-    from api.db import PgPool
+    from api.fastdb import PgPool
 
     db = PgPool("postgresql://nobody@127.0.0.1:1/none", in_flight=2)
     db._pool = pool
