@@ -109,9 +109,8 @@ def withdraw_contact(
     """The author (within the window) or a lead of the unit withdraws a log; it stops counting."""
     contact = get_contact(session=session, scope=scope, contact_id=contact_id)
     is_author = contact.user_id == scope.user.id
-    if not leads_contact(scope, contact) and not (
-        is_author and _within_window(settings, contact, now)
-    ):
+    in_time = is_author and _within_window(settings, contact, now)
+    if not (in_time or leads_contact(scope=scope, contact=contact)):
         raise AppError(
             f"contact: its author may withdraw it within {settings.correction_window_hours} "
             "hours; after that a lead of the unit can",

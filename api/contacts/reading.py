@@ -11,7 +11,7 @@ from api.pagination import PageParams, paginate
 __all__ = ["get_contact", "leads_contact", "list_contacts", "to_read"]
 
 
-def leads_contact(scope: Scope, contact: ContactLog) -> bool:
+def leads_contact(*, scope: Scope, contact: ContactLog) -> bool:
     """Whether the caller leads the unit the contact belongs to (its kommun or förening)."""
     if scope.leads_kommun(contact.kommun_id):
         return True
@@ -23,7 +23,11 @@ def leads_contact(scope: Scope, contact: ContactLog) -> bool:
 
 
 def _visible(scope: Scope, contact: ContactLog) -> bool:
-    return scope.unrestricted or contact.user_id == scope.user.id or leads_contact(scope, contact)
+    return (
+        scope.unrestricted
+        or contact.user_id == scope.user.id
+        or leads_contact(scope=scope, contact=contact)
+    )
 
 
 def get_contact(*, session: Session, scope: Scope, contact_id: int) -> ContactLog:
