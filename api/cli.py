@@ -278,9 +278,9 @@ def topic(
     retire: Annotated[bool, typer.Option(help="Stop offering it (old logs keep it)")] = False,
 ) -> None:
     """Add, relabel or retire a topic of the list phones offer (shared by all units)."""
-    from api.contacts.schemas import TopicCreate, TopicUpdate
-    from api.contacts.service import create_topic, update_topic
     from api.models import Topic
+    from api.topics.schemas import TopicCreate, TopicUpdate
+    from api.topics.service import create_topic, update_topic
 
     try:
         with db.session_scope() as session:

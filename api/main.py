@@ -10,11 +10,12 @@ from fastapi_offline import FastAPIOffline
 from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
-from api.db import close_fast_db
 from api.districts.router import router as districts_router
 from api.errors import install_handlers
+from api.fastdb import close_fast_db
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
+from api.topics.router import router as topics_router
 
 __all__ = ["create_app"]
 
@@ -56,6 +57,7 @@ def create_app() -> FastAPI:
     app.include_router(districts_router)
     app.include_router(campaigns_router)
     app.include_router(progress_router)
+    app.include_router(topics_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

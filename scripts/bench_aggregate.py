@@ -41,7 +41,13 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import PG_ADMIN, fresh_database, run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
+from api.testing import (  # noqa: E402  (the repository is on the path)
+    TUNED,
+    LiveServer,
+    issue_token,
+    percentile,
+    throwaway_database,
+)
 
 KOMMUNER = 60
 PER_KOMMUN = 100  # districts per kommun: 6,000 in all
@@ -453,14 +459,6 @@ def _print_statements(entries: list[tuple[str, object, float]], min_ms: float = 
         )
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
-
-
 _EXPLAINABLE = {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}
 
 
@@ -520,14 +518,14 @@ def _counts(dsn: str) -> dict[str, int]:
 # -- the progress endpoint ------------------------------------------------------------------
 
 
-def endpoint_latencies(env: dict, path: str, token: str, warmup: int, n: int, tmp: Path):
+def endpoint_latencies(url: str, path: str, token: str, warmup: int, n: int, tmp: Path):
     """Sequential GETs of ``path`` through uvicorn: the timed latencies and the last body."""
     import httpx
 
-    with uvicorn(env, tmp / "uvicorn.log") as (_, base_url):
+    with LiveServer(url, tmp / "uvicorn.log", options=TUNED) as server:
         headers = {"Authorization": f"Bearer {token}"}
         latencies = []
-        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http:
             for i in range(warmup + n):
                 started = time.perf_counter()
                 response = http.get(path)
@@ -577,16 +575,14 @@ def in_process(engine, statements: StatementLog, args, ids: dict, today: date):
 # -- orchestration --------------------------------------------------------------------------
 
 
-def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
+def bench(args: argparse.Namespace, database_url: str, tmp: Path) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    url = make_url(PG_ADMIN).set(database=dbname)
-    dsn = url.set(drivername="postgresql").render_as_string(False)
-    database_url = url.set(drivername="postgresql+psycopg").render_as_string(False)
+    url = make_url(database_url)
+    dbname, dsn = url.database, url.set(drivername="postgresql").render_as_string(False)
     os.environ.pop("KNACKA_DATABASE_URL", None)
     os.environ["DATABASE_URL"] = database_url
-    env = {**os.environ}
 
     from sqlmodel import Session
 
@@ -687,15 +683,13 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
 
         # -- 3. the progress endpoint, in the daytime state (snapshots through yesterday plus
         # today's live logs), before the next night's run --------------------------------------
-        token = run(
-            [sys.executable, "-m", "api.cli", "issue-token", ADMIN_EMAIL, "--device", "bench"],
-            env,
-            timeout=60,
-        ).strip()
+        token = issue_token(database_url, ADMIN_EMAIL, device="bench")
         with psycopg.connect(dsn) as conn:  # a kommun is named by its SCB code in paths
             code = conn.execute("SELECT code FROM kommun WHERE id = %s", [ids["kommun"]]).fetchone()
         path = f"/campaigns/{ids['campaign']}/progress/kommun/{code[0]}"
-        http_lat, body = endpoint_latencies(env, path, token, args.warmup, args.requests, tmp)
+        http_lat, body = endpoint_latencies(
+            database_url, path, token, args.warmup, args.requests, tmp
+        )
         proc_lat, result, call_entries = in_process(engine, statements, args, ids, today)
         http_actual = {m["metric"]: m["actual"] for m in body["metrics"]}
         proc_actual = {m.metric: m.actual for m in result.metrics}
@@ -729,8 +723,8 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
         ).fetchone()
     print(f"    check: daily_grain sums {grain:,} contacts, contact_log has {live:,} live ones")
 
-    p50, p99 = _percentile(http_lat, 0.5) * 1000, _percentile(http_lat, 0.99) * 1000
-    in_p50, in_p99 = _percentile(proc_lat, 0.5) * 1000, _percentile(proc_lat, 0.99) * 1000
+    p50, p99 = percentile(http_lat, 0.5) * 1000, percentile(http_lat, 0.99) * 1000
+    in_p50, in_p99 = percentile(proc_lat, 0.5) * 1000, percentile(proc_lat, 0.99) * 1000
     endpoint_line = (
         f"progress endpoint, one kommun: p50 {p50:.1f} ms, p99 {p99:.1f} ms over "
         f"{len(http_lat)} requests (target p99 < 20 ms); in-process {in_p50:.1f} ms "
@@ -770,9 +764,12 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    with fresh_database(keep=args.keep) as dbname, tempfile.TemporaryDirectory() as tmp:
+    with (
+        throwaway_database(prefix="knacka_bench", keep=args.keep) as database_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         try:
-            bench(args, dbname, Path(tmp))
+            bench(args, database_url, Path(tmp))
         finally:
             with contextlib.suppress(Exception):
                 from api import db

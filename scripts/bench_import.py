@@ -17,7 +17,6 @@ import contextlib
 import json
 import math
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import PG_ADMIN, fresh_database  # noqa: E402  (scripts/ is on the path)
+from api.testing import run, throwaway_database  # noqa: E402  (the repository is on the path)
 
 PER_KOMMUN = 100
 
@@ -114,11 +113,9 @@ def child(url: str, path: Path, n: int) -> None:
 
 
 def run_child(url: str, path: Path, n: int) -> dict:
-    out = subprocess.run(
+    out = run(
         [sys.executable, __file__, "--child", url, "--file", str(path), "--districts", str(n)],
-        capture_output=True,
-        text=True,
-        check=True,
+        timeout=None,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -135,7 +132,6 @@ def main() -> None:
         return
 
     import psycopg
-    from sqlalchemy.engine import make_url
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "districts.json"
@@ -151,9 +147,8 @@ def main() -> None:
         targets = [("sqlite", f"sqlite:///{tmp}/bench.sqlite3")]
         with contextlib.ExitStack() as stack:
             try:
-                dbname = stack.enter_context(fresh_database())
-                pg_url = make_url(PG_ADMIN).set(drivername="postgresql+psycopg", database=dbname)
-                targets.append(("postgresql", pg_url.render_as_string(False)))
+                pg_url = stack.enter_context(throwaway_database(prefix="knacka_bench"))
+                targets.append(("postgresql", pg_url))
             except psycopg.OperationalError as exc:
                 print(f"postgresql: not reachable ({exc}); measured SQLite only")
             for name, url in targets:

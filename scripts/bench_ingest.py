@@ -32,8 +32,6 @@ import io
 import json
 import os
 import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,10 +43,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import PG_ADMIN, fresh_database, run, uvicorn  # noqa: E402  (scripts/ is on the path when run as a script)
+from api.testing import (  # noqa: E402  (the repository is on the path)
+    TUNED,
+    LiveServer,
+    knacka_env,
+    load_demo_database,
+    percentile,
+    run,
+    throwaway_database,
+)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# The columns the API's insert fills (api/contacts/service.py, log_contacts).
+# The columns the API's insert fills (api.contacts.records.COLUMNS).
 COLUMNS = (
     "client_uuid, body_hash, user_id, district_id, kommun_id, forening_id, kind, outcome, "
     "quantity, conversations, new_member, occurred_at, day, received_at, changed_at"
@@ -164,14 +170,6 @@ def _cpu_line(cpu: dict[str, float], records: int, client_name: str) -> str:
         f"of {os.cpu_count()}; {cpu['sessions']:,} new PostgreSQL sessions; "
         f"{cpu['commits'] / max(records, 1):.2f} PostgreSQL commits per record"
     )
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
 
 
 # -- the load generator (a separate process) --------------------------------------------------
@@ -298,8 +296,8 @@ async def _phase(cfg: dict, *, batch: bool) -> dict:
         "records": state["records"],
         "rate": state["records"] / cfg["duration"],
         "requests": len(latencies),
-        "p50_ms": _percentile(latencies, 0.50) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": state["errors"],
         "error_sample": state["error_sample"],
         "cpu": state["cpu"],
@@ -416,21 +414,16 @@ def raw_bulk(dsn: str, users: list[tuple], n: int) -> float:
 # -- orchestration --------------------------------------------------------------------------
 
 
-def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
+def bench(args: argparse.Namespace, database_url: str, tmp: Path) -> None:
     import httpx
     import psycopg
     from sqlalchemy.engine import make_url
 
-    url = make_url(PG_ADMIN).set(database=dbname)
-    dsn = url.set(drivername="postgresql").render_as_string(False)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url.set(drivername="postgresql+psycopg").render_as_string(False),
-    }
+    url = make_url(database_url)
+    dbname, dsn = url.database, url.set(drivername="postgresql").render_as_string(False)
     py = sys.executable
     started = time.perf_counter()
-    run([py, "-m", "api.cli", "db", "upgrade"], env, timeout=60)
-    run([py, "-m", "api.cli", "load-demo"], env, timeout=60)
+    load_demo_database(database_url)
 
     # Each volunteer logs in one district of its förening's kommun.
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -451,9 +444,8 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
     if not volunteers:
         raise RuntimeError("the demo has no volunteers")
     volunteers = volunteers[: max(args.clients, args.batch_clients)]
-    tokens = json.loads(
-        run([py, __file__, "--issue-tokens", *(v[0] for v in volunteers)], env, timeout=60)
-    )
+    issuing = [py, __file__, "--issue-tokens", *(v[0] for v in volunteers)]
+    tokens = json.loads(run(issuing, env=knacka_env(database_url), timeout=60).stdout)
     users = [(tokens[v[0]], v[1]) for v in volunteers]
     fk_values = [v[2:] for v in volunteers]  # user, district, kommun, förening ids
     print(
@@ -467,10 +459,11 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
     )
     bulk_rate = raw_bulk(dsn, fk_values, args.raw_rows)
 
-    with uvicorn(env, tmp / "uvicorn.log", app=args.app, workers=args.workers) as (
-        server,
-        base_url,
-    ):
+    server = LiveServer(
+        database_url, tmp / "uvicorn.log", app=args.app, workers=args.workers, options=TUNED
+    )
+    with server:
+        base_url = server.base_url
         # Every worker answers /health once before the clock starts.
         for _ in range(4 * args.workers):
             with contextlib.suppress(httpx.HTTPError):
@@ -489,18 +482,13 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
             "server_pid": server.pid,
             "http_client": args.http_client,
         }
-        out = subprocess.run(
+        out = run(
             [py, __file__, "--load"],
             input=json.dumps(config),
-            capture_output=True,
-            text=True,
             timeout=2 * (args.warmup + args.duration) + 60,
-            check=False,
         )
-        if out.returncode != 0:
-            raise RuntimeError(f"the load generator failed:\n{out.stderr[-3000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
-    server_log = (tmp / "uvicorn.log").read_text().strip()
+    server_log = server.log().strip()
 
     single, batch = result["single"], result["batch"]
     print(
@@ -511,8 +499,8 @@ def bench(args: argparse.Namespace, dbname: str, tmp: Path) -> None:
     )
     print(_cpu_line(single["cpu"], single["records"], "load generator"))
     print(
-        f"    raw INSERT+COMMIT latency: p50 {_percentile(raw_lat, 0.5) * 1000:.1f} ms, "
-        f"p99 {_percentile(raw_lat, 0.99) * 1000:.1f} ms ({raw_errors} errors)"
+        f"    raw INSERT+COMMIT latency: p50 {percentile(raw_lat, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(raw_lat, 0.99) * 1000:.1f} ms ({raw_errors} errors)"
     )
     print(_cpu_line(raw_cpu, len(raw_lat), "psycopg threads"))
     print(
@@ -560,8 +548,11 @@ def main() -> None:
         issue_tokens_main(args.issue_tokens)
         return
 
-    with fresh_database() as dbname, tempfile.TemporaryDirectory() as tmp:
-        bench(args, dbname, Path(tmp))
+    with (
+        throwaway_database(prefix="knacka_bench") as database_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        bench(args, database_url, Path(tmp))
 
 
 if __name__ == "__main__":

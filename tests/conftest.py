@@ -4,9 +4,8 @@ and dropped at its end; no other database is touched."""
 
 import email
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from email import policy
 
@@ -15,48 +14,36 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from api import db
-from api.db import fast_db, make_engine, session_factory
+from api.db import make_engine, session_factory
 from api.deps import request_time
 from api.deps import settings as settings_dep
+from api.fastdb import fast_db
 from api.main import create_app
 from api.migrate import upgrade
 from api.models import Role, User
 from api.settings import Settings
-from tests.liveserver import free_port
+from api.testing import PG_ADMIN_URL, free_port, throwaway_database
 
-PG_ADMIN_URL = os.environ.get(
-    "KNACKA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REQUIRE_POSTGRES = os.environ.get("KNACKA_REQUIRE_POSTGRES") == "1"
 BACKENDS = os.environ.get("KNACKA_TEST_BACKENDS", "sqlite,postgresql").split(",")
 
 
-def _admin_conninfo() -> str:
-    return make_url(PG_ADMIN_URL).set(drivername="postgresql").render_as_string(False)
-
-
 @contextmanager
 def postgres_database() -> Iterator[str]:
-    """Create a uniquely named PostgreSQL database, yield its URL, drop it afterwards."""
-    name = f"knacka_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message + " (set KNACKA_REQUIRE_POSTGRES=1 to make this an error)")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    """A throwaway PostgreSQL database's URL; the test is skipped (an error with
+    KNACKA_REQUIRE_POSTGRES=1) when PostgreSQL is not reachable."""
+    with ExitStack() as stack:
         try:
-            url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-            yield url.render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            url = stack.enter_context(throwaway_database())
+        except psycopg.OperationalError as exc:
+            message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+            if REQUIRE_POSTGRES:
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message + " (set KNACKA_REQUIRE_POSTGRES=1 to make this an error)")
+        yield url
 
 
 @contextmanager

@@ -5,8 +5,8 @@ import re
 from sqlmodel import select
 
 from api.models import DeviceToken, LoginCode, Role
+from api.testing import free_port
 from tests import factories as f
-from tests.liveserver import free_port
 
 
 def _code_from(message) -> str:

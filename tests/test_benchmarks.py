@@ -1,15 +1,12 @@
 """The benchmark scripts still run (at a tiny size). Their figures are printed for people to
 read; no timing is asserted here."""
 
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from api.testing import ROOT, run
 from tests.conftest import postgres_database
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SMOKE = {
     "bench_import.py": (["--districts", "60", "--repeat", "1"], "districts/s"),
@@ -40,12 +37,6 @@ def test_benchmark_runs_and_prints_its_ratios(script):
     with postgres_database():  # skips, or fails in CI, when PostgreSQL is not reachable
         pass
     args, expected = SMOKE[script]
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run([sys.executable, str(ROOT / "scripts" / script), *args], timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout

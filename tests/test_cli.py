@@ -1,17 +1,14 @@
 """The knacka command for operators: import, assignment, kommun lists, migrations."""
 
 import json
-import os
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 from sqlmodel import select
 from typer.testing import CliRunner
 
 from api.cli import app
 from api.models import Kommun
+from api.testing import LiveServer, issue_token, knacka, knacka_argv
 from tests import factories as f
 
 runner = CliRunner()
@@ -95,14 +92,10 @@ def test_import_kommuner_and_assign_districts(cli_session, tmp_path):
 
 def test_real_command_commits_and_reports_exit_status(tmp_path):
     """The installed console script against a fresh SQLite file, outside any test transaction."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'k.sqlite3'}"}
-    knacka = [sys.executable, "-m", "api.cli"]
-    root = Path(__file__).resolve().parents[1]
+    url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*knacka, *args], env=env, cwd=root, capture_output=True, text=True, timeout=120
-        )
+        return knacka(url, *args, check=False)
 
     assert run("db", "upgrade").returncode == 0
     kommuner = tmp_path / "k.csv"
@@ -125,44 +118,17 @@ def test_real_command_commits_and_reports_exit_status(tmp_path):
 
 def test_serve_migrates_loads_demo_and_answers(tmp_path):
     """`knacka serve` on an empty SQLite file: the demo is there and /docs answers."""
-    import socket
-
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.25)
+    url = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
+    with LiveServer(url, tmp_path / "serve.log", command=knacka_argv("serve")) as server:
+        base = server.base_url
         docs = httpx.get(f"{base}/docs", timeout=5)
         assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
         assert httpx.get(f"{base}/static-offline-docs/swagger-ui-bundle.js").status_code == 200
         assert httpx.get(f"{base}/districts/coverage", timeout=5).status_code == 401
-        token = subprocess.run(
-            [sys.executable, "-m", "api.cli", "issue-token", "distrikt@example.org"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        token = issue_token(url, "distrikt@example.org")
         coverage = httpx.get(
             f"{base}/districts/coverage", headers={"Authorization": f"Bearer {token}"}, timeout=5
         ).json()
         assert len(coverage) == 8 and sum(row["districts"] for row in coverage) == 83
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

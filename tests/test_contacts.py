@@ -3,12 +3,12 @@
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import func, select
 
-from api.models import ContactLog, Role
+from api.models import ContactLog, Partidistrikt, Role
 from tests import factories as f
 
 
@@ -350,8 +350,8 @@ def _token(session, who, clock) -> str:
 
 def _fast(session, settings, clock, token, body):
     """Log ``body`` through the one-statement path; its result, or None for the general path."""
+    from api.contacts.fast import log_contact_fast
     from api.contacts.schemas import ContactIn
-    from api.contacts.service import log_contact_fast
     from tests.conftest import SessionFastDb
 
     db = SessionFastDb.of(session)
@@ -400,31 +400,87 @@ def test_the_fast_path_stores_what_the_general_path_stores(field, session, setti
     assert fast_row[1] == ["healthcare", "jobs"]
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "replay",
-        "other_kommun",
-        "unknown_district",
-        "retired_topic",
-        "location",
-        "too_old",
-        "future",
-        "revoked",
-        "idle",
-        "inactive",
-        "kommun_lead",
-        "unknown_token",
-    ],
-)
-def test_the_fast_path_leaves_every_other_case_to_the_general_path(field, session, settings, case):
+# Every check of the one-statement path on both sides of its limit, and the cases it leaves to
+# the general path: (case, what the general path answers, whether the one-statement path
+# takes the record). Both paths run every case from the same state; a rule added to, or a
+# limit moved in, one path only makes them answer differently. A new rule gets a row here.
+BOTH_PATHS = [
+    ("plain", "created", True),
+    ("forening_lead", "created", True),
+    ("another_forenings_district", "created", True),  # logging is kommun-wide
+    ("no_topics", "created", True),
+    ("oldest_allowed", "created", True),
+    ("too_old", "invalid", False),
+    ("latest_allowed", "created", True),
+    ("future", "invalid", False),
+    ("idle_to_the_limit", "created", True),
+    ("idle", 401, False),
+    ("revoked", 401, False),
+    ("inactive", 401, False),
+    ("unknown_token", 401, False),
+    ("other_kommun", "forbidden", False),
+    ("unknown_district", "invalid", False),
+    ("retired_topic", "invalid", False),
+    ("unknown_topic", "invalid", False),
+    # what only the general path takes
+    ("replay", "duplicate", False),
+    ("location", "created", False),
+    ("kommun_lead", "created", False),
+    ("district_admin", "created", False),
+]
+
+
+def _general(session, settings, clock, token, body):
+    """What the general path answers (as POST /contacts does): a result status, or 401."""
+    from api.auth.scope import Scope
+    from api.auth.service import authenticate
+    from api.contacts.schemas import ContactIn
+    from api.contacts.service import log_contacts
+
+    found = authenticate(session=session, settings=settings, raw_token=token, now=clock.now)
+    if found is None:
+        return 401
+    scope = Scope(session=session, user=found[0])
+    records = [ContactIn.model_validate(body)]
+    return log_contacts(
+        session=session, scope=scope, settings=settings, records=records, now=clock.now
+    )[0].status
+
+
+@pytest.mark.parametrize(("case", "general", "fast"), BOTH_PATHS, ids=[c[0] for c in BOTH_PATHS])
+def test_both_logging_paths_take_and_refuse_the_same_records(
+    field, session, settings, case, general, fast
+):
+    from api.auth.service import token_idle_cutoff
+    from api.contacts.records import time_window
     from api.models import DeviceToken, Topic
 
-    clock, vol = field["clock"], field["vol"]
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the one-statement path exists on PostgreSQL only")
+    clock, vol, ost = field["clock"], field["vol"], field["kommun"]
     token, body = _token(session, vol, clock), record(clock)
     device = session.exec(select(DeviceToken).order_by(DeviceToken.id.desc())).first()
-    if case == "replay":
-        assert _fast(session, settings, clock, token, body) is not None
+    earliest, latest = time_window(settings, clock.now)
+    if case == "forening_lead":
+        token = _token(session, f.user(session, Role.forening_lead, field["forening"]), clock)
+    elif case == "another_forenings_district":
+        f.district(session, ost, "23800009", 9, f.forening(session, ost, "S-föreningen Lit"))
+        body["district_code"] = "23800009"
+    elif case == "no_topics":
+        body["topics"] = []
+    elif case in ("oldest_allowed", "too_old"):
+        body["occurred_at"] = earliest - timedelta(seconds=1 if case == "too_old" else 0)
+    elif case in ("latest_allowed", "future"):
+        body["occurred_at"] = latest + timedelta(seconds=1 if case == "future" else 0)
+    elif case in ("idle_to_the_limit", "idle"):
+        cutoff = token_idle_cutoff(settings=settings, now=clock.now)
+        device.last_used_at = cutoff - timedelta(seconds=1 if case == "idle" else 0)
+    elif case == "revoked":
+        device.revoked_at = clock.now
+    elif case == "inactive":
+        vol.is_active = False
+    elif case == "unknown_token":
+        token = "kn_" + "x" * 40
     elif case == "other_kommun":
         f.district(session, f.kommun(session, "2321", "Åre"), "23210001", 9)
         body["district_code"] = "23210001"
@@ -434,26 +490,34 @@ def test_the_fast_path_leaves_every_other_case_to_the_general_path(field, sessio
         jobs = session.get(Topic, "jobs")
         jobs.active = False
         session.add(jobs)
+    elif case == "unknown_topic":
+        body["topics"] = ["weather"]  # a code no topic has
+    elif case == "replay":
+        assert _general(session, settings, clock, token, body) == "created"
     elif case == "location":
         body = record(clock, district_code=None, location={"lon": f.LON + 0.005, "lat": f.LAT})
-    elif case == "too_old":
-        body["occurred_at"] = (clock.now - timedelta(days=61)).isoformat()
-    elif case == "future":
-        body["occurred_at"] = (clock.now + timedelta(hours=1)).isoformat()
-    elif case == "revoked":
-        device.revoked_at = clock.now
-    elif case == "idle":
-        device.last_used_at = clock.now - timedelta(days=settings.device_token_idle_days + 1)
-    elif case == "inactive":
-        vol.is_active = False
     elif case == "kommun_lead":
-        token = _token(session, f.user(session, Role.kommun_lead, field["kommun"]), clock)
-    elif case == "unknown_token":
-        token = "kn_" + "x" * 40
+        token = _token(session, f.user(session, Role.kommun_lead, ost), clock)
+    elif case == "district_admin":
+        pd = session.get(Partidistrikt, ost.partidistrikt_id)
+        token = _token(session, f.user(session, Role.district_admin, pd), clock)
+    if isinstance(body["occurred_at"], datetime):
+        body["occurred_at"] = body["occurred_at"].isoformat()
     session.add_all([device, vol])
     session.flush()
     before = _rows(session)
-    assert _fast(session, settings, clock, token, body) is None
+
+    def alone(path):
+        """Run one path and undo what it wrote, so that the other starts from the same state."""
+        attempt = session.begin_nested()
+        try:
+            return path(session, settings, clock, token, body)
+        finally:
+            attempt.rollback()
+            session.expire_all()
+
+    answers = (alone(_general), alone(_fast) is not None)
+    assert answers == (general, fast)
     assert _rows(session) == before
 
 
@@ -512,7 +576,7 @@ class _StandInPool:
 
 
 def _grouped(pool, calls):
-    from api.db import PgPool
+    from api.fastdb import PgPool
 
     db = PgPool("postgresql://nobody@127.0.0.1:1/none", in_flight=2)
     db._pool = pool

@@ -70,23 +70,12 @@ def test_demo_district_file_is_deterministic_and_up_to_date(tmp_path):
 
 def test_simulated_weeks_give_a_believable_preview_for_the_district_admin(tmp_path):
     """The demo commands end to end: load, simulate some weeks, render the admin's email."""
-    import os
-    import subprocess
-    import sys
+    from api import testing
 
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
 
     def knacka(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return testing.knacka(url, *args, timeout=300).stdout
 
     knacka("db", "upgrade")
     knacka("load-demo")

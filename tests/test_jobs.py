@@ -2,11 +2,8 @@
 several transactions, as it does in production) and a real SMTP server on loopback."""
 
 import json
-import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
@@ -18,10 +15,10 @@ from api.jobs import retry_outbox, run_nightly
 from api.mail import send_message
 from api.migrate import upgrade
 from api.models import DailyGrain, DailyStat, EmailOutbox, JobRun, Role
+from api.testing import ROOT, knacka_argv, knacka_env
 from tests import factories as f
 from tests.conftest import BACKENDS, postgres_database
 
-ROOT = Path(__file__).resolve().parents[1]
 NIGHT = "2026-05-04T02:30:00+02:00"  # closes the night of 2026-05-03
 
 
@@ -173,13 +170,8 @@ def test_missed_nights_are_caught_up(job_db, inbox, settings):
 def test_two_scheduler_processes_run_the_night_once(job_db, inbox, settings):
     url, engine = job_db
     w = _world(engine)
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "KNACKA_SMTP_HOST": "127.0.0.1",
-        "KNACKA_SMTP_PORT": str(settings.smtp_port),
-    }
-    cmd = [sys.executable, "-m", "api.cli", "run-job", "nightly", "--now", NIGHT]
+    env = knacka_env(url, KNACKA_SMTP_HOST="127.0.0.1", KNACKA_SMTP_PORT=str(settings.smtp_port))
+    cmd = knacka_argv("run-job", "nightly", "--now", NIGHT)
     procs = [
         subprocess.Popen(
             cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -34,8 +34,8 @@ from sqlalchemy.engine import make_url
 from api.auth.service import hash_token
 from api.db import make_engine
 from api.models import ContactLog, ContactTopic, DeviceToken
+from api.testing import LiveServer, issue_token, load_demo_database
 from tests.conftest import BACKENDS, postgres_database
-from tests.liveserver import LiveServer, prepare_demo_database
 
 VOLUNTEER = "volontar001@example.org"  # a volunteer of S-föreningen Hammarstrand, kommun 2303
 DISTRICTS = ["23030101", "23030102", "23030103", "23030104"]
@@ -96,7 +96,8 @@ def database(
     else:
         context = postgres_database()
     with context as url:
-        token = prepare_demo_database(url, VOLUNTEER)
+        load_demo_database(url)
+        token = issue_token(url, VOLUNTEER)
         yield Database(backend=request.param, url=url, token=token)
 
 

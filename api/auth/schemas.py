@@ -46,7 +46,7 @@ class Invite(BaseModel):
     ]
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
     role: Role = Role.volunteer
-    unit_kind: UnitKind = UnitKind.forening
+    unit_kind: UnitKind = UnitKind.forening  # the unit a volunteer belongs to
     unit_id: int
 
 

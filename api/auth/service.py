@@ -34,6 +34,7 @@ __all__ = [
     "revoke_device",
     "revoke_devices_of",
     "set_preferences",
+    "token_idle_cutoff",
 ]
 
 TOKEN_PREFIX = "kn_"
@@ -163,6 +164,11 @@ def issue_device_token(
     return raw, device
 
 
+def token_idle_cutoff(*, settings: Settings, now: datetime) -> datetime:
+    """A device token last used before this has died of idleness."""
+    return now - timedelta(days=settings.device_token_idle_days)
+
+
 def authenticate(
     *, session: Session, settings: Settings, raw_token: str, now: datetime
 ) -> tuple[User, DeviceToken] | None:
@@ -175,11 +181,10 @@ def authenticate(
     if row is None:
         return None
     device, user = row
-    idle_limit = timedelta(days=settings.device_token_idle_days)
     if (
         device.revoked_at is not None
         or not user.is_active
-        or device.last_used_at + idle_limit < now
+        or device.last_used_at < token_idle_cutoff(settings=settings, now=now)
     ):
         return None
     if now - device.last_used_at >= LAST_USED_GRANULARITY:

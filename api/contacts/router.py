@@ -1,4 +1,5 @@
-"""Routes for logging contacts (one, or a batch from an offline queue) and the topic list."""
+"""Routes for logging contacts (one, or a batch from an offline queue), reading, correcting
+and withdrawing them."""
 
 from typing import Annotated
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, Body, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth.scope import Scope
-from api.contacts import service
+from api.contacts import corrections, fast, reading, service
 from api.contacts.schemas import (
     BatchIn,
     BatchOut,
@@ -14,14 +15,14 @@ from api.contacts.schemas import (
     ContactIn,
     ContactRead,
     ContactResult,
-    TopicCreate,
-    TopicRead,
-    TopicUpdate,
 )
-from api.db import FastDbDep, SessionDep, SessionFactoryDep
+from api.db import SessionDep, SessionFactoryDep
 from api.deps import BearerDep, NowDep, ScopeDep, SettingsDep, current_user
 from api.errors import AppError
+from api.fastdb import FastDbDep
 from api.pagination import Page, PageDep
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["contacts"])
 
@@ -48,7 +49,7 @@ async def log_contact(
     # Phones log one record at a time all day long: a new record goes in with one statement
     # on the event loop, and only the rest opens a session (in a worker thread).
     if fast_db is not None:
-        result = await service.log_contact_fast(
+        result = await fast.log_contact_fast(
             db=fast_db, settings=settings, raw_token=token, record=body, now=now
         )
         if result is not None:
@@ -111,7 +112,7 @@ def list_contacts(
     district_code: str | None = None,
     include_withdrawn: bool = False,
 ):
-    items, total = service.list_contacts(
+    items, total = reading.list_contacts(
         session=session,
         scope=scope,
         page=page,
@@ -120,7 +121,7 @@ def list_contacts(
         include_withdrawn=include_withdrawn,
     )
     return Page(
-        items=service.to_read(session=session, contacts=items),
+        items=reading.to_read(session=session, contacts=items),
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -129,8 +130,8 @@ def list_contacts(
 
 @router.get("/contacts/{contact_id}", response_model=ContactRead)
 def get_contact(session: SessionDep, scope: ScopeDep, contact_id: int):
-    contact = service.get_contact(session=session, scope=scope, contact_id=contact_id)
-    return service.to_read(session=session, contacts=[contact])[0]
+    contact = reading.get_contact(session=session, scope=scope, contact_id=contact_id)
+    return reading.to_read(session=session, contacts=[contact])[0]
 
 
 @router.patch("/contacts/{contact_id}", response_model=ContactRead)
@@ -143,10 +144,10 @@ def correct_contact(
     body: ContactCorrection,
 ):
     """The author corrects their log within the correction window (24 hours)."""
-    contact = service.correct_contact(
+    contact = corrections.correct_contact(
         session=session, scope=scope, settings=settings, contact_id=contact_id, data=body, now=now
     )
-    return service.to_read(session=session, contacts=[contact])[0]
+    return reading.to_read(session=session, contacts=[contact])[0]
 
 
 @router.post("/contacts/{contact_id}/withdraw", response_model=ContactRead)
@@ -154,10 +155,10 @@ def withdraw_contact(
     session: SessionDep, scope: ScopeDep, settings: SettingsDep, now: NowDep, contact_id: int
 ):
     """Withdraw a log: its author within 24 hours, or a lead of its unit. It stops counting."""
-    contact = service.withdraw_contact(
+    contact = corrections.withdraw_contact(
         session=session, scope=scope, settings=settings, contact_id=contact_id, now=now
     )
-    return service.to_read(session=session, contacts=[contact])[0]
+    return reading.to_read(session=session, contacts=[contact])[0]
 
 
 @router.get("/contacts/{contact_id}/audit")
@@ -165,20 +166,5 @@ def contact_audit(session: SessionDep, scope: ScopeDep, contact_id: int) -> list
     """Who corrected or withdrew the log, when, and what changed."""
     return [
         {"user_id": a.user_id, "action": a.action, "at": a.at, "changes": a.changes}
-        for a in service.audit_trail(session=session, scope=scope, contact_id=contact_id)
+        for a in corrections.audit_trail(session=session, scope=scope, contact_id=contact_id)
     ]
-
-
-@router.get("/topics", response_model=list[TopicRead])
-def list_topics(session: SessionDep, scope: ScopeDep, include_inactive: bool = False):
-    return service.list_topics(session=session, include_inactive=include_inactive)
-
-
-@router.post("/topics", response_model=TopicRead, status_code=201)
-def create_topic(session: SessionDep, scope: ScopeDep, body: TopicCreate):
-    return service.create_topic(session=session, scope=scope, data=body)
-
-
-@router.patch("/topics/{code}", response_model=TopicRead)
-def update_topic(session: SessionDep, scope: ScopeDep, code: str, body: TopicUpdate):
-    return service.update_topic(session=session, scope=scope, code=code, data=body)

@@ -2,12 +2,13 @@
 any free text: requests that carry one are refused (extra fields are forbidden)."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.models import ContactKind, Outcome
+from api.topics.schemas import TopicCode
 
 __all__ = [
     "BatchIn",
@@ -18,12 +19,7 @@ __all__ = [
     "ContactResult",
     "FieldError",
     "Location",
-    "TopicCreate",
-    "TopicRead",
-    "TopicUpdate",
 ]
-
-TopicCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
 class _Strict(BaseModel):
@@ -114,19 +110,3 @@ class ContactRead(BaseModel):
     occurred_at: datetime
     received_at: datetime
     withdrawn_at: datetime | None
-
-
-class TopicRead(BaseModel):
-    code: str
-    label: str
-    active: bool
-
-
-class TopicCreate(_Strict):
-    code: TopicCode
-    label: str = Field(min_length=1, max_length=100)
-
-
-class TopicUpdate(_Strict):
-    label: str | None = Field(default=None, min_length=1, max_length=100)
-    active: bool | None = None

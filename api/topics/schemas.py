@@ -1,0 +1,30 @@
+"""Bodies for the topic list: the conversation topics phones offer (shared by all units)."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["TopicCode", "TopicCreate", "TopicRead", "TopicUpdate"]
+
+# No commas: the one-statement logging path joins a record's codes with them.
+TopicCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class TopicRead(BaseModel):
+    code: str
+    label: str
+    active: bool
+
+
+class TopicCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: TopicCode
+    label: str = Field(min_length=1, max_length=100)
+
+
+class TopicUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, min_length=1, max_length=100)
+    active: bool | None = None
