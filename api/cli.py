@@ -117,19 +117,29 @@ def _print_summary(s: ImportSummary) -> None:
 
 @app.command("import-kommuner")
 def import_kommuner(
-    path: Annotated[Path, typer.Argument(help="CSV of SCB codes, e.g. municipality_county.csv")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="CSV of SCB codes, e.g. municipality_county.csv; "
+            "default: the list shipped with Knacka (290 kommuner, 21 län)"
+        ),
+    ] = None,
     code_column: str = "municipality_code",
     name_column: str = "municipality_name_short",
     lan_code_column: str = "county_code",
     lan_name_column: str = "county_name",
 ) -> None:
-    """Create partidistrikt and kommuner from an SCB code list; existing ones are kept."""
+    """Create partidistrikt and kommuner from an SCB code list; existing ones are renamed."""
+    from api.org.kommunlist import shipped_kommun_csv
     from api.org.service import import_kommuner_csv
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
+    if path is None:
+        text = shipped_kommun_csv()
+    else:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
     try:
         with db.session_scope() as session:
             counts = import_kommuner_csv(
