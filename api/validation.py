@@ -40,6 +40,8 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 def control_character(value: str) -> str | None:
     """The first character of ``value`` that no name or code may hold, as ``U+XXXX``."""
+    if value.isprintable():  # fast path, in C: no Cc, Cf, Cs, Zl or Zp character in it
+        return None
     for char in value:
         if unicodedata.category(char) in _REFUSED_CATEGORIES:
             return f"U+{ord(char):04X}"
