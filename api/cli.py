@@ -30,6 +30,28 @@ def _fail(exc: AppError) -> None:
     raise typer.Exit(code=1)
 
 
+def _require_schema() -> None:
+    """Stop with one line, not a traceback, unless the database is at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.migrate import alembic_config
+
+    where = make_url(get_settings().database_url).render_as_string(hide_password=True)
+    newest = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    try:
+        with db.session_scope() as session:
+            context = MigrationContext.configure(connection=session.connection())
+            current = set(context.get_current_heads())
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        _fail(AppError(f"database: cannot use {where} ({reason})"))
+    if current != newest:
+        state = "has no tables yet" if not current else "is not at the newest migration"
+        _fail(AppError(f"database: {where} {state}; run `knacka db upgrade` first"))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations to DATABASE_URL."""
@@ -60,6 +82,7 @@ def import_districts(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Import districts in one transaction: the whole file, or nothing."""
+    _require_schema()
     from api.districts.service import import_district_file
 
     options = ImportOptions(
@@ -130,6 +153,7 @@ def import_kommuner(
     lan_name_column: str = "county_name",
 ) -> None:
     """Create partidistrikt and kommuner from an SCB code list; existing ones are renamed."""
+    _require_schema()
     from api.org.kommunlist import shipped_kommun_csv
     from api.org.service import import_kommuner_csv
 
@@ -160,6 +184,7 @@ def assign_districts(
     path: Annotated[Path, typer.Argument(help="CSV with columns district_code,forening")],
 ) -> None:
     """Assign districts to föreningar from a CSV: every row, or none if any is invalid."""
+    _require_schema()
     from api.districts.service import assign_bulk_csv
 
     try:
@@ -181,6 +206,7 @@ def issue_token(
     device: Annotated[str, typer.Option(help="A name for the device")] = "issued by knacka",
 ) -> None:
     """Print a new device token for a user (for scripts, and for trying the demo)."""
+    _require_schema()
     from sqlalchemy import func
 
     from api.auth.service import issue_device_token
@@ -197,6 +223,7 @@ def issue_token(
 @app.command()
 def scheduler() -> None:
     """Run the scheduled jobs (nightly snapshots and emails) in this process until stopped."""
+    _require_schema()
     import logging
 
     from api.jobs import run_scheduler
@@ -213,6 +240,7 @@ def run_job(
     ] = None,
 ) -> None:
     """Run one scheduled job once, now, and print what it did as JSON."""
+    _require_schema()
     from datetime import datetime
 
     from api.jobs import JOBS
@@ -233,6 +261,7 @@ def render_email_command(
     day: Annotated[str | None, typer.Option(help="Report date (YYYY-MM-DD); default today")] = None,
 ) -> None:
     """Write a lead's nightly email to files (.eml, .txt, .html, .png) without sending it."""
+    _require_schema()
     from datetime import date
 
     from sqlalchemy import func
@@ -266,6 +295,7 @@ def simulate(
     seed: int = 2030,
 ) -> None:
     """Log believable demo activity for the demo's volunteers, then build the snapshots."""
+    _require_schema()
     from datetime import date, datetime, time, timedelta
     from zoneinfo import ZoneInfo
 
@@ -288,6 +318,7 @@ def topic(
     retire: Annotated[bool, typer.Option(help="Stop offering it (old logs keep it)")] = False,
 ) -> None:
     """Add, relabel or retire a topic of the list phones offer (shared by all units)."""
+    _require_schema()
     from api.contacts.schemas import TopicCreate, TopicUpdate
     from api.contacts.service import create_topic, update_topic
     from api.models import Topic
@@ -315,6 +346,7 @@ def topic(
 @app.command("load-demo")
 def load_demo_command() -> None:
     """Load the Jämtland demo campaign (idempotent)."""
+    _require_schema()
     from api.demo import load_demo
 
     with db.session_scope() as session:

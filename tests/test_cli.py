@@ -166,3 +166,52 @@ def test_serve_migrates_loads_demo_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_run(tmp_path):
+    """Each command that touches the database answers one line, not a traceback."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    path = f.write_geojson(tmp_path / "d.geojson", f.district_features(n=1))
+    commands = [
+        ["import-districts", str(path)],
+        ["import-kommuner"],
+        ["issue-token", "distrikt@example.org"],
+        ["run-job", "nightly"],
+        ["topic", "culture"],
+    ]
+    for args in commands:
+        done = _knacka(args, url, tmp_path)
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.strip() == (
+            f"error: database: {url} has no tables yet; run `knacka db upgrade` first"
+        ), args
+    unreachable = _knacka(
+        ["import-kommuner"], "postgresql+psycopg://nobody@127.0.0.1:1/x", tmp_path
+    )
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert unreachable.stderr.startswith("error: database: cannot use postgresql+psycopg://")
+    assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+def test_import_kommuner_without_a_file_loads_the_shipped_list(cli_session):
+    result = runner.invoke(app, ["import-kommuner"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "21 partidistrikt created, 290 kommuner created, 0 kommuner updated"
+    )
+    kiruna = cli_session.exec(select(Kommun).where(Kommun.code == "2584")).one()
+    assert kiruna.name == "Kiruna"
+    again = runner.invoke(app, ["import-kommuner"])
+    assert again.stdout.strip() == "0 partidistrikt created, 0 kommuner created, 0 kommuner updated"
+
+
+def _knacka(args: list[str], url: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
