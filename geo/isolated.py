@@ -78,8 +78,12 @@ def read_districts_isolated(
     """
     with tempfile.TemporaryDirectory(prefix="knacka-read-") as tmp:
         result = Path(tmp) / "result.pickle"
+        # Daemonic: a worker that shuts down takes its reader with it instead of waiting.
         child = _context().Process(
-            target=_child, args=(str(path), options, str(result)), name="knacka-read-districts"
+            target=_child,
+            args=(str(path), options, str(result)),
+            name="knacka-read-districts",
+            daemon=True,
         )
         child.start()
         child.join(timeout)
