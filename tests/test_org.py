@@ -213,3 +213,24 @@ def test_kommun_csv_rows_are_checked_like_the_api(session, row, field, message):
     (error,) = refused.value.details
     assert (error["line"], error["field"]) == (3, field) and message in error["message"]
     assert session.exec(select(Kommun)).all() == []
+
+
+def test_every_body_that_takes_a_name_refuses_control_characters(client, session, admin):
+    """Display names end up in email headers; campaign names in subjects and exports."""
+    ost = f.kommun(session)
+    frosön = f.forening(session, ost)
+    invited = client.post(
+        "/users",
+        json={"email": "ny@example.org", "display_name": "Anna\r\nBcc: x", "unit_id": frosön.id},
+    )
+    assert invited.status_code == 422
+    assert invited.json()["detail"][0]["loc"] == ["body", "display_name"]
+    campaign = {
+        "name": "Valåret\n2026",
+        "partidistrikt_id": admin.unit_id,
+        "starts_on": "2026-01-01",
+        "ends_on": "2026-09-13",
+    }
+    made = client.post("/campaigns", json=campaign)
+    assert made.status_code == 422 and made.json()["detail"][0]["loc"] == ["body", "name"]
+    assert client.post("/campaigns", json=campaign | {"name": "Valåret 2026"}).status_code == 201
