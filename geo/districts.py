@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import tempfile
 import zipfile
 import zlib
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -309,6 +311,32 @@ def _nul_features(path: Path, columns: list[str]) -> list[str]:
     return hits
 
 
+def _nul_rows(path: Path, columns: list[str]) -> list[str]:
+    """GeoPackage rows whose ``columns`` hold a NUL character, as ``"fid (column)"``."""
+    hits: list[str] = []
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT table_name FROM gpkg_contents WHERE data_type = 'features'"
+                )
+            ]
+            for table in tables:
+                quoted = table.replace('"', '""')
+                present = {row[1] for row in conn.execute(f'PRAGMA table_info("{quoted}")')}
+                for column in (c for c in columns if c in present):
+                    name = column.replace('"', '""')
+                    query = (
+                        f'SELECT rowid FROM "{quoted}" '
+                        f"WHERE instr(CAST(\"{name}\" AS BLOB), X'00') > 0 LIMIT 1000"
+                    )
+                    hits += [f"{row[0]} ({column})" for row in conn.execute(query)]
+    except sqlite3.Error:
+        return []  # not a GeoPackage SQLite reads; GDAL's own error follows
+    return hits
+
+
 def read_districts(
     path: str | os.PathLike[str],
     *,
@@ -400,8 +428,10 @@ def _read(
             "--kommun-column"
         )
 
-    if path.suffix.lower() in {".json", ".geojson"}:
-        cut = _nul_features(path, [code_column, name_column])
+    suffix = path.suffix.lower()
+    if suffix in {".json", ".geojson", ".gpkg"}:
+        texts = [code_column, name_column]
+        cut = _nul_rows(path, texts) if suffix == ".gpkg" else _nul_features(path, texts)
         if cut:
             raise DistrictFileError(
                 f"text: features {_listing(cut)} hold a NUL character (U+0000), which no code "

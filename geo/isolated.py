@@ -5,6 +5,10 @@ web worker that stalls every other request (and the health check that keeps the 
 alive). In a child process it costs the worker nothing, and a parse over its time limit is
 killed. Children are forked from a forkserver that has already imported the geo stack, so a
 child starts in milliseconds rather than re-importing GDAL, pandas and pyproj.
+
+As with any multiprocessing child, the parent's main module is imported in the child: the
+programs that serve the API (``knacka serve``, uvicorn, gunicorn, ``python -m api.cli``) all
+guard their entry point, and a program fed on standard input cannot use this.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The pure geospatial library: reading and validating district files."""
 
 import os
+import sqlite3
 import zipfile
+from contextlib import closing
 
 import geopandas as gpd
 import numpy as np
@@ -253,3 +255,20 @@ def test_isolated_reader_is_killed_at_its_time_limit(tmp_path):
     os.mkfifo(stuck)
     with pytest.raises(DistrictReadTimeout, match="took longer than 0.5 seconds"):
         read_districts_isolated(stuck, timeout=0.5)
+
+
+def test_nul_characters_that_gdal_would_cut_off_are_refused(tmp_path):
+    gpkg = tmp_path / "d.gpkg"
+    _frame(3006).to_file(gpkg)
+    with closing(sqlite3.connect(gpkg)) as conn:
+        # The GeoPackage's R-tree triggers call SpatiaLite functions that plain SQLite lacks.
+        conn.create_function("ST_IsEmpty", 1, lambda _: 0)
+        for name in ("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+            conn.create_function(name, 1, lambda _: 0.0)
+        conn.execute('UPDATE d SET "Vdnamn" = ? WHERE rowid = 2', ("Rad1\x00Rad2",))
+        conn.commit()
+    with pytest.raises(DistrictFileError, match=r"features 2 \(Vdnamn\) hold a NUL character"):
+        read_districts(gpkg)
+    path = write_geojson(tmp_path / "d.geojson", [feature("23800001", "A\x00B")])
+    with pytest.raises(DistrictFileError, match=r"features 1 \(Vdnamn\) hold a NUL character"):
+        read_districts(path)
