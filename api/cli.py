@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
@@ -85,14 +86,18 @@ def import_districts(
     _require_schema()
     from api.districts.service import import_district_file
 
-    options = ImportOptions(
-        crs=crs,
-        code_column=code_column,
-        name_column=name_column,
-        kommun_column=kommun_column,
-        voters_column=voters_column,
-        households_column=households_column,
-    )
+    try:
+        options = ImportOptions(
+            crs=crs,
+            code_column=code_column,
+            name_column=name_column,
+            kommun_column=kommun_column,
+            voters_column=voters_column,
+            households_column=households_column,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _fail(AppError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}"))
     if not as_json:
         typer.echo(f"reading {path} ...", err=True)
     with typer.progressbar(length=1, label="districts", file=sys.stderr) as bar:

@@ -62,6 +62,15 @@ def test_import_districts_options_reach_the_reader(cli_session, tmp_path):
     assert f.district_count(cli_session) == 0
 
 
+def test_import_districts_refuses_a_bad_option_in_one_line(cli_session, tmp_path):
+    path = f.write_geojson(tmp_path / "d.geojson", f.district_features(n=1))
+    result = runner.invoke(app, ["import-districts", str(path), "--name-column", "Na\nmn"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: --name-column: Value error, holds a control character U+000A\n"
+    )
+
+
 def test_import_kommuner_and_assign_districts(cli_session, tmp_path):
     kommuner = tmp_path / "k.csv"
     kommuner.write_text(

@@ -196,6 +196,11 @@ def test_unreadable_upload_and_wrong_kind_of_file(client, session):
     assert junk.status_code == 422 and "cannot read" in junk.json()["detail"]
     csv = client.post("/districts/import", files={"file": ("d.csv", b"a,b", "text/csv")})
     assert csv.status_code == 422 and csv.json()["detail"].startswith("file:")
+    odd_name = client.post("/districts/import", files={"file": ("../d.geo\x00json", b"{}", "x")})
+    assert odd_name.status_code == 422 and odd_name.json()["detail"].startswith("file:")
+    not_multipart = client.post("/districts/import", content=b"{}")
+    assert not_multipart.status_code == 422
+    assert not_multipart.json()["detail"].startswith("file: send the file as multipart")
     unknown_option = client.post(
         "/districts/import", params={"colour": "red"}, files={"file": ("d.geojson", b"{}", "x")}
     )

@@ -117,7 +117,8 @@ async def _receive_upload(
         name = upload.filename or ""
         # The client's file name, made safe, so that messages name the file they sent.
         stem = re.sub(r"[^\w.-]", "_", Path(name).stem)[:100].lstrip(".") or "upload"
-        target = directory / f"{stem}{Path(name).suffix.lower()}"
+        suffix = re.sub(r"[^\w.]", "_", Path(name).suffix.lower())[:20]
+        target = directory / f"{stem}{suffix}"
         with target.open("wb") as out:
             while chunk := await upload.read(1 << 20):
                 out.write(chunk)
