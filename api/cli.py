@@ -193,12 +193,13 @@ def assign_districts(
     from api.districts.service import assign_bulk_csv
 
     try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
+    try:
         with db.session_scope() as session:
             result = assign_bulk_csv(
-                session=session,
-                scope=Scope.operator(session),
-                text=path.read_text(encoding="utf-8-sig"),
-                via="cli",
+                session=session, scope=Scope.operator(session), text=text, via="cli"
             )
     except AppError as exc:
         _fail(exc)

@@ -97,6 +97,8 @@ def test_import_kommuner_and_assign_districts(cli_session, tmp_path):
     csv.write_text(f"district_code,forening\n23800001,{frosön.id}\n23800002,Okänd\n")
     bad = runner.invoke(app, ["assign-districts", str(csv)])
     assert bad.exit_code == 1 and "1 of 2 rows are invalid" in bad.stderr
+    missing = runner.invoke(app, ["assign-districts", str(tmp_path / "none.csv")])
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: file: cannot read")
     csv.write_text(f"district_code,forening\n23800001,{frosön.id}\n")
     good = runner.invoke(app, ["assign-districts", str(csv)])
     assert good.stdout.strip() == "1 rows: 1 changed, 0 unchanged"
