@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
@@ -28,6 +29,28 @@ def _fail(exc: AppError) -> None:
         for item in exc.details[:50]:
             typer.echo(f"  {item}", err=True)
     raise typer.Exit(code=1)
+
+
+def _require_schema() -> None:
+    """Stop with one line, not a traceback, unless the database is at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.migrate import alembic_config
+
+    where = make_url(get_settings().database_url).render_as_string(hide_password=True)
+    newest = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    try:
+        with db.session_scope() as session:
+            context = MigrationContext.configure(connection=session.connection())
+            current = set(context.get_current_heads())
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        _fail(AppError(f"database: cannot use {where} ({reason})"))
+    if current != newest:
+        state = "has no tables yet" if not current else "is not at the newest migration"
+        _fail(AppError(f"database: {where} {state}; run `knacka db upgrade` first"))
 
 
 @db_app.command("upgrade")
@@ -60,16 +83,21 @@ def import_districts(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Import districts in one transaction: the whole file, or nothing."""
+    _require_schema()
     from api.districts.service import import_district_file
 
-    options = ImportOptions(
-        crs=crs,
-        code_column=code_column,
-        name_column=name_column,
-        kommun_column=kommun_column,
-        voters_column=voters_column,
-        households_column=households_column,
-    )
+    try:
+        options = ImportOptions(
+            crs=crs,
+            code_column=code_column,
+            name_column=name_column,
+            kommun_column=kommun_column,
+            voters_column=voters_column,
+            households_column=households_column,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _fail(AppError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}"))
     if not as_json:
         typer.echo(f"reading {path} ...", err=True)
     with typer.progressbar(length=1, label="districts", file=sys.stderr) as bar:
@@ -117,19 +145,30 @@ def _print_summary(s: ImportSummary) -> None:
 
 @app.command("import-kommuner")
 def import_kommuner(
-    path: Annotated[Path, typer.Argument(help="CSV of SCB codes, e.g. municipality_county.csv")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="CSV of SCB codes, e.g. municipality_county.csv; "
+            "default: the list shipped with Knacka (290 kommuner, 21 län)"
+        ),
+    ] = None,
     code_column: str = "municipality_code",
     name_column: str = "municipality_name_short",
     lan_code_column: str = "county_code",
     lan_name_column: str = "county_name",
 ) -> None:
-    """Create partidistrikt and kommuner from an SCB code list; existing ones are kept."""
+    """Create partidistrikt and kommuner from an SCB code list; existing ones are renamed."""
+    _require_schema()
+    from api.org.kommunlist import shipped_kommun_csv
     from api.org.service import import_kommuner_csv
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
+    if path is None:
+        text = shipped_kommun_csv()
+    else:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
     try:
         with db.session_scope() as session:
             counts = import_kommuner_csv(
@@ -150,15 +189,17 @@ def assign_districts(
     path: Annotated[Path, typer.Argument(help="CSV with columns district_code,forening")],
 ) -> None:
     """Assign districts to föreningar from a CSV: every row, or none if any is invalid."""
+    _require_schema()
     from api.districts.service import assign_bulk_csv
 
     try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
+    try:
         with db.session_scope() as session:
             result = assign_bulk_csv(
-                session=session,
-                scope=Scope.operator(session),
-                text=path.read_text(encoding="utf-8-sig"),
-                via="cli",
+                session=session, scope=Scope.operator(session), text=text, via="cli"
             )
     except AppError as exc:
         _fail(exc)
@@ -171,6 +212,7 @@ def issue_token(
     device: Annotated[str, typer.Option(help="A name for the device")] = "issued by knacka",
 ) -> None:
     """Print a new device token for a user (for scripts, and for trying the demo)."""
+    _require_schema()
     from sqlalchemy import func
 
     from api.auth.service import issue_device_token
@@ -187,6 +229,7 @@ def issue_token(
 @app.command()
 def scheduler() -> None:
     """Run the scheduled jobs (nightly snapshots and emails) in this process until stopped."""
+    _require_schema()
     import logging
 
     from api.jobs import run_scheduler
@@ -203,6 +246,7 @@ def run_job(
     ] = None,
 ) -> None:
     """Run one scheduled job once, now, and print what it did as JSON."""
+    _require_schema()
     from datetime import datetime
 
     from api.jobs import JOBS
@@ -223,6 +267,7 @@ def render_email_command(
     day: Annotated[str | None, typer.Option(help="Report date (YYYY-MM-DD); default today")] = None,
 ) -> None:
     """Write a lead's nightly email to files (.eml, .txt, .html, .png) without sending it."""
+    _require_schema()
     from datetime import date
 
     from sqlalchemy import func
@@ -256,6 +301,7 @@ def simulate(
     seed: int = 2030,
 ) -> None:
     """Log believable demo activity for the demo's volunteers, then build the snapshots."""
+    _require_schema()
     from datetime import date, datetime, time, timedelta
     from zoneinfo import ZoneInfo
 
@@ -278,6 +324,7 @@ def topic(
     retire: Annotated[bool, typer.Option(help="Stop offering it (old logs keep it)")] = False,
 ) -> None:
     """Add, relabel or retire a topic of the list phones offer (shared by all units)."""
+    _require_schema()
     from api.models import Topic
     from api.topics.schemas import TopicCreate, TopicUpdate
     from api.topics.service import create_topic, update_topic
@@ -305,6 +352,7 @@ def topic(
 @app.command("load-demo")
 def load_demo_command() -> None:
     """Load the Jämtland demo campaign (idempotent)."""
+    _require_schema()
     from api.demo import load_demo
 
     with db.session_scope() as session:

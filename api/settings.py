@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     outbox_retry_minutes: int = 15
     job_lease_minutes: int = 30
 
+    # District imports over the API: the upload, what a .zip may unpack to, and how long
+    # reading the file may take (in a child process) before it is given up.
+    import_max_upload_mb: int = Field(default=100, ge=1)
+    import_max_unzipped_mb: int = Field(default=500, ge=1)
+    import_timeout_seconds: float = Field(default=120.0, gt=0)
+
     sync_max_records: int = 500
     correction_window_hours: int = 24
     max_backdate_days: int = 60

@@ -7,9 +7,15 @@ SWEREF 99 TM (EPSG:3006).
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
+import tempfile
+import zipfile
+import zlib
+from contextlib import closing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
 import numpy as np
@@ -21,8 +27,10 @@ from pyproj.exceptions import CRSError
 
 __all__ = [
     "AREA_CRS",
+    "MAX_COUNT",
     "STORAGE_CRS",
     "DistrictFileError",
+    "DistrictFileTooLarge",
     "DistrictTable",
     "guess_crs",
     "read_districts",
@@ -37,6 +45,9 @@ _POLYGONAL = {"Polygon", "MultiPolygon"}
 _MAX_LISTED = 20
 MAX_CODE_LENGTH = 40  # the database's column widths
 MAX_NAME_LENGTH = 200
+MAX_COUNT = 2**31 - 1  # voters and households are 32-bit integer columns
+_READABLE = {".geojson", ".json", ".gpkg", ".shp"}
+_COPY_CHUNK = 1 << 20
 
 
 class DistrictFileError(ValueError):
@@ -45,6 +56,14 @@ class DistrictFileError(ValueError):
     def __init__(self, message: str, *, features: list[str] | None = None):
         super().__init__(message)
         self.features = features or []
+
+
+class DistrictFileTooLarge(DistrictFileError):
+    """A file (or what it unpacks to) over a size limit; ``limit`` is that limit in bytes."""
+
+    def __init__(self, message: str, *, limit: int):
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclass
@@ -179,16 +198,143 @@ def _counts(frame: pd.DataFrame, column: str | None, label: str) -> pd.Series:
     bad = (
         (values.isna() & frame[column].notna())
         | (values < 0)
+        | (values > MAX_COUNT)
         | (values.notna() & (values.mod(1) != 0))
     )
     if bad.any():
         rows = [str(code) for code in frame.loc[bad, "code"]]
         raise DistrictFileError(
-            f"{label}: column {column!r} holds values that are not whole non-negative numbers "
-            f"for {_listing(rows)}",
+            f"{label}: column {column!r} holds values that are not whole numbers from 0 to "
+            f"{MAX_COUNT} for {_listing(rows)}",
             features=rows,
         )
     return values.astype("Int64").astype("object").where(values.notna(), None)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB" if size >= 2**20 else f"{size:,} bytes"
+
+
+def _too_large(what: str, limit: int) -> DistrictFileTooLarge:
+    return DistrictFileTooLarge(f"file: {what}, over the limit of {_mb(limit)}", limit=limit)
+
+
+def _unzip(path: Path, target: Path, limit: int | None) -> Path:
+    """Unpack the one data set a zip holds into ``target``; return the file to read.
+
+    Sizes are checked twice: the sizes the archive declares before anything is unpacked, and
+    the bytes actually written, since a crafted archive may declare less than it holds.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DistrictFileError(
+            f"file: {path.name} is not a readable zip archive ({exc})"
+        ) from None
+    with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            name = PurePosixPath(info.filename).name
+            if info.is_dir() or not name or name.startswith(".") or "__MACOSX" in info.filename:
+                continue  # folders and macOS resource forks
+            if name.lower() in members:
+                raise DistrictFileError(f"file: {path.name} holds two files named {name}")
+            members[name.lower()] = info
+        shapefiles = sorted(n for n in members if n.endswith(".shp"))
+        if len(shapefiles) > 1:
+            raise DistrictFileError(
+                f"file: {path.name} holds more than one Shapefile ({_listing(shapefiles)}); "
+                "zip one data set per file"
+            )
+        if shapefiles:
+            stem = Path(shapefiles[0]).stem
+            chosen = [n for n in members if Path(n).stem == stem]
+            main = shapefiles[0]
+        else:
+            data = sorted(n for n in members if Path(n).suffix in _READABLE)
+            if len(data) != 1:
+                found = _listing(data) if data else "none"
+                raise DistrictFileError(
+                    f"file: {path.name} must hold one Shapefile, GeoJSON or GeoPackage; "
+                    f"found {found}"
+                )
+            main = data[0]
+            chosen = [main]
+        declared = sum(members[n].file_size for n in chosen)
+        if limit is not None and declared > limit:
+            raise _too_large(f"{path.name} unpacks to {_mb(declared)}", limit)
+        written = 0
+        try:
+            for name in chosen:
+                with archive.open(members[name]) as src, (target / name).open("wb") as out:
+                    while chunk := src.read(_COPY_CHUNK):
+                        written += len(chunk)
+                        if limit is not None and written > limit:
+                            raise _too_large(f"{path.name} unpacks to more than it says", limit)
+                        out.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+            raise DistrictFileError(f"file: cannot unpack {path.name} ({exc})") from None
+    return target / main
+
+
+def _nul_features(path: Path, columns: list[str]) -> list[str]:
+    """GeoJSON features whose ``columns`` hold a NUL character, as ``"number (column)"``
+    with 1-based feature numbers.
+
+    GDAL cuts text at a NUL without a word, so these are looked for in the file itself; only
+    a file that holds the escape at all is parsed here.
+    """
+    needle, tail, found = b"\\u0000", b"", False
+    with path.open("rb") as raw:
+        while chunk := raw.read(_COPY_CHUNK):
+            if needle in tail + chunk:
+                found = True
+                break
+            tail = chunk[-len(needle) :]
+    if not found:
+        return []
+    try:
+        with path.open("rb") as raw:
+            doc = json.load(raw)
+        features = doc.get("features", []) if isinstance(doc, dict) else []
+    except ValueError:
+        return []  # not JSON GDAL reads; GDAL's own error follows
+    hits = []
+    for number, feature in enumerate(features, start=1):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if isinstance(props, dict):
+            hits += [
+                f"{number} ({c})"
+                for c in columns
+                if isinstance(props.get(c), str) and "\x00" in props[c]
+            ]
+    return hits
+
+
+def _nul_rows(path: Path, columns: list[str]) -> list[str]:
+    """GeoPackage rows whose ``columns`` hold a NUL character, as ``"fid (column)"``."""
+    hits: list[str] = []
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT table_name FROM gpkg_contents WHERE data_type = 'features'"
+                )
+            ]
+            for table in tables:
+                quoted = table.replace('"', '""')
+                present = {row[1] for row in conn.execute(f'PRAGMA table_info("{quoted}")')}
+                for column in (c for c in columns if c in present):
+                    name = column.replace('"', '""')
+                    query = (
+                        f'SELECT rowid FROM "{quoted}" '
+                        f"WHERE instr(CAST(\"{name}\" AS BLOB), X'00') > 0 LIMIT 1000"
+                    )
+                    hits += [f"{row[0]} ({column})" for row in conn.execute(query)]
+    except sqlite3.Error:
+        return []  # not a GeoPackage SQLite reads; GDAL's own error follows
+    return hits
 
 
 def read_districts(
@@ -200,6 +346,7 @@ def read_districts(
     kommun_column: str | None = None,
     voters_column: str | None = None,
     households_column: str | None = None,
+    max_unzipped_bytes: int | None = None,
 ) -> DistrictTable:
     """Read and validate a district file.
 
@@ -216,6 +363,8 @@ def read_districts(
         Column with the four-digit kommun code; by default the first four digits of the code.
     voters_column, households_column : str, optional
         Columns with counts of voters and households, when the file has them.
+    max_unzipped_bytes : int, optional
+        The most a .zip may unpack to; more raises DistrictFileTooLarge.
 
     Returns
     -------
@@ -231,6 +380,30 @@ def read_districts(
     path = Path(path)
     if not path.exists():
         raise DistrictFileError(f"file: {path} does not exist")
+    options = {
+        "crs": crs,
+        "code_column": code_column,
+        "name_column": name_column,
+        "kommun_column": kommun_column,
+        "voters_column": voters_column,
+        "households_column": households_column,
+    }
+    if path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="knacka-unzip-") as tmp:
+            return _read(_unzip(path, Path(tmp), max_unzipped_bytes), **options)
+    return _read(path, **options)
+
+
+def _read(
+    path: Path,
+    *,
+    crs: str | None,
+    code_column: str,
+    name_column: str,
+    kommun_column: str | None,
+    voters_column: str | None,
+    households_column: str | None,
+) -> DistrictTable:
     try:
         info = pyogrio.read_info(path)
     except Exception as exc:
@@ -255,6 +428,16 @@ def read_districts(
             "--kommun-column"
         )
 
+    suffix = path.suffix.lower()
+    if suffix in {".json", ".geojson", ".gpkg"}:
+        texts = [code_column, name_column]
+        cut = _nul_rows(path, texts) if suffix == ".gpkg" else _nul_features(path, texts)
+        if cut:
+            raise DistrictFileError(
+                f"text: features {_listing(cut)} hold a NUL character (U+0000), which no code "
+                "or name may hold",
+                features=cut,
+            )
     try:
         frame = pyogrio.read_dataframe(path, columns=list(dict.fromkeys(columns.values())))
     except Exception as exc:
@@ -300,7 +483,7 @@ def read_districts(
 
     if derive_kommun:
         kommun = out["code"].str.slice(0, 4)
-        bad = ~kommun.str.fullmatch(r"\d{4}")
+        bad = ~kommun.str.fullmatch(r"[0-9]{4}")
         if bad.any():
             codes = list(out.loc[bad, "code"])
             raise DistrictFileError(
@@ -310,7 +493,7 @@ def read_districts(
             )
     else:
         kommun, _ = _as_text(frame[kommun_column], pad=4)
-        bad = kommun.isna() | ~kommun.fillna("").str.fullmatch(r"\d{4}")
+        bad = kommun.isna() | ~kommun.fillna("").str.fullmatch(r"[0-9]{4}")
         if bad.any():
             codes = list(out.loc[bad, "code"])
             raise DistrictFileError(
@@ -338,6 +521,15 @@ def read_districts(
             features=codes,
         )
     geoms = shapely.force_2d(geoms)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    broken = np.unique(owner[~np.isfinite(coords).all(axis=1)])
+    if broken.size:
+        codes = list(out["code"].to_numpy()[broken])
+        raise DistrictFileError(
+            f"geometry: features {_listing(codes)} have coordinates that are not finite numbers "
+            "(NaN or infinity)",
+            features=codes,
+        )
 
     source_crs = _resolve_crs(path, info["crs"], crs, shapely.total_bounds(geoms))
 

@@ -59,6 +59,15 @@ def test_import_districts_options_reach_the_reader(cli_session, tmp_path):
     assert f.district_count(cli_session) == 0
 
 
+def test_import_districts_refuses_a_bad_option_in_one_line(cli_session, tmp_path):
+    path = f.write_geojson(tmp_path / "d.geojson", f.district_features(n=1))
+    result = runner.invoke(app, ["import-districts", str(path), "--name-column", "Na\nmn"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: --name-column: Value error, holds a control character U+000A\n"
+    )
+
+
 def test_import_kommuner_and_assign_districts(cli_session, tmp_path):
     kommuner = tmp_path / "k.csv"
     kommuner.write_text(
@@ -85,6 +94,8 @@ def test_import_kommuner_and_assign_districts(cli_session, tmp_path):
     csv.write_text(f"district_code,forening\n23800001,{frosön.id}\n23800002,Okänd\n")
     bad = runner.invoke(app, ["assign-districts", str(csv)])
     assert bad.exit_code == 1 and "1 of 2 rows are invalid" in bad.stderr
+    missing = runner.invoke(app, ["assign-districts", str(tmp_path / "none.csv")])
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: file: cannot read")
     csv.write_text(f"district_code,forening\n23800001,{frosön.id}\n")
     good = runner.invoke(app, ["assign-districts", str(csv)])
     assert good.stdout.strip() == "1 rows: 1 changed, 0 unchanged"
@@ -132,3 +143,40 @@ def test_serve_migrates_loads_demo_and_answers(tmp_path):
             f"{base}/districts/coverage", headers={"Authorization": f"Bearer {token}"}, timeout=5
         ).json()
         assert len(coverage) == 8 and sum(row["districts"] for row in coverage) == 83
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_run(tmp_path):
+    """Each command that touches the database answers one line, not a traceback."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    path = f.write_geojson(tmp_path / "d.geojson", f.district_features(n=1))
+    commands = [
+        ["import-districts", str(path)],
+        ["import-kommuner"],
+        ["issue-token", "distrikt@example.org"],
+        ["run-job", "nightly"],
+        ["topic", "culture"],
+    ]
+    for args in commands:
+        done = knacka(url, *args, check=False)
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.strip() == (
+            f"error: database: {url} has no tables yet; run `knacka db upgrade` first"
+        ), args
+    unreachable = knacka(
+        "postgresql+psycopg://nobody@127.0.0.1:1/x", "import-kommuner", check=False
+    )
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert unreachable.stderr.startswith("error: database: cannot use postgresql+psycopg://")
+    assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+def test_import_kommuner_without_a_file_loads_the_shipped_list(cli_session):
+    result = runner.invoke(app, ["import-kommuner"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "21 partidistrikt created, 290 kommuner created, 0 kommuner updated"
+    )
+    kiruna = cli_session.exec(select(Kommun).where(Kommun.code == "2584")).one()
+    assert kiruna.name == "Kiruna"
+    again = runner.invoke(app, ["import-kommuner"])
+    assert again.stdout.strip() == "0 partidistrikt created, 0 kommuner created, 0 kommuner updated"

@@ -182,6 +182,21 @@ def test_batch_applies_good_records_and_reports_each(field, settings):
     assert _rows(field["session"]) == 2
 
 
+@pytest.mark.parametrize("code", ["2380\x000000", "2380\n0000", "٢٣٨٠0000", "2380\u200b0000"])
+def test_a_bad_district_code_is_one_invalid_record_not_a_failed_batch(field, code):
+    c, clock = field["client"], field["clock"]
+    batch = [record(clock), record(clock, district_code=code), record(clock)]
+    r = c.post("/contacts/batch", json={"records": batch})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["status"] for x in body["results"]] == ["created", "invalid", "created"]
+    assert body["results"][1]["errors"][0]["field"] == "district_code"
+    assert _rows(field["session"]) == 2
+    single = c.post("/contacts", json=record(clock, district_code=code))
+    assert single.status_code == 422
+    assert single.json()["detail"][0]["loc"] == ["body", "district_code"]
+
+
 def test_oversized_batch_is_413_and_writes_nothing(field, settings):
     records = [record(field["clock"]) for _ in range(settings.sync_max_records + 1)]
     r = field["client"].post("/contacts/batch", json={"records": records})

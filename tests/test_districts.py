@@ -1,14 +1,18 @@
 """Districts: import (API and service), GeoJSON views, assignment and coverage."""
 
+import io
 import json
+import os
+import zipfile
 from pathlib import Path
 
+import anyio
 import geopandas as gpd
 import pytest
 from sqlmodel import select
 
 from api.auth.scope import Scope
-from api.districts import router as districts_router
+from api.districts import service as districts_service
 from api.districts.schemas import ImportOptions
 from api.districts.service import import_district_file
 from api.models import District, DistrictAssignment, ForeningKind
@@ -17,6 +21,7 @@ from tests import factories as f
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 STOCKHOLM = REALDATA / "valmyndigheten-valdistrikt-2022" / "VD_01_20220910_Val_20220911.json"
+NAN = float("nan")
 KOMMUN_LIST = REALDATA / "swedish-geodata" / "municipality_county.csv"
 
 
@@ -93,6 +98,54 @@ BAD_FILES = [
         {},
         "they look like EPSG:3006",
     ),
+    (
+        "nan coordinate",
+        [
+            f.feature("23800001"),
+            f.feature(
+                "23800002",
+                geometry={
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[14.6, 63.1], [float("nan"), 63.1], [14.7, 63.2], [14.6, 63.1]]
+                    ],
+                },
+            ),
+        ],
+        {},
+        "geometry: features 23800002 have coordinates that are not finite numbers",
+    ),
+    (
+        "count too large",
+        [f.feature("23800001", voters=10), f.feature("23800002", voters=1e30)],
+        {"voters_column": "voters"},
+        "voters: column 'voters' holds values that are not whole numbers from 0 to 2147483647 "
+        "for 23800002",
+    ),
+    (
+        "nul in a name",
+        [f.feature("23800001"), f.feature("23800002", "Rad1\x00Rad2")],
+        {},
+        "text: features 2 (Vdnamn) hold a NUL character (U+0000)",
+    ),
+    (
+        "newline in a name",
+        [f.feature("23800001", "Rad1\nRad2")],
+        {},
+        "name: feature 1 ('Rad1\\nRad2') holds a control character U+000A; nothing was written",
+    ),
+    (
+        "control character in a code",
+        [f.feature("23800001"), f.feature("2380\x070002")],
+        {},
+        "code: feature 2 ('2380\\x070002') holds U+0007",
+    ),
+    (
+        "nul in a code",
+        [f.feature("2380\x000001", "Norr")],
+        {},
+        "text: features 1 (Lkfv) hold a NUL character",
+    ),
 ]
 
 
@@ -109,6 +162,26 @@ def test_bad_files_are_refused_and_nothing_is_written(
     assert f.district_count(session) == 0
 
 
+def test_bad_features_are_named_in_the_errors(client, session):
+    f.kommun(session)
+    names = [
+        f.feature("23800001", "Rad1\nRad2"),
+        f.feature("23800002"),
+        f.feature("23800003", "\t"),
+    ]
+    body = f.upload_districts(client, names).json()
+    assert body["errors"]["features"] == ["1"]
+    assert body["errors"]["problems"][0] == {
+        "feature": 1,
+        "field": "name",
+        "value": "Rad1\nRad2",
+        "message": "holds a control character U+000A",
+    }
+    huge = [f.feature("23800001", households=2**31)]
+    body = f.upload_districts(client, huge, households_column="households").json()
+    assert body["errors"] == {"features": ["23800001"]}
+
+
 def test_unknown_kommun_names_the_districts(client, session):
     f.kommun(session)
     body = f.upload_districts(client, [f.feature("23800001"), f.feature("23210001")]).json()
@@ -123,6 +196,11 @@ def test_unreadable_upload_and_wrong_kind_of_file(client, session):
     assert junk.status_code == 422 and "cannot read" in junk.json()["detail"]
     csv = client.post("/districts/import", files={"file": ("d.csv", b"a,b", "text/csv")})
     assert csv.status_code == 422 and csv.json()["detail"].startswith("file:")
+    odd_name = client.post("/districts/import", files={"file": ("../d.geo\x00json", b"{}", "x")})
+    assert odd_name.status_code == 422 and odd_name.json()["detail"].startswith("file:")
+    not_multipart = client.post("/districts/import", content=b"{}")
+    assert not_multipart.status_code == 422
+    assert not_multipart.json()["detail"].startswith("file: send the file as multipart")
     unknown_option = client.post(
         "/districts/import", params={"colour": "red"}, files={"file": ("d.geojson", b"{}", "x")}
     )
@@ -130,11 +208,138 @@ def test_unreadable_upload_and_wrong_kind_of_file(client, session):
     assert f.district_count(session) == 0
 
 
-def test_oversized_upload_is_413(client, session, monkeypatch):
-    monkeypatch.setattr(districts_router, "MAX_UPLOAD_BYTES", 100)
+def _multipart(name: str, content: bytes) -> tuple[bytes, str]:
+    boundary = "knackaboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_oversized_upload_is_413_naming_the_limit(client, session, settings):
+    settings.import_max_upload_mb = 1
     f.kommun(session)
-    response = f.upload_districts(client, f.district_features(n=5))
-    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    padded = f.district_features(n=1) + [f.feature("23800002", Pad=" " * 2**21)]
+    response = f.upload_districts(client, padded)
+    assert response.status_code == 413
+    assert response.json()["detail"] == (
+        "file: larger than the limit of 1 MB (KNACKA_IMPORT_MAX_UPLOAD_MB)"
+    )
+    # Without a Content-Length (chunked), the body is counted as it arrives.
+    body, content_type = _multipart("d.geojson", b" " * 2**21)
+    chunked = client.post(
+        "/districts/import",
+        content=(body[i : i + 65536] for i in range(0, len(body), 65536)),
+        headers={"Content-Type": content_type},
+    )
+    assert chunked.status_code == 413 and "KNACKA_IMPORT_MAX_UPLOAD_MB" in chunked.text
+    assert f.district_count(session) == 0
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _collection(features: list[dict]) -> bytes:
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+def test_zip_that_unpacks_past_the_limit_is_413_before_unpacking(client, session, settings):
+    settings.import_max_unzipped_mb = 1
+    f.kommun(session)
+    bomb = _zip({"d.geojson": _collection(f.district_features(n=1)) + b" " * 5 * 2**20})
+    assert len(bomb) < 100_000
+    response = client.post("/districts/import", files={"file": ("d.zip", bomb, "application/zip")})
+    assert response.status_code == 413
+    assert response.json()["detail"] == (
+        "file: d.zip unpacks to 5 MB, over the limit of 1 MB (KNACKA_IMPORT_MAX_UNZIPPED_MB)"
+    )
+    assert f.district_count(session) == 0
+    small = _zip({"d.geojson": _collection(f.district_features(n=2))})
+    ok = client.post("/districts/import", files={"file": ("d.zip", small, "application/zip")})
+    assert ok.status_code == 200 and ok.json()["created"] == 2
+
+
+def _call_asgi(app, *, headers: list[tuple[bytes, bytes]], chunks: list[bytes]):
+    """Call the app with a body whose chunks are counted as the app takes them."""
+    taken = []
+    sent: list[dict] = []
+
+    async def receive():
+        if len(taken) < len(chunks):
+            taken.append(len(chunks[len(taken)]))
+            return {"type": "http.request", "body": chunks[len(taken) - 1], "more_body": True}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/districts/import",
+        "raw_path": b"/districts/import",
+        "query_string": b"dry_run=true",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    anyio.run(app, scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), taken
+
+
+@pytest.mark.parametrize("role", ["volunteer", "forening_lead"])
+def test_upload_of_a_non_lead_is_refused_before_its_body_is_read(anon_client, session, clock, role):
+    ost = f.kommun(session)
+    user = f.user(session, f.Role(role), f.forening(session, ost))
+    body, content_type = _multipart("d.geojson", _collection(f.district_features(n=2)))
+    body += b" " * 2**20
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    auth = f.auth_headers(session, user, clock.now)
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *[(k.lower().encode(), v.encode()) for k, v in auth.items()],
+    ]
+    status, answer, taken = _call_asgi(anon_client.app, headers=headers, chunks=chunks)
+    assert status == 403 and answer["detail"].startswith("role:")
+    assert taken == []
+
+
+def test_reading_runs_in_a_child_process_with_the_configured_time_limit(
+    client, session, settings, monkeypatch, tmp_path
+):
+    """A reader that never finishes (a named pipe nobody writes) is killed at the limit."""
+    settings.import_timeout_seconds = 0.5
+    f.kommun(session)
+    stuck = tmp_path / "stuck.geojson"
+    os.mkfifo(stuck)
+    real = districts_service.read_districts_isolated
+
+    def on_the_stuck_file(path, *, timeout, **options):
+        assert timeout == 0.5
+        return real(stuck, timeout=timeout, **options)
+
+    monkeypatch.setattr(districts_service, "read_districts_isolated", on_the_stuck_file)
+    response = f.upload_districts(client, f.district_features(n=1))
+    assert response.status_code == 413
+    detail = response.json()["detail"]
+    assert "took longer than 0.5 seconds (KNACKA_IMPORT_TIMEOUT_SECONDS)" in detail
     assert f.district_count(session) == 0
 
 
@@ -254,6 +459,23 @@ def test_bulk_assignment_with_one_bad_row_applies_nothing(client, session):
     assert "workplace club" in errors[4]["message"]
     assert "no förening 'S-föreningen Järpen'" in errors[5]["message"]
     assert "appears again (first on line 2)" in errors[6]["message"]
+    assert all(d.forening_id is None for d in session.exec(select(District)))
+
+
+def test_bulk_assignment_names_the_line_of_a_bad_code_or_name(client, session):
+    u = _setup_assignable(session, client)
+    text = (
+        f"district_code,forening\n23800001,{u['geo'].id}\n2380\x000002,{u['geo'].id}\n"
+        "23800003,S-föreningen\x07Frösön\n"
+    )
+    r = _csv(client, text)
+    assert r.status_code == 422, r.text
+    errors = {e["line"]: (e["field"], e["message"]) for e in r.json()["errors"]}
+    assert errors[3] == (
+        "district_code",
+        "holds U+0000; a district code is printable ASCII (letters, digits, punctuation)",
+    )
+    assert errors[4] == ("forening", "holds a control character U+0007")
     assert all(d.forening_id is None for d in session.exec(select(District)))
 
 

@@ -1,13 +1,22 @@
 """The pure geospatial library: reading and validating district files."""
 
+import os
+import sqlite3
 import zipfile
+from contextlib import closing
 
 import geopandas as gpd
 import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from geo import DistrictFileError, read_districts
+from geo import (
+    DistrictFileError,
+    DistrictFileTooLarge,
+    DistrictReadTimeout,
+    read_districts,
+    read_districts_isolated,
+)
 from geo.districts import guess_crs
 from tests.factories import feature, square, write_geojson
 
@@ -186,3 +195,80 @@ def test_guess_crs():
     assert guess_crs(np.array([14.0, 63.0, 15.0, 64.0])) == "EPSG:4326"
     assert guess_crs(np.array([628086, 6506790, 763836, 6689240])) == "EPSG:3006"
     assert guess_crs(np.array([-5e6, -5e6, 5e6, 5e6])) is None
+
+
+def _zip(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _geojson_bytes(tmp_path, features) -> bytes:
+    return write_geojson(tmp_path / "member.geojson", features).read_bytes()
+
+
+def test_zip_members_are_chosen_and_size_checked_before_unpacking(tmp_path):
+    one = _geojson_bytes(tmp_path, [feature("23800001")])
+    nested = _zip(tmp_path / "a.zip", {"valdistrikt/d.geojson": one, "__MACOSX/._d.geojson": b"x"})
+    assert list(read_districts(nested).frame["code"]) == ["23800001"]
+    with pytest.raises(DistrictFileError, match="must hold one Shapefile, GeoJSON or GeoPackage"):
+        read_districts(_zip(tmp_path / "b.zip", {"a.geojson": one, "b.geojson": one}))
+    with pytest.raises(DistrictFileError, match="found none"):
+        read_districts(_zip(tmp_path / "c.zip", {"readme.txt": b"hej"}))
+    padded = _zip(tmp_path / "d.zip", {"d.geojson": one + b" " * 3 * 2**20})
+    with pytest.raises(DistrictFileTooLarge, match="unpacks to 3 MB, over the limit of 1 MB"):
+        read_districts(padded, max_unzipped_bytes=2**20)
+    assert len(read_districts(padded, max_unzipped_bytes=4 * 2**20).frame) == 1
+
+
+def test_zip_that_declares_less_than_it_holds_is_refused(tmp_path):
+    one = _geojson_bytes(tmp_path, [feature("23800001")])
+    archive = _zip(tmp_path / "lie.zip", {"d.geojson": one + b" " * 3 * 2**20})
+    raw = bytearray(archive.read_bytes())
+    real = (len(one) + 3 * 2**20).to_bytes(4, "little")
+    # Claim 1,000 bytes in both the local header and the central directory.
+    for at in (i for i in range(len(raw) - 4) if raw[i : i + 4] == real):
+        raw[at : at + 4] = (1000).to_bytes(4, "little")
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(DistrictFileError, match="cannot unpack lie.zip"):
+        read_districts(archive, max_unzipped_bytes=2**20)
+
+
+def test_isolated_reader_gives_the_same_table_and_errors(tmp_path):
+    path = write_geojson(tmp_path / "d.geojson", [feature("23800001"), feature("23800002")])
+    here, there = read_districts(path), read_districts_isolated(path, timeout=60)
+    assert there.frame.equals(here.frame) and there.source_crs == here.source_crs
+    bad = write_geojson(tmp_path / "bad.geojson", [feature("23800001"), feature("23800001")])
+    with pytest.raises(DistrictFileError, match="duplicate codes") as refused:
+        read_districts_isolated(bad, timeout=60)
+    assert refused.value.features == ["23800001"]
+    padded = _zip(tmp_path / "p.zip", {"d.geojson": path.read_bytes() + b" " * 2**21})
+    with pytest.raises(DistrictFileTooLarge) as too_large:
+        read_districts_isolated(padded, timeout=60, max_unzipped_bytes=2**20)
+    assert too_large.value.limit == 2**20
+
+
+def test_isolated_reader_is_killed_at_its_time_limit(tmp_path):
+    """A named pipe that nobody writes to blocks its reader for ever."""
+    stuck = tmp_path / "stuck.geojson"
+    os.mkfifo(stuck)
+    with pytest.raises(DistrictReadTimeout, match="took longer than 0.5 seconds"):
+        read_districts_isolated(stuck, timeout=0.5)
+
+
+def test_nul_characters_that_gdal_would_cut_off_are_refused(tmp_path):
+    gpkg = tmp_path / "d.gpkg"
+    _frame(3006).to_file(gpkg)
+    with closing(sqlite3.connect(gpkg)) as conn:
+        # The GeoPackage's R-tree triggers call SpatiaLite functions that plain SQLite lacks.
+        conn.create_function("ST_IsEmpty", 1, lambda _: 0)
+        for name in ("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+            conn.create_function(name, 1, lambda _: 0.0)
+        conn.execute('UPDATE d SET "Vdnamn" = ? WHERE rowid = 2', ("Rad1\x00Rad2",))
+        conn.commit()
+    with pytest.raises(DistrictFileError, match=r"features 2 \(Vdnamn\) hold a NUL character"):
+        read_districts(gpkg)
+    path = write_geojson(tmp_path / "d.geojson", [feature("23800001", "A\x00B")])
+    with pytest.raises(DistrictFileError, match=r"features 1 \(Vdnamn\) hold a NUL character"):
+        read_districts(path)

@@ -1,12 +1,17 @@
 """Partidistrikt, kommuner and s-föreningar over the API."""
 
+import csv
+import io
+
 import pytest
+from sqlmodel import select
 
 from api.auth.scope import Scope
-from api.errors import Conflict
-from api.models import ForeningKind
+from api.errors import Conflict, Unprocessable
+from api.models import ForeningKind, Kommun
+from api.org.kommunlist import check_kommun_rows, shipped_kommun_csv
 from api.org.schemas import PartidistriktCreate
-from api.org.service import create_partidistrikt
+from api.org.service import create_partidistrikt, import_kommuner_csv
 from tests import factories as f
 
 
@@ -115,3 +120,117 @@ def test_forening_holding_districts_cannot_become_workplace_club(client, session
     refused = client.patch(f"/foreningar/{geo.id}", json={"kind": ForeningKind.workplace})
     assert refused.status_code == 409 and "holds 1 districts" in refused.json()["detail"]
     assert client.get(f"/foreningar/{geo.id}").json()["district_count"] == 1
+
+
+CONTROL_NAMES = ["Rad1\nRad2", "Nul\x00byte", "Tab\tinside", "Zero\u200bwidth", "Sep\u2028line"]
+
+
+@pytest.mark.parametrize("name", CONTROL_NAMES, ids=["newline", "nul", "tab", "zwsp", "u2028"])
+def test_names_with_control_characters_are_refused(client, session, name):
+    ost = f.kommun(session)
+    made = client.post(
+        "/foreningar", json={"name": name, "kind": "geographic", "kommun_id": ost.id}
+    )
+    assert made.status_code == 422, made.text
+    assert made.json()["detail"][0]["loc"] == ["body", "name"]
+    assert "control character" in made.json()["detail"][0]["msg"]
+    geo = f.forening(session, ost)
+    renamed = client.patch(f"/foreningar/{geo.id}", json={"name": name})
+    assert renamed.status_code == 422 and renamed.json()["detail"][0]["loc"] == ["body", "name"]
+    kommun = client.patch("/kommuner/2380", json={"name": name})
+    assert kommun.status_code == 422 and kommun.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+def test_names_are_stripped_and_inner_spaces_kept(client, session):
+    ost = f.kommun(session)
+    made = client.post(
+        "/foreningar",
+        json={"name": "  S-föreningen Lit  ", "kind": "geographic", "kommun_id": ost.id},
+    )
+    assert made.status_code == 201 and made.json()["name"] == "S-föreningen Lit"
+
+
+@pytest.mark.parametrize("code", ["٢٣٨٠", "２３８０", "238", "23800", " 2380"])
+def test_kommun_codes_are_four_ascii_digits(client, session, code):
+    jamt = f.partidistrikt(session)
+    r = client.post("/kommuner", json={"code": code, "name": "X", "partidistrikt_id": jamt.id})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "code"]
+
+
+def test_shipped_kommun_list_is_scbs_290_kommuner_in_21_lan():
+    rows = list(csv.DictReader(io.StringIO(shipped_kommun_csv())))
+    codes = [r["municipality_code"] for r in rows]
+    assert len(codes) == 290 and len(set(codes)) == 290
+    assert all(len(c) == 4 and c.isascii() and c.isdigit() for c in codes)
+    lan = {r["county_code"]: r["county_name"] for r in rows}
+    assert len(lan) == 21 and all(len(c) == 2 and c.isascii() and c.isdigit() for c in lan)
+    assert all(name.endswith(" län") for name in lan.values())
+    assert all(r["municipality_code"][:2] == r["county_code"] for r in rows)
+    named = {r["municipality_code"]: r["municipality_name_short"] for r in rows}
+    assert (named["0180"], named["1480"], named["1280"], named["2380"], named["2584"]) == (
+        "Stockholm",
+        "Göteborg",
+        "Malmö",
+        "Östersund",
+        "Kiruna",
+    )
+    assert (lan["01"], lan["23"], lan["25"]) == (
+        "Stockholms län",
+        "Jämtlands län",
+        "Norrbottens län",
+    )
+    assert (
+        check_kommun_rows(
+            rows,
+            code="municipality_code",
+            name="municipality_name_short",
+            lan_code="county_code",
+            lan_name="county_name",
+        )
+        == []
+    )
+
+
+KOMMUN_HEADER = "municipality_code,municipality_name_short,county_code,county_name\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "message"),
+    [
+        ("٢٣٨٠,Östersund,23,Jämtlands län", "municipality_code", "4 ASCII digits"),
+        ('2380,"Öster\nsund",23,Jämtlands län', "municipality_name_short", "U+000A"),
+        ("2380,Öster\x00sund,23,Jämtlands län", "municipality_name_short", "U+0000"),
+        ("2380,Östersund,2x,Jämtlands län", "county_code", "2 ASCII digits"),
+        ("2380,Östersund,24,Västerbottens län", "municipality_code", "does not lie in län 24"),
+        ("2380,,23,Jämtlands län", "municipality_name_short", "is empty"),
+    ],
+)
+def test_kommun_csv_rows_are_checked_like_the_api(session, row, field, message):
+    good = "2321,Åre,23,Jämtlands län\n"
+    with pytest.raises(Unprocessable) as refused:
+        import_kommuner_csv(session=session, text=KOMMUN_HEADER + good + row + "\n")
+    (error,) = refused.value.details
+    assert (error["line"], error["field"]) == (3, field) and message in error["message"]
+    assert session.exec(select(Kommun)).all() == []
+
+
+def test_every_body_that_takes_a_name_refuses_control_characters(client, session, admin):
+    """Display names end up in email headers; campaign names in subjects and exports."""
+    ost = f.kommun(session)
+    frosön = f.forening(session, ost)
+    invited = client.post(
+        "/users",
+        json={"email": "ny@example.org", "display_name": "Anna\r\nBcc: x", "unit_id": frosön.id},
+    )
+    assert invited.status_code == 422
+    assert invited.json()["detail"][0]["loc"] == ["body", "display_name"]
+    campaign = {
+        "name": "Valåret\n2026",
+        "partidistrikt_id": admin.unit_id,
+        "starts_on": "2026-01-01",
+        "ends_on": "2026-09-13",
+    }
+    made = client.post("/campaigns", json=campaign)
+    assert made.status_code == 422 and made.json()["detail"][0]["loc"] == ["body", "name"]
+    assert client.post("/campaigns", json=campaign | {"name": "Valåret 2026"}).status_code == 201

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
 from api.models import Role, UnitKind
+from api.validation import Name
 
 __all__ = [
     "CodeRequest",
@@ -41,9 +42,7 @@ class Invite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    display_name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-    ]
+    display_name: Name
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
     role: Role = Role.volunteer
     unit_kind: UnitKind = UnitKind.forening  # the unit a volunteer belongs to

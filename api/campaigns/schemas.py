@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.models import UnitKind
+from api.validation import Name
 
 __all__ = [
     "ApportionRequest",
@@ -25,7 +26,7 @@ class _Strict(BaseModel):
 
 
 class CampaignCreate(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     partidistrikt_id: int
     starts_on: date
     ends_on: date = Field(description="Election day")

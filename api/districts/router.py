@@ -1,15 +1,20 @@
 """Routes for districts: import, GeoJSON views and assignment to s-föreningar."""
 
+import re
 import tempfile
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
+from api.auth.scope import Forbidden, Scope
 from api.db import SessionDep
-from api.deps import ScopeDep
+from api.deps import ScopeDep, SettingsDep
 from api.districts import service
 from api.districts.schemas import (
     AssignmentRead,
@@ -25,8 +30,8 @@ from api.pagination import Page, PageDep
 
 router = APIRouter(tags=["districts"])
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 _SUFFIXES = {".geojson", ".json", ".gpkg", ".zip"}  # a lone .shp lacks its .dbf and .shx
+_MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file itself
 
 
 class ImportParams(ImportOptions):
@@ -37,36 +42,124 @@ class GeoJSONResponse(JSONResponse):
     media_type = "application/geo+json"
 
 
-async def _save_upload(upload: UploadFile, directory: Path) -> Path:
-    suffix = Path(upload.filename or "").suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise Unprocessable(
-            f"file: {upload.filename!r} is not a GeoJSON (.geojson/.json), GeoPackage (.gpkg) "
-            "or zipped Shapefile (.zip)"
-        )
-    target = directory / f"upload{suffix}"
-    size = 0
-    with target.open("wb") as out:
-        while chunk := await upload.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise AppError(f"file: larger than {MAX_UPLOAD_BYTES // 2**20} MiB", 413)
-            out.write(chunk)
-    return target
+def _district_lead(scope: ScopeDep) -> Scope:
+    """Only those who lead a kommun (kommun leads, district admins) send district files.
+
+    This runs before the request's body is read, so an upload from anyone else costs the
+    server nothing but its headers.
+    """
+    if not (scope.unrestricted or scope.led_kommun_ids):
+        raise Forbidden("role: only kommun leads and district admins import or assign districts")
+    return scope
 
 
-@router.post("/districts/import", response_model=ImportSummary)
+DistrictLeadDep = Annotated[Scope, Depends(_district_lead)]
+
+
+def _upload_body(description: str, media_type: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its multipart upload itself."""
+    schema = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": description}},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+            "description": f"the {media_type} file in the form field `file`",
+        }
+    }
+
+
+async def _receive_upload(
+    request: Request, directory: Path, *, max_bytes: int, setting: str
+) -> tuple[Path, str]:
+    """Stream the multipart field ``file`` into ``directory``; return its path and name.
+
+    The body is counted as it arrives and reading stops at the limit: a client that lies
+    about its size, or sends none, gets the same 413 as one that declares too much.
+    """
+    too_large = AppError(f"file: larger than the limit of {max_bytes // 2**20} MB ({setting})", 413)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise Unprocessable("file: send the file as multipart/form-data in the form field 'file'")
+    declared = request.headers.get("content-length", "")
+    limit = max_bytes + _MULTIPART_OVERHEAD
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    over = False
+
+    async def capped() -> AsyncGenerator[bytes, None]:
+        nonlocal over
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                over = True
+                return
+            yield chunk
+
+    parser = MultiPartParser(request.headers, capped(), max_files=1, max_fields=0)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if over:
+            raise too_large from None
+        raise Unprocessable(f"file: the upload is not valid multipart/form-data ({exc})") from None
+    try:
+        if over:
+            raise too_large
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Unprocessable("file: no file in the form field 'file'")
+        if upload.size is not None and upload.size > max_bytes:
+            raise too_large
+        name = upload.filename or ""
+        # The client's file name, made safe, so that messages name the file they sent.
+        stem = re.sub(r"[^\w.-]", "_", Path(name).stem)[:100].lstrip(".") or "upload"
+        suffix = re.sub(r"[^\w.]", "_", Path(name).suffix.lower())[:20]
+        target = directory / f"{stem}{suffix}"
+        with target.open("wb") as out:
+            while chunk := await upload.read(1 << 20):
+                out.write(chunk)
+        return target, name
+    finally:
+        await form.close()
+
+
+@router.post(
+    "/districts/import",
+    response_model=ImportSummary,
+    openapi_extra=_upload_body("GeoJSON, GeoPackage or zipped Shapefile", "district"),
+)
 async def import_districts(
+    request: Request,
     session: SessionDep,
-    scope: ScopeDep,
-    file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage or zipped Shapefile")],
+    scope: DistrictLeadDep,
+    settings: SettingsDep,
     params: Annotated[ImportParams, Query()],
 ):
-    """Import districts; the whole file is applied in one transaction, or nothing is."""
+    """Import districts; the whole file is applied in one transaction, or nothing is.
+
+    Limits: the upload (`KNACKA_IMPORT_MAX_UPLOAD_MB`), what a .zip unpacks to
+    (`KNACKA_IMPORT_MAX_UNZIPPED_MB`) and the time reading may take
+    (`KNACKA_IMPORT_TIMEOUT_SECONDS`); over any of them the answer is 413.
+    """
     options = ImportOptions(**params.model_dump(exclude={"dry_run"}))
     with tempfile.TemporaryDirectory(prefix="knacka-import-") as tmp:
-        path = await _save_upload(file, Path(tmp))
-        # Reading and validating a large file takes seconds: off the event loop.
+        path, name = await _receive_upload(
+            request,
+            Path(tmp),
+            max_bytes=settings.import_max_upload_mb * 2**20,
+            setting="KNACKA_IMPORT_MAX_UPLOAD_MB",
+        )
+        if path.suffix not in _SUFFIXES:
+            raise Unprocessable(
+                f"file: {name!r} is not a GeoJSON (.geojson/.json), GeoPackage (.gpkg) "
+                "or zipped Shapefile (.zip)"
+            )
+        # The file is parsed in a child process (see geo.isolated); this thread only waits
+        # for it and then writes, off the event loop.
         return await run_in_threadpool(
             service.import_district_file,
             session=session,
@@ -74,6 +167,8 @@ async def import_districts(
             path=path,
             options=options,
             dry_run=params.dry_run,
+            isolate_seconds=settings.import_timeout_seconds,
+            max_unzipped_bytes=settings.import_max_unzipped_mb * 2**20,
         )
 
 
@@ -119,21 +214,30 @@ def district_coverage(session: SessionDep, scope: ScopeDep, partidistrikt_id: in
     return service.coverage(session=session, scope=scope, partidistrikt_id=partidistrikt_id)
 
 
-@router.post("/districts/assignments", response_model=BulkAssignResult)
+@router.post(
+    "/districts/assignments",
+    response_model=BulkAssignResult,
+    openapi_extra=_upload_body("CSV with columns district_code,forening", "CSV"),
+)
 async def assign_districts_bulk(
-    session: SessionDep,
-    scope: ScopeDep,
-    file: Annotated[UploadFile, File(description="CSV with columns district_code,forening")],
+    request: Request, session: SessionDep, scope: DistrictLeadDep, settings: SettingsDep
 ):
     """Assign many districts from a CSV; if any row is invalid, none is applied."""
-    raw = await file.read(MAX_UPLOAD_BYTES + 1)
-    if len(raw) > MAX_UPLOAD_BYTES:
-        raise AppError(f"file: larger than {MAX_UPLOAD_BYTES // 2**20} MiB", 413)
+    with tempfile.TemporaryDirectory(prefix="knacka-assign-") as tmp:
+        path, _ = await _receive_upload(
+            request,
+            Path(tmp),
+            max_bytes=settings.import_max_upload_mb * 2**20,
+            setting="KNACKA_IMPORT_MAX_UPLOAD_MB",
+        )
+        raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Unprocessable("file: the CSV is not UTF-8 text") from None
-    return service.assign_bulk_csv(session=session, scope=scope, text=text, via="csv")
+    return await run_in_threadpool(
+        service.assign_bulk_csv, session=session, scope=scope, text=text, via="csv"
+    )
 
 
 @router.get("/districts/{code}", response_model=DistrictRead)

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from api.validation import Name
+
 __all__ = [
     "AssignmentRead",
     "AssignRequest",
@@ -65,12 +67,12 @@ class ImportOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    crs: str | None = None
-    code_column: str = "Lkfv"
-    name_column: str = "Vdnamn"
-    kommun_column: str | None = None
-    voters_column: str | None = None
-    households_column: str | None = None
+    crs: Name | None = None
+    code_column: Name = "Lkfv"
+    name_column: Name = "Vdnamn"
+    kommun_column: Name | None = None
+    voters_column: Name | None = None
+    households_column: Name | None = None
 
 
 class RepairedFeature(BaseModel):

@@ -22,10 +22,17 @@ from api.districts.schemas import (
     KommunTouched,
     RepairedFeature,
 )
-from api.errors import NotFound, Unprocessable
+from api.errors import AppError, NotFound, Unprocessable
 from api.models import District, DistrictAssignment, Forening, ForeningKind, Kommun, utcnow
 from api.pagination import PageParams, paginate
-from geo import DistrictFileError, read_districts
+from api.validation import check_district_code, check_name, control_character
+from geo import (
+    DistrictFileError,
+    DistrictFileTooLarge,
+    DistrictReadTimeout,
+    read_districts,
+    read_districts_isolated,
+)
 
 __all__ = [
     "assign_bulk_csv",
@@ -52,14 +59,33 @@ def import_district_file(
     options: ImportOptions,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    isolate_seconds: float | None = None,
+    max_unzipped_bytes: int | None = None,
 ) -> ImportSummary:
-    """Import districts from a file in one transaction: all of it, or nothing."""
+    """Import districts from a file in one transaction: all of it, or nothing.
+
+    With ``isolate_seconds`` the file is read in a child process that is killed after that
+    long (the API's way); without it, in this process (the command line's).
+    """
+    read_options = options.model_dump() | {"max_unzipped_bytes": max_unzipped_bytes}
     try:
-        table = read_districts(path, **options.model_dump())
+        if isolate_seconds is None:
+            table = read_districts(path, **read_options)
+        else:
+            table = read_districts_isolated(path, timeout=isolate_seconds, **read_options)
+    except DistrictFileTooLarge as exc:
+        raise AppError(f"{exc} (KNACKA_IMPORT_MAX_UNZIPPED_MB)", 413) from None
+    except DistrictReadTimeout as exc:
+        raise AppError(
+            f"{exc} (KNACKA_IMPORT_TIMEOUT_SECONDS); split the file by kommun, or import it "
+            "with the knacka import-districts command, which has no time limit",
+            413,
+        ) from None
     except DistrictFileError as exc:
         details = {"features": exc.features} if exc.features else None
         raise Unprocessable(str(exc), details=details) from None
     frame = table.frame
+    _check_codes_and_names(frame["code"].tolist(), frame["name"].tolist())
 
     kommun_codes = sorted(frame["kommun_code"].unique())
     kommuner = {
@@ -185,6 +211,34 @@ def import_district_file(
         repaired=[RepairedFeature(**r) for r in table.repaired],
         warnings=table.warnings,
     )
+
+
+def _check_codes_and_names(codes: list[str], names: list[str]) -> None:
+    """Refuse the file if any feature's code or name fails the API's own checks."""
+    problems: list[dict[str, Any]] = []
+    for number, (code, name) in enumerate(zip(codes, names, strict=True), start=1):
+        for field, check, value in (
+            ("code", check_district_code, code),
+            ("name", check_name, name),
+        ):
+            try:
+                check(value)
+            except ValueError as exc:
+                problems.append(
+                    {"feature": number, "field": field, "value": value, "message": str(exc)}
+                )
+    if problems:
+        first = problems[0]
+        raise Unprocessable(
+            f"{first['field']}: feature {first['feature']} ({first['value']!r}) "
+            f"{first['message']}"
+            + (f"; {len(problems) - 1} more problems listed" if len(problems) > 1 else "")
+            + "; nothing was written",
+            details={
+                "features": sorted({str(p["feature"]) for p in problems}, key=int),
+                "problems": problems[:100],
+            },
+        )
 
 
 def _box(b: np.ndarray) -> dict[str, float]:
@@ -417,7 +471,16 @@ def assign_bulk_csv(
     ]
     if not rows:
         raise Unprocessable("file: the CSV has no rows")
-    codes = {code for _, code, _ in rows}
+    malformed: dict[int, tuple[str, str, str]] = {}
+    for line, code, ref in rows:
+        bad = control_character(ref)
+        if bad:
+            malformed[line] = ("forening", ref, f"holds a control character {bad}")
+        try:
+            check_district_code(code)
+        except ValueError as exc:
+            malformed[line] = ("district_code", code, str(exc))
+    codes = {code for line, code, _ in rows if line not in malformed}
     districts = {
         d.code: d for d in session.exec(select(District).where(col(District.code).in_(codes)))
     }
@@ -437,8 +500,8 @@ def assign_bulk_csv(
         errors.append({"line": line, "field": field, "value": value, "message": message})
 
     for line, code, ref in rows:
-        if not code:
-            fail(line, "district_code", code, "empty")
+        if line in malformed:
+            fail(line, *malformed[line])
             continue
         if code in seen:
             fail(line, "district_code", code, f"appears again (first on line {seen[code]})")

@@ -1,11 +1,11 @@
 """Request and response bodies for partidistrikt, kommuner and s-föreningar."""
 
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
 from api.models import ForeningKind
+from api.validation import KommunCode, LanCode, Name
 
 __all__ = [
     "ForeningCreate",
@@ -18,10 +18,6 @@ __all__ = [
     "PartidistriktRead",
     "PartidistriktUpdate",
 ]
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
-KommunCode = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
 
 
 class _Strict(BaseModel):

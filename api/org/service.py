@@ -11,6 +11,7 @@ from api.db import save_unique
 from api.errors import Conflict, NotFound, Unprocessable
 from api.models import District, Forening, ForeningKind, Kommun, Partidistrikt, UnitKind
 from api.org import tree
+from api.org.kommunlist import check_kommun_rows
 from api.org.schemas import (
     ForeningCreate,
     ForeningUpdate,
@@ -268,16 +269,9 @@ def import_kommuner_csv(
             f"{', '.join(reader.fieldnames or []) or 'none'}"
         )
     rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-    errors = []
-    for line, row in enumerate(rows, start=2):
-        code, lan = row.get(code_column, ""), row.get(lan_code_column, "")
-        if not (code.isascii() and code.isdigit() and len(code) == 4):
-            errors.append({"line": line, "field": code_column, "message": "not a 4-digit code"})
-        if not (lan.isascii() and lan.isdigit() and len(lan) <= 2):
-            errors.append({"line": line, "field": lan_code_column, "message": "not a län code"})
-        for column in (name_column, lan_name_column):
-            if not row.get(column):
-                errors.append({"line": line, "field": column, "message": "empty"})
+    errors = check_kommun_rows(
+        rows, code=code_column, name=name_column, lan_code=lan_code_column, lan_name=lan_name_column
+    )
     if errors:
         raise Unprocessable("kommun CSV has invalid rows; nothing was written", details=errors)
 

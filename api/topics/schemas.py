@@ -4,6 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.validation import Label
+
 __all__ = ["TopicCode", "TopicCreate", "TopicRead", "TopicUpdate"]
 
 # No commas: the one-statement logging path joins a record's codes with them.
@@ -20,11 +22,11 @@ class TopicCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: TopicCode
-    label: str = Field(min_length=1, max_length=100)
+    label: Label
 
 
 class TopicUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str | None = Field(default=None, min_length=1, max_length=100)
+    label: Label | None = None
     active: bool | None = None
