@@ -24,4 +24,5 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 
 def upgrade(url: str | None = None, *, connection: Connection | None = None) -> None:
     """Bring the database's schema to the newest revision."""
-    command.upgrade(alembic_config(url, connection), "head")
+    # "heads": domains may add migrations side by side (each revising the same parent).
+    command.upgrade(alembic_config(url, connection), "heads")

@@ -16,10 +16,19 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "TurfStat",
+    "VisitStatus",
+    "Visit",
+    "TurfLease",
+    "TurfAddress",
+    "Turf",
+    "ElectionResult",
+    "Address",
     "Campaign",
     "DailyGrain",
     "DailyStat",
@@ -85,6 +94,7 @@ class UnitKind(StrEnum):
     kommun = "kommun"
     forening = "forening"
     district = "district"
+    turf = "turf"  # a walkable part of one district, cut from its addresses
 
 
 class Role(StrEnum):
@@ -269,6 +279,8 @@ class ContactLog(SQLModel, table=True):
     changed_at: datetime = _ts(index=True)
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     withdrawn_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # The turf the door was in, if the volunteer walked one; never the address.
+    turf_id: int | None = Field(default=None, foreign_key="turf.id", index=True)
 
 
 class ContactTopic(SQLModel, table=True):
@@ -421,3 +433,160 @@ class EmailOutbox(SQLModel, table=True):
     last_error: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _ts()
+
+
+# -- turfs: addresses, election baselines, turfs, leases and door visits --------------------
+
+
+class Address(SQLModel, table=True):
+    """An entrance where people live, with its number of households: a place, never a
+    person (no resident's name, ever). Joined to the district it lies in at import."""
+
+    __tablename__ = "address"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Stable across imports of newer files: the source's object id, or a normalised
+    # street + number + letter + entrance + postcode; re-importing updates by it.
+    key: str = Field(max_length=120, unique=True, index=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    kommun_id: int = Field(foreign_key="kommun.id", index=True)
+    street: str = Field(max_length=200)
+    number: str = Field(default="", max_length=20)  # number and letter: "12B"
+    entrance: str | None = Field(default=None, max_length=20)  # Lantmäteriet's lägestillägg
+    postcode: str | None = Field(default=None, max_length=10)
+    postort: str | None = Field(default=None, max_length=100)
+    lon: float
+    lat: float
+    households: int = Field(default=1, ge=0)
+    # Where the households figure came from: "file", "default" (1), or "lead" (edited; an
+    # import never overwrites it).
+    households_source: str = Field(default="default", max_length=20)
+    # Set when a newer import no longer holds the address: reported, never deleted.
+    missing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ElectionResult(SQLModel, table=True):
+    """One election's result in one district: the baseline for priorities."""
+
+    __tablename__ = "election_result"
+    __table_args__ = (
+        UniqueConstraint("election", "district_id", name="uq_election_result_district"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    election: str = Field(max_length=100, index=True)  # e.g. "Riksdag 2022"
+    district_id: int = Field(foreign_key="district.id", index=True)
+    eligible: int = Field(ge=0)  # RÖSTBERÄTTIGADE
+    voted: int = Field(ge=0)  # RÖSTANDE
+    valid: int = Field(ge=0)  # RÖSTER GILTIGA
+    turnout: float  # 0..1
+    votes: str  # JSON {party: votes}, as the file names the parties
+    imported_at: datetime = _ts()
+
+
+class Turf(SQLModel, table=True):
+    """A part of one district cut for one walk: about N households, never across the
+    district's border. A re-cut retires turfs without visits or a lease and keeps the rest."""
+
+    __tablename__ = "turf"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=60, unique=True, index=True)  # "<district code>-<n>"
+    district_id: int = Field(foreign_key="district.id", index=True)
+    kommun_id: int = Field(foreign_key="kommun.id", index=True)
+    households: int = Field(ge=0)
+    address_count: int = Field(ge=0)
+    walk_length_m: float = 0.0
+    # Polygon (WGS84 WKB) covering the turf's part of the district, for the map.
+    geom_wkb: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+    # The short link a printed QR code carries: /t/<link_code>.
+    link_code: str = Field(max_length=16, unique=True, index=True)
+    created_at: datetime = _ts()
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TurfAddress(SQLModel, table=True):
+    """An address in a turf, at its place in the walking order."""
+
+    __tablename__ = "turf_address"
+
+    turf_id: int = Field(foreign_key="turf.id", primary_key=True)
+    address_id: int = Field(foreign_key="address.id", primary_key=True, index=True)
+    position: int = Field(ge=1)
+
+
+class TurfLease(SQLModel, table=True):
+    """A turf checked out to one volunteer, or to one förening as a team, until it expires
+    or is released. At most one live (unreleased) lease per turf."""
+
+    __tablename__ = "turf_lease"
+    __table_args__ = (
+        Index(
+            "uq_turf_lease_live",
+            "turf_id",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+        CheckConstraint(
+            "(user_id IS NULL) <> (forening_id IS NULL)", name="ck_turf_lease_one_holder"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    turf_id: int = Field(foreign_key="turf.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    forening_id: int | None = Field(default=None, foreign_key="forening.id")
+    leased_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    leased_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    released_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class VisitStatus(StrEnum):
+    """What a door visit records: only whether someone answered, never what was said."""
+
+    answered = "answered"
+    not_home = "not_home"
+    no_access = "no_access"
+
+
+class Visit(SQLModel, table=True):
+    """A door knocked at an address in a turf: the day and a neutral status only. It names
+    no person (not even the volunteer), holds no outcome, topic or new member, and nothing
+    links it to a contact record; its exact time is not kept either, so that it cannot be
+    matched to one by the clock."""
+
+    __tablename__ = "visit"
+    __table_args__ = (Index("ix_visit_turf_day", "turf_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The phone's id for the visit: applying it twice is a no-op.
+    client_uuid: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, unique=True))
+    address_id: int = Field(foreign_key="address.id", index=True)
+    turf_id: int = Field(foreign_key="turf.id")
+    status: VisitStatus = Field(sa_type=String(20))
+    day: date  # the campaign's local day
+
+
+class TurfStat(SQLModel, table=True):
+    """The nightly snapshot of a turf's door-level coverage (rebuilt for the turfs whose
+    visits or contact records changed): doors knocked against addresses and households,
+    doors answered, conversations from the contact records naming the turf."""
+
+    __tablename__ = "turf_stat"
+
+    turf_id: int = Field(foreign_key="turf.id", primary_key=True)
+    doors_knocked: int = 0  # distinct addresses with a visit
+    households_knocked: int = 0  # the households of those addresses
+    answered: int = 0  # distinct addresses with an answered visit
+    conversations: int = 0
+    last_visit: date | None = None
+    built_at: datetime = _ts()

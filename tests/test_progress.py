@@ -351,6 +351,8 @@ def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(session):
                     m["status"] = "on_track"
             assert new == old.model_dump() | {"daily": []}, (lv.kind, unit_id)
             compared += 1
+        if not ids:  # the demo cuts no turfs yet
+            continue
         one = unit_progress(
             session=session,
             scope=Scope.operator(session),

@@ -167,9 +167,9 @@ def _child_levels(kind: UnitKind) -> list[tuple[str, UnitKind]]:
     if child is None:
         return []
     levels = [("default", child)]
-    for field_kind in sorted(tree.FIELD_KINDS):
-        if field_kind != child and any(p == kind for p, _ in tree.level(field_kind).parents):
-            levels.append(("districts", field_kind))
+    counted = tree.COUNTED_KIND
+    if counted != child and any(p == kind for p, _ in tree.level(counted).parents):
+        levels.append(("districts", counted))
     return levels
 
 
@@ -187,9 +187,8 @@ def _children(
     if child is None:
         raise Unprocessable(f"children: a {kind.value} cannot be split by {children!r}")
     units = tree.units_under(session, child, kind, [unit_id], where=_holds_field_units(child))
-    (field_kind,) = tree.FIELD_KINDS
-    districts = tree.units_under(session, field_kind, kind, [unit_id])
-    owner = tree.ancestor_ids(session, field_kind, [d.id for d in districts], child)
+    districts = tree.units_under(session, tree.COUNTED_KIND, kind, [unit_id])
+    owner = tree.ancestor_ids(session, tree.COUNTED_KIND, [d.id for d in districts], child)
     by_child: dict[int, list[District]] = {u.id: [] for u in units}
     for d in districts:
         if owner[d.id] in by_child:

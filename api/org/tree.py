@@ -1,7 +1,8 @@
 """The organisation tree: the unit kinds, their order, and every lookup across them.
 
-partidistrikt -> kommun (arbetarekommun) -> s-förening -> district (valdistrikt). A district
-belongs to its kommun (geography) and, once assigned, to one förening (who canvasses it).
+partidistrikt -> kommun (arbetarekommun) -> s-förening -> district (valdistrikt) -> turf. A
+district belongs to its kommun (geography) and, once assigned, to one förening (who
+canvasses it); a turf is a walkable part of one district.
 Every lookup here takes a whole set of units and costs one query, whatever the set's size;
 nothing else in the service spells the hierarchy out. A new level (turfs below districts,
 members under föreningar) is one more ``Level`` in ``LEVELS``.
@@ -9,7 +10,7 @@ members under föreningar) is one more ``Level`` in ``LEVELS``.
 How a unit is named in a path (``resolve``): a partidistrikt and a förening by their id, a
 kommun by its four-digit SCB code, a district by its code (``Lkfv``): the same keys as the
 units' own routes (``/partidistrikt/{id}``, ``/kommuner/{code}``, ``/foreningar/{id}``,
-``/districts/{code}``).
+``/districts/{code}``); a turf by its code (``<district code>-<n>``).
 """
 
 from collections.abc import Iterable
@@ -20,9 +21,10 @@ from sqlalchemy import Select, false
 from sqlmodel import Session, col, select
 
 from api.errors import NotFound
-from api.models import District, Forening, Kommun, Partidistrikt, Role, UnitKind
+from api.models import District, Forening, Kommun, Partidistrikt, Role, Turf, UnitKind
 
 __all__ = [
+    "COUNTED_KIND",
     "FIELD_KINDS",
     "HOME_KIND",
     "LEVELS",
@@ -91,6 +93,15 @@ LEVELS: tuple[Level, ...] = (
         "district_id",
         "Distrikten",
     ),
+    Level(
+        UnitKind.turf,
+        Turf,
+        ((UnitKind.district, "district_id"),),
+        "code",
+        ("code",),
+        "turf_id",
+        "Områdena",
+    ),
 )
 
 _BY_KIND = {lv.kind: lv for lv in LEVELS}
@@ -101,7 +112,9 @@ _BY_MODEL = {lv.model: lv for lv in LEVELS}
 # the whole kommun, while leading nothing there.
 MEMBER_KIND = UnitKind.forening
 HOME_KIND = UnitKind.kommun
-FIELD_KINDS = frozenset({UnitKind.district})
+FIELD_KINDS = frozenset({UnitKind.district, UnitKind.turf})
+# The level whose voters and households counts weigh targets when they are apportioned.
+COUNTED_KIND = UnitKind.district
 
 # The level each role is given: what a user of that role leads (volunteers belong to it).
 _ROLE_KIND = {

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, case, func, literal, union_all
+from sqlalchemy import Select, case, false, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -104,6 +104,9 @@ def _sources(kind: UnitKind, ids: set[int], w: _Window):
     """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
     new_members, user) rows for ``ids``; user only where the source has one."""
     column, mapping = tree.work_mapping(kind)
+    # Levels below the nightly grain (turfs) have no snapshot: every day is read live.
+    snapshotted = hasattr(DailyGrain, column)
+    live_after = w.snapshot_to if snapshotted else w.start - timedelta(days=1)
     if mapping is not None:
         unit_of = mapping.subquery()
         grain_unit, log_unit = unit_of.c.ancestor_id, unit_of.c.ancestor_id
@@ -113,7 +116,8 @@ def _sources(kind: UnitKind, ids: set[int], w: _Window):
                 col(unit_of.c.ancestor_id).in_(ids)
             )
     else:
-        grain_unit, log_unit = getattr(DailyGrain, column), getattr(ContactLog, column)
+        grain_unit = getattr(DailyGrain, column, None)
+        log_unit = getattr(ContactLog, column)
 
         def scoped(q: Select, work) -> Select:
             return q.where(col(work).in_(ids))
@@ -129,12 +133,15 @@ def _sources(kind: UnitKind, ids: set[int], w: _Window):
             ContactLog.user_id.label("user_id"),
         ).where(
             col(ContactLog.withdrawn_at).is_(None),
-            ContactLog.day > w.snapshot_to,
+            ContactLog.day > live_after,
             ContactLog.day >= w.start,
             ContactLog.day <= w.last,
         ),
         getattr(ContactLog, column),
     )
+    if not snapshotted:
+        grain = live.where(false())
+        return grain.with_only_columns(*list(grain.selected_columns)[:6]), live, grain
     grain = scoped(
         select(
             grain_unit.label("unit"),
