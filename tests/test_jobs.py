@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from sqlmodel import Session, func, select
 from api import db
 from api.db import make_engine
 from api.jobs import retry_outbox, run_nightly
-from api.mail import send_message
+from api.mail import smtp_session
 from api.migrate import upgrade
-from api.models import DailyGrain, DailyStat, EmailOutbox, JobRun, Role
+from api.models import DailyGrain, DailyStat, EmailOutbox, JobRun, JobRunStatus, OutboxStatus, Role
 from tests import factories as f
 from tests.conftest import BACKENDS, postgres_database
 
@@ -159,7 +160,7 @@ def test_missed_nights_are_caught_up(job_db, inbox, settings):
     later = datetime.fromisoformat("2026-05-08T02:30:00+02:00")
     result = run_nightly(settings=settings, now=later, emails=False)
     assert result["nights"] == ["2026-05-04", "2026-05-05", "2026-05-06", "2026-05-07"]
-    runs = _count(engine, JobRun, JobRun.status == "succeeded")
+    runs = _count(engine, JobRun, JobRun.status == JobRunStatus.succeeded)
     assert runs == 5
     with Session(engine) as s:
         may5 = s.exec(
@@ -211,7 +212,7 @@ def test_temporary_failure_is_retried_and_permanent_one_fails_alone(job_db, inbo
     assert retried == {"lost": 0, "sent": 1}
     assert len(inbox.to(p["ost_lead"].email)) == 1 and inbox.to(p["are_lead"].email) == []
     with Session(engine) as s:
-        failed = s.exec(select(EmailOutbox).where(EmailOutbox.status == "failed")).one()
+        failed = s.exec(select(EmailOutbox).where(EmailOutbox.status == OutboxStatus.failed)).one()
     assert failed.user_id == p["are_lead"].id and "550" in failed.last_error
 
 
@@ -224,14 +225,21 @@ def test_crash_mid_send_and_rerun_never_duplicates(job_db, inbox, settings):
     w = _world(engine)
     sent = []
 
-    def dying_send(*, settings, message):
-        send_message(settings=settings, message=message)
-        sent.append(message["To"])
-        if len(sent) == 2:
-            raise Crash  # delivered, but the process dies before recording it
+    @contextmanager
+    def dying_mailer(settings):
+        with smtp_session(settings) as real:
+
+            class Dying:
+                def send(self, message):
+                    real.send(message)
+                    sent.append(message["To"])
+                    if len(sent) == 2:
+                        raise Crash  # delivered, but the process dies before recording it
+
+            yield Dying()
 
     with pytest.raises(Crash):
-        run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), send=dying_send)
+        run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), mailer=dying_mailer)
     rerun = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
     assert rerun["emails"] == {"lost": 1, "sent": 2}
     addresses = [m["To"] for m in inbox.messages]

@@ -9,7 +9,7 @@ from api.models import UnitKind
 
 __all__ = ["DayFigures", "MetricProgress", "UnitProgress"]
 
-Status = Literal["done", "on_track", "behind", "no_target"]
+Status = Literal["done", "on_track", "at_risk", "behind", "no_target"]
 
 
 class MetricProgress(BaseModel):

@@ -19,6 +19,7 @@ from api.models import (
     District,
     Forening,
     JobRun,
+    JobRunStatus,
     Kommun,
     Target,
     UnitKind,
@@ -65,7 +66,7 @@ def covered_through(session: Session) -> date | None:
     """The last night whose snapshots the nightly job has built."""
     return session.exec(
         select(func.max(JobRun.for_day)).where(
-            JobRun.job == NIGHTLY_JOB, JobRun.status == "succeeded"
+            JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
         )
     ).one()
 
