@@ -4,10 +4,9 @@ A lease row with an expiry would keep a killed job's successor waiting for the e
 locks are released by the operating system or the database server the moment the holder's
 process (or its connection) goes away. On PostgreSQL it is a session-level advisory lock
 held on a connection of its own; on SQLite, whose database is a local file, an exclusive
-``flock`` on a file next to it.
+``flock`` (on Windows, ``msvcrt.locking``) on a file next to it.
 """
 
-import fcntl
 import hashlib
 import os
 import tempfile
@@ -18,6 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+
+try:
+    import fcntl
+except ImportError:  # Windows, for development
+    fcntl = None
+    import msvcrt
 
 __all__ = ["GRACE_SECONDS", "job_lock"]
 
@@ -84,8 +89,11 @@ def _file_lock(path: Path, grace: float) -> Iterator[bool]:
 
         def try_once() -> bool:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:
+                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            except (BlockingIOError, PermissionError):  # held by another process
                 return False
             return True
 

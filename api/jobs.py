@@ -147,7 +147,7 @@ def _send_one(
     user_id: int,
     day: date,
     now: datetime,
-) -> OutboxStatus:
+) -> OutboxStatus | None:
     """Build, claim, send and record one email; only this email fails if anything does."""
     error, permanent, skipped, lost = None, False, False, False
     message = None
@@ -164,8 +164,9 @@ def _send_one(
         log.exception("building the email for user %s failed", user_id)
         error, permanent = f"could not build the email: {exc!r}"[:2000], True
     if message is not None:
-        with db.session_scope() as session:
-            outbox.claim(session=session, outbox_id=outbox_id)  # committed before any SMTP
+        with db.session_scope() as session:  # committed before any SMTP traffic
+            if not outbox.claim(session=session, outbox_id=outbox_id):
+                return None  # no longer pending: never send what someone else may have sent
         try:
             sender.send(message)
         except MailError as exc:
@@ -213,7 +214,8 @@ def send_outbox(
                     day=day,
                     now=now(),
                 )
-                counts[status.value] = counts.get(status.value, 0) + 1
+                if status is not None:
+                    counts[status.value] = counts.get(status.value, 0) + 1
 
 
 def run_nightly(

@@ -397,7 +397,9 @@ class OutboxStatus(StrEnum):
 
 
 class JobState(SQLModel, table=True):
-    """One row per scheduled job: who holds its lease, and how far it has processed."""
+    """One row per scheduled job: which process runs it now (for operators; the lock itself
+    is api/joblock.py's, which dies with the process), and how far it has processed.
+    ``lease_until`` is no longer used."""
 
     __tablename__ = "job_state"
 
