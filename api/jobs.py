@@ -38,6 +38,8 @@ log = logging.getLogger("knacka.jobs")
 WATERMARK_LAG = timedelta(minutes=5)
 MAX_CATCH_UP_NIGHTS = 62
 OUTBOX_LOCK = "outbox"
+# A job host's clock this far ahead of the database's is not worth a warning.
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 # Opens one SMTP connection for a batch of messages (api.mail.smtp_session).
 Mailer = Callable[[Settings], AbstractContextManager[SmtpSender]]
@@ -246,7 +248,7 @@ def run_nightly(
         # A night is closed only once the database's clock has passed it: snapshots of a
         # night still going on would hide the rest of its logs from progress.
         now = min(asked, clock)
-        if now < asked:
+        if asked - now > CLOCK_TOLERANCE:
             log.warning("now %s is ahead of the database's clock; using %s", asked, now)
             result["now"] = now.isoformat()
         today = local_day(now, settings.timezone)

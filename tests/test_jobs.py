@@ -318,6 +318,7 @@ class CountingInbox(Inbox):
         super().__init__()
         self.connections = 0
         self.hold: str | None = None
+        self.cut: str | None = None
         self.held = threading.Event()
         self.released = threading.Event()
         self.transports: list = []
@@ -329,6 +330,9 @@ class CountingInbox(Inbox):
         return responses
 
     async def handle_DATA(self, server, session, envelope):
+        if self.cut in envelope.rcpt_tos:  # the message arrived; the reply never leaves
+            server.transport.close()
+            return "250 OK"
         if self.hold in envelope.rcpt_tos:
             self.held.set()
             while not self.released.is_set():
@@ -401,6 +405,21 @@ def test_a_dropped_connection_is_opened_again(smtp, settings):
         sender.send(messages[2])
     assert [m["To"] for m in smtp.messages] == [m["To"] for m in messages]
     assert smtp.connections == 2
+
+
+def test_a_connection_cut_after_the_message_is_never_resent(job_db, smtp, settings):
+    _, engine = job_db
+    w = _world(engine)
+    cut = w["people"]["ost_lead"]
+    smtp.cut = cut.email
+    night = datetime.fromisoformat(NIGHT)
+    result = run_nightly(settings=settings, now=night)
+    assert result["emails"] == {"lost": 1, "sent": 3}  # the server may have it: not resent
+    assert smtp.connections == 2  # the rest went over a new connection
+    assert retry_outbox(settings=settings, now=night + timedelta(hours=2)) == {"lost": 0}
+    with Session(engine) as s:
+        row = s.exec(select(EmailOutbox).where(EmailOutbox.user_id == cut.id)).one()
+    assert row.status == OutboxStatus.lost and "broke" in row.last_error
 
 
 def test_an_unreachable_server_fails_the_batch_as_temporary(job_db, settings):
