@@ -91,6 +91,27 @@ def _close_stale_runs(name: str) -> int:
         ).rowcount
 
 
+def _undo_unfinished_nights(session: Session, clock: datetime, settings: Settings) -> int:
+    """Nights recorded as built that the database's clock has not finished (left by a run
+    with a future --now before runs were held to that clock): they hide later logs from
+    progress, so they are marked failed to be built again, and a watermark from the future
+    is dropped so that the next build reads every log."""
+    undone = session.execute(
+        update(JobRun)
+        .where(
+            JobRun.job == NIGHTLY_JOB,
+            JobRun.status == JobRunStatus.succeeded,
+            JobRun.for_day >= local_day(clock, settings.timezone),
+        )
+        .values(status=JobRunStatus.failed, error="built before the night had ended")
+    ).rowcount
+    state = session.get(JobState, NIGHTLY_JOB)
+    if state.watermark is not None and state.watermark > clock:
+        state.watermark = None
+        session.add(state)
+    return undone
+
+
 def _database_now(session: Session) -> datetime:
     """The database server's clock: the one clock every writer's commits are ordered by."""
     value = session.execute(text("SELECT CURRENT_TIMESTAMP")).scalar_one()
@@ -240,6 +261,9 @@ def run_nightly(
             result["closed_stale_runs"] = stale
         with db.session_scope() as session:
             clock = _database_now(session)
+            undone = _undo_unfinished_nights(session, clock, settings)
+            if undone:
+                result["undone_nights"] = undone
             last = session.exec(
                 select(func.max(JobRun.for_day)).where(
                     JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded

@@ -29,6 +29,7 @@ from api.models import (
     EmailOutbox,
     JobRun,
     JobRunStatus,
+    JobState,
     OutboxStatus,
     Role,
     UnitKind,
@@ -533,6 +534,29 @@ def test_a_future_now_hides_no_log_committed_after_it(job_db, settings, monkeypa
     monkeypatch.setattr(jobs, "_database_now", lambda session: tomorrow + timedelta(hours=1))
     run_nightly(settings=settings, now=tomorrow, emails=False)
     assert _conversations(engine, kommun, camp.id, today + timedelta(days=1)) == 3
+
+
+def test_nights_built_ahead_of_the_clock_before_are_built_again(job_db, settings):
+    _, engine = job_db
+    w = _world(engine)
+    night = datetime.fromisoformat(NIGHT)
+    run_nightly(settings=settings, now=night, emails=False)
+    # What a run with a future --now left behind before runs were held to the database's
+    # clock: a night not yet over recorded as built, and a watermark from the future.
+    real = utcnow()
+    with Session(engine) as s:
+        ahead = local_day(real, settings.timezone) + timedelta(days=29)
+        s.add(JobRun(job="nightly", for_day=ahead, holder="old", status=JobRunStatus.succeeded))
+        state = s.get(JobState, "nightly")
+        state.watermark = real + timedelta(days=30)
+        s.add(state)
+        s.commit()
+        district = s.exec(select(f.District).where(f.District.code == "23800001")).one()
+    occurred = datetime.fromisoformat("2026-05-03T10:00:00+00:00")
+    _received(engine, w["people"]["vol_a"], district, occurred, utcnow())
+    again = run_nightly(settings=settings, now=real, emails=False)
+    assert again["undone_nights"] == 1
+    assert _conversations(engine, w["ost"], w["campaign"].id, date(2026, 5, 5)) == 34 + 1
 
 
 def _job_env(url: str, settings) -> dict:
