@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlmodel import Session, func, select
 
 from api import db, jobs
@@ -380,6 +380,23 @@ def test_one_smtp_connection_per_batch(job_db, smtp, settings):
     assert result["emails"] == {"lost": 0, "sent": 4}
     assert smtp.connections == 2  # four emails in batches of three
     assert sorted(m["To"] for m in smtp.messages) == sorted(u.email for u in _leads(w))
+
+
+def test_recipients_are_queued_by_one_statement(job_db, smtp, settings):
+    _, engine = job_db
+    _world(engine)
+    inserts = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO EMAIL_OUTBOX"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert result["queued"] == 4 and len(inserts) == 1 and "SELECT" in inserts[0]
 
 
 def test_refusals_fail_their_own_message_on_a_shared_connection(job_db, smtp, settings):
