@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout_seconds: float = 10.0
+    # Messages sent over one SMTP connection before it is closed and a new one opened.
+    smtp_batch_size: int = 100
     mail_from: str = "Knacka <noreply@knacka.invalid>"
 
     login_code_minutes: int = 10
@@ -40,7 +42,6 @@ class Settings(BaseSettings):
     nightly_hour: int = 2
     nightly_minute: int = 30
     outbox_retry_minutes: int = 15
-    job_lease_minutes: int = 30
 
     # District imports over the API: the upload, what a .zip may unpack to, and how long
     # reading the file may take (in a child process) before it is given up.

@@ -9,7 +9,16 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from api.campaigns.service import largest_remainder
-from api.models import Campaign, DailyGrain, DailyStat, Forening, JobRun, Role, UnitKind
+from api.models import (
+    Campaign,
+    DailyGrain,
+    DailyStat,
+    Forening,
+    JobRun,
+    JobRunStatus,
+    Role,
+    UnitKind,
+)
 from api.progress.service import expected_share
 from api.progress.snapshots import rebuild_days
 from tests import factories as f
@@ -185,7 +194,7 @@ def _log(session, who, district, day: str, n: int = 1, **fields):
 
 def _close_night(session, night: date) -> None:
     rebuild_days(session, None)
-    session.add(JobRun(job="nightly", for_day=night, holder="test", status="succeeded"))
+    session.add(JobRun(job="nightly", for_day=night, holder="test", status=JobRunStatus.succeeded))
     session.flush()
 
 

@@ -15,7 +15,16 @@ from sqlmodel import Session, col, select
 from api.auth.scope import Scope
 from api.campaigns.service import METRICS, get_campaign
 from api.errors import NotFound, Unprocessable
-from api.models import Campaign, ContactLog, DailyGrain, DailyStat, JobRun, Target, UnitKind
+from api.models import (
+    Campaign,
+    ContactLog,
+    DailyGrain,
+    DailyStat,
+    JobRun,
+    JobRunStatus,
+    Target,
+    UnitKind,
+)
 from api.org import tree
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
 
@@ -62,7 +71,7 @@ def covered_through(session: Session) -> date | None:
     """The last night whose snapshots the nightly job has built."""
     return session.exec(
         select(func.max(JobRun.for_day)).where(
-            JobRun.job == NIGHTLY_JOB, JobRun.status == "succeeded"
+            JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
         )
     ).one()
 
