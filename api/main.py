@@ -12,7 +12,7 @@ from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
 from api.db import close_fast_db
 from api.districts.router import router as districts_router
-from api.errors import install_handlers
+from api.errors import ERROR_RESPONSES, install_handlers
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 
@@ -47,6 +47,8 @@ def create_app() -> FastAPI:
         summary="Canvassing and campaign field work: districts, conversations, progress.",
         version="0.1.0",
         lifespan=_lifespan,
+        # Every operation documents the error answers, in the one shape they all have.
+        responses=ERROR_RESPONSES,
     )
     install_handlers(app)
     # Routes are matched in order, at a cost per route tried: phones' logging comes first.

@@ -67,7 +67,7 @@ def test_unknown_address_gets_the_same_answer_and_no_email(anon_client, inbox):
     r = anon_client.post("/auth/code", json={"email": "okand@example.org"})
     assert r.status_code == 202 and inbox.messages == []
     bad = anon_client.post("/auth/code", json={"email": "inte-en-adress"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "email"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "email"]
 
 
 def test_code_is_single_use_and_expires(anon_client, session, inbox, clock):

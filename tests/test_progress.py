@@ -162,7 +162,7 @@ def test_targets_that_do_not_add_up_are_reported(client, jamt):
         json={"unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "Samtal", "value": -1},
     )
     assert bad.status_code == 422
-    assert {e["loc"][-1] for e in bad.json()["detail"]} == {"metric", "value"}
+    assert {e["field"] for e in bad.json()["errors"]} == {"metric", "value"}
 
 
 def test_pace_curves(jamt):

@@ -1,8 +1,6 @@
 """Progress of any unit against its targets: snapshots up to the last nightly run plus the
 live contact logs after it."""
 
-import csv
-import io
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -32,8 +30,6 @@ __all__ = [
     "covered_through",
     "expected_share",
     "export_rows",
-    "to_csv",
-    "to_xlsx",
     "unit_progress",
 ]
 
@@ -307,24 +303,3 @@ def export_rows(
                 ]
             )
     return rows
-
-
-def to_csv(rows: list[list[object]]) -> str:
-    """CSV text (UTF-8, comma-separated) of export rows."""
-    out = io.StringIO()
-    csv.writer(out).writerows(["" if v is None else v for v in row] for row in rows)
-    return out.getvalue()
-
-
-def to_xlsx(rows: list[list[object]]) -> bytes:
-    """An XLSX workbook of export rows."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "Progress"
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
