@@ -4,6 +4,7 @@
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -93,14 +94,19 @@ _ERROR_STATUSES = {
     413: "Too many records in one request",
     422: "A field is invalid",
 }
-# Declared on every operation by the app factory, so that no answer is undocumented.
+_ERROR_REF = "#/components/schemas/ErrorBody"
+# Declared on every operation by the app factory, so that no answer is undocumented. Errors
+# are JSON whatever a route's own media type (GeoJSON, CSV), so the content is given here
+# rather than by a model, which FastAPI would declare in the route's media type.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
+    status: {"description": text, "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}}}
+    for status, text in _ERROR_STATUSES.items()
 }
 
 # Ids are PostgreSQL integers; a path id beyond them names nothing rather than a bad value.
 _ID_RANGE = range(-(2**31), 2**31)
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
 
 
 def _json_safe(value: object) -> object:
@@ -173,15 +179,19 @@ def _summary(errors: list[dict[str, object]], fallback: str) -> str:
     return first + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
 
 
+@lru_cache(maxsize=512)
+def _path_regex(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route accepts at this path (Starlette names only the first route's)."""
+    """Every method the schema documents at this path (Starlette names only the methods of
+    the first route whose path matches)."""
+    path = request.scope.get("path", request.url.path)
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "\0"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    if "GET" in methods:
-        methods.add("HEAD")
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _path_regex(template).match(path):
+            methods |= {m.upper() for m in operations if m.upper() in _METHODS}
     return sorted(methods)
 
 
@@ -208,7 +218,28 @@ def _error_response(
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def _document_error_model(app: FastAPI) -> None:
+    """Put ErrorBody (which ERROR_RESPONSES refers to) into the app's OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            error = ErrorBody.model_json_schema(
+                ref_template="#/components/schemas/{model}", mode="serialization"
+            )
+            for name, definition in error.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas.setdefault("ErrorBody", error)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_handlers(app: FastAPI) -> None:
+    """Render every error in the one documented shape, and document that shape."""
+    _document_error_model(app)
     from sqlalchemy.exc import DataError
 
     # A number or text too large for its column (an id of 10**20, say) is the caller's
