@@ -308,3 +308,23 @@ def test_final_weeks_longer_than_the_campaign_weights_every_day_alike(jamt):
     camp.pace_curve, camp.pace_final_weeks, camp.pace_final_weight = "final_weeks", 6, 2.0
     assert expected_share(camp, date(2026, 9, 1)) == pytest.approx(1 / 14)
     assert expected_share(camp, date(2026, 9, 7)) == pytest.approx(7 / 14)
+
+
+def test_exports_never_carry_a_live_formula(client, session, jamt):
+    cid = jamt["campaign"].id
+    hostile = ['=HYPERLINK("http://evil.invalid","klicka")', "+1+1", "-2+3", "@SUM(A1)", "\tx"]
+    for name in hostile:
+        f.forening(session, jamt["ost"], name)
+    f.target(session, jamt["campaign"], jamt["ost"], "conversations", 500)
+    params = {"level": "forening"}
+    rows = list(csv.reader(io.StringIO(client.get(f"/campaigns/{cid}/export", params=params).text)))
+    names = {r[2] for r in rows[1:]}
+    assert {"'" + n for n in hostile} <= names
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
+    xlsx = client.get(f"/campaigns/{cid}/export", params=params | {"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    cells = [c for row in sheet.iter_rows() for c in row]
+    assert not [c.value for c in cells if c.data_type == "f"]
+    assert {"'" + n for n in hostile} <= {c.value for c in cells if c.column == 3}
+    # Numbers stay numbers: the förening's id and its target.
+    assert all(isinstance(row[1], int) for row in sheet.iter_rows(min_row=2, values_only=True))
