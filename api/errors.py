@@ -3,13 +3,13 @@
 
 import math
 import re
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -22,7 +22,9 @@ __all__ = [
     "ErrorItem",
     "NotFound",
     "Unauthorized",
+    "UndocumentedMethods",
     "Unprocessable",
+    "concrete_paths",
     "install_handlers",
 ]
 
@@ -179,20 +181,65 @@ def _summary(errors: list[dict[str, object]], fallback: str) -> str:
     return first + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
 
 
-@lru_cache(maxsize=512)
-def _path_regex(template: str) -> re.Pattern[str]:
-    return compile_path(template)[0]
+class _DocumentedPaths:
+    """The methods the schema documents per path: concrete paths by name, templated ones by
+    pattern. A concrete path wins over a template that also matches, as OpenAPI says."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.concrete: dict[str, frozenset[str]] = {}
+        self.templated: list[tuple[re.Pattern[str], frozenset[str]]] = []
+        for template, operations in spec.get("paths", {}).items():
+            methods = frozenset(m.upper() for m in operations if m.upper() in _METHODS)
+            if "{" in template:
+                self.templated.append((compile_path(template)[0], methods))
+            else:
+                self.concrete[template] = methods
+
+    def methods(self, path: str) -> frozenset[str] | None:
+        """The methods documented at ``path``, or None when no documented path matches."""
+        if path in self.concrete:
+            return self.concrete[path]
+        found = [methods for pattern, methods in self.templated if pattern.match(path)]
+        return frozenset().union(*found) if found else None
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method the schema documents at this path (Starlette names only the methods of
-    the first route whose path matches)."""
-    path = request.scope.get("path", request.url.path)
-    methods: set[str] = set()
-    for template, operations in request.app.openapi().get("paths", {}).items():
-        if _path_regex(template).match(path):
-            methods |= {m.upper() for m in operations if m.upper() in _METHODS}
-    return sorted(methods)
+def _documented_paths(app: Any) -> _DocumentedPaths:
+    paths = getattr(app.state, "documented_paths", None)
+    if paths is None:
+        paths = app.state.documented_paths = _DocumentedPaths(app.openapi())
+    return paths
+
+
+def _method_not_allowed(allowed: frozenset[str]) -> JSONResponse:
+    return _error_response(405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(allowed))})
+
+
+def concrete_paths(routes: Iterable[Any]) -> dict[str, frozenset[str]]:
+    """The methods of each route path without parameters, for UndocumentedMethods."""
+    found: dict[str, set[str]] = {}
+    for route in routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if isinstance(route, APIRoute) and path and methods and "{" not in path:
+            found.setdefault(path, set()).update(methods)
+    return {path: frozenset(methods) for path, methods in found.items()}
+
+
+class UndocumentedMethods:
+    """405 for a method that a concrete path does not offer, even where a templated route
+    would take the request: PATCH /contacts/batch is not PATCH /contacts/{contact_id}."""
+
+    def __init__(self, app: Any, paths: Mapping[str, frozenset[str]]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            # Only a dictionary lookup per request: the hot path goes through here too.
+            allowed = self.paths.get(scope["path"])
+            if allowed is not None and scope["method"] not in allowed:
+                await _method_not_allowed(allowed)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _out_of_range_path_id(request: Request) -> str | None:
@@ -268,6 +315,8 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=headers)
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            path = request.scope.get("path", request.url.path)
+            allowed = _documented_paths(request.app).methods(path)
+            headers["Allow"] = ", ".join(sorted(allowed or ()))
         detail = exc.detail if isinstance(exc.detail, str) else str(_json_safe(exc.detail))
         return _error_response(exc.status_code, detail, headers=headers)

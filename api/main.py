@@ -12,7 +12,7 @@ from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
 from api.db import close_fast_db
 from api.districts.router import router as districts_router
-from api.errors import ERROR_RESPONSES, install_handlers
+from api.errors import ERROR_RESPONSES, UndocumentedMethods, concrete_paths, install_handlers
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 
@@ -52,15 +52,21 @@ def create_app() -> FastAPI:
     )
     install_handlers(app)
     # Routes are matched in order, at a cost per route tried: phones' logging comes first.
-    app.include_router(contacts_router)
-    app.include_router(auth_router)
-    app.include_router(org_router)
-    app.include_router(districts_router)
-    app.include_router(campaigns_router)
-    app.include_router(progress_router)
+    routers = [
+        contacts_router,
+        auth_router,
+        org_router,
+        districts_router,
+        campaigns_router,
+        progress_router,
+    ]
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    routes = [route for router in routers for route in router.routes] + app.router.routes
+    app.add_middleware(UndocumentedMethods, paths=concrete_paths(routes))
     return app

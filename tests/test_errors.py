@@ -138,6 +138,20 @@ def test_a_method_a_path_lacks_is_405_with_every_allowed_method(client):
     assert set(client.delete("/campaigns").headers["Allow"].split(", ")) == {"GET", "POST"}
 
 
+def test_a_concrete_path_is_not_taken_for_a_template(client):
+    """/contacts/batch also fits /contacts/{contact_id}, but its methods are its own."""
+    for method, path, allowed in (
+        ("PATCH", "/contacts/batch", "POST"),
+        ("GET", "/contacts/batch", "POST"),
+        ("OPTIONS", "/districts/assignments", "POST"),
+        ("GET", "/districts/import", "POST"),
+    ):
+        r = client.request(method, path)
+        _error(r, 405)
+        assert r.headers["Allow"] == allowed, (method, path)
+    assert client.get("/districts/coverage").status_code == 200
+
+
 def test_every_operation_documents_its_error_answers():
     spec = create_app().openapi()
     schemas = spec["components"]["schemas"]
