@@ -39,13 +39,17 @@ def to_csv(rows: Iterable[Sequence[object]]) -> str:
 def to_xlsx(rows: Iterable[Sequence[object]], *, title: str = "Progress") -> bytes:
     """An XLSX workbook with one sheet of rows; text is stored as text, never as a formula."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook()
     sheet = book.active
     sheet.title = title
-    # openpyxl stores text starting with "=" as a formula; after neutralise() none does.
+    # openpyxl stores text starting with "=" as a formula; after neutralise() none does. XML
+    # cannot carry most control characters, which a name may hold: they become U+FFFD.
     for row in _cells(rows):
-        sheet.append(row)
+        sheet.append(
+            [ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v for v in row]
+        )
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
