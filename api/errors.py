@@ -1,6 +1,7 @@
 """One error family for the API and one documented shape for every error answer:
 ``{"detail": "<field>: <problem>", "errors": [{"field": ..., "message": ...}, ...]}``."""
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -163,10 +164,16 @@ def _validation_errors(errors: list[Mapping[str, Any]]) -> list[dict[str, object
     for error in errors:
         loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
         where = loc[1:] if len(loc) > 1 and loc[0] in ("body", "query", "path", "header") else loc
+        message = _message(error)
+        if error.get("type") == "json_invalid":
+            # Its loc is ("body", <offset>): the field at fault is the body itself.
+            where = []
+            message = f"{message}: {(error.get('ctx') or {}).get('error', 'invalid JSON')}"
+            message += f" at character {loc[-1]}" if isinstance(loc[-1], int) else ""
         out.append(
             {
                 "field": ".".join(map(str, where)) or "body",
-                "message": _message(error),
+                "message": message,
                 "type": str(error.get("type", "")),
                 "loc": loc,
             }
@@ -256,13 +263,24 @@ def _out_of_range_path_id(request: Request) -> str | None:
     return None
 
 
+class _ErrorJSON(JSONResponse):
+    """JSON that renders whatever text an error repeats: a lone surrogate (which a JSON body
+    may carry as an escape) cannot be UTF-8, so such a body is written with escapes."""
+
+    def render(self, content: object) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+
+
 def _error_response(
     status: int, detail: str, errors: list[dict[str, object]] | None = None, headers=None
 ) -> JSONResponse:
     body: dict[str, object] = {"detail": detail}
     if errors:
         body["errors"] = errors
-    return JSONResponse(status_code=status, content=body, headers=headers)
+    return _ErrorJSON(status_code=status, content=body, headers=headers)
 
 
 def _document_error_model(app: FastAPI) -> None:

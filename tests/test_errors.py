@@ -172,3 +172,26 @@ def test_the_export_is_documented_as_csv_and_xlsx():
     spec = create_app().openapi()
     ok = spec["paths"]["/campaigns/{campaign_id}/export"]["get"]["responses"]["200"]
     assert set(ok["content"]) == {CSV, XLSX}
+
+
+def test_a_body_that_is_not_json_names_the_body(client):
+    r = _raw_json(client, "PUT", "/me/preferences", '{"nightly_email": tru')
+    body = _error(r, 422)
+    assert [e.field for e in body.errors] == ["body"]
+    assert body.detail.startswith("body: JSON decode error")
+
+
+def test_an_error_repeating_unencodable_text_still_renders():
+    from fastapi.testclient import TestClient
+
+    from api.errors import Conflict
+
+    app = create_app()
+
+    @app.get("/echo")
+    def echo() -> None:
+        raise Conflict("name: '\ud800' exists", details=[{"field": "name", "message": "\ud800"}])
+
+    r = TestClient(app).get("/echo")
+    body = _error(r, 409)
+    assert body.detail == "name: '\ud800' exists" and body.errors[0].message == "\ud800"
