@@ -48,6 +48,10 @@ def test_nan_in_a_body_is_a_422_naming_the_field(client, session, clock, value):
     )
     assert "location.lon" in {e.field for e in _error(contact, 422).errors}
 
+    batch = _raw_json(client, "POST", "/contacts/batch", f'{{"records": [{{"count": {value}}}]}}')
+    assert batch.status_code == 200 and batch.json()["results"][0]["status"] == "invalid"
+    assert _error(_raw_json(client, "POST", "/contacts/batch", f'{{"records": {value}}}'), 422)
+
     campaign = _raw_json(
         client,
         "POST",
