@@ -43,6 +43,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+REQUEST_SECONDS = 30
 # Per operation and caller; with the schema's coverage cases this is about two minutes in all.
 FUZZ = settings(
     max_examples=35,
@@ -156,8 +157,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
 def _call_and_validate(case: schemathesis.Case, fuzzed: Fuzzed, email: str) -> None:
     fuzzed.restore_tokens()
     headers = {"Authorization": f"Bearer {fuzzed.callers[email].token}"}
-    # An exception inside the app propagates out of this call: a failure of the test too.
-    case.call_and_validate(headers=headers, checks=CHECKS)
+    # An exception inside the app propagates out of this call: a failure of the test too. A
+    # request that hangs fails after REQUEST_SECONDS instead of holding up the suite.
+    case.call_and_validate(headers=headers, checks=CHECKS, timeout=REQUEST_SECONDS)
     logged = fuzzed.errors.take()
     assert not logged, f"{case.method} {case.formatted_path}: the app logged errors:\n" + "\n".join(
         logged
