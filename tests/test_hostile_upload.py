@@ -96,6 +96,7 @@ def served(
         yield Served(server=server, tokens=tokens, upload=upload)
     finally:
         server.stop()
+        print(f"server log ({server.log_path}):\n{server.log()}")  # shown if a test failed
 
 
 @pytest.fixture(scope="module")
