@@ -28,7 +28,7 @@ from api.demo import load_demo
 from api.migrate import upgrade
 from api.models import User, utcnow
 from api.settings import Settings
-from tests.liveserver import LiveServer
+from api.testing import LiveServer
 
 ADMIN = "distrikt@example.org"  # the district admin of Jämtlands län
 VOLUNTEER = "volontar001@example.org"
@@ -88,9 +88,10 @@ def served(
         engine.dispose()
     packing.join(timeout=120)
     assert upload.exists() and not packing.is_alive(), "the zip was not written"
-    for name in ("KNACKA_IMPORT_MAX_UNZIPPED_MB", "KNACKA_IMPORT_MAX_UNPACKED_MB"):
-        monkeypatch_module.setenv(name, UNZIPPED_LIMIT_MB)
-    server = LiveServer(url, folder / "server.log")
+    monkeypatch_module.setenv("KNACKA_IMPORT_MAX_UNZIPPED_MB", UNZIPPED_LIMIT_MB)
+    # Two workers: a worker that a request could kill would show as a changed pid or a
+    # "died" line in the log.
+    server = LiveServer(url, folder / "server.log", workers=2)
     server.start()
     try:
         yield Served(server=server, tokens=tokens, upload=upload)
