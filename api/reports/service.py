@@ -33,7 +33,13 @@ from api.settings import Settings
 __all__ = ["Report", "build_report", "lead_recipients", "render_email"]
 
 CHART_DAYS = 28
-_STATUS_SV = {"done": "klart", "on_track": "i fas", "behind": "efter", "no_target": "inget mål"}
+_STATUS_SV = {
+    "done": "klart",
+    "on_track": "i fas",
+    "at_risk": "i fas men prognosen når inte målet",
+    "behind": "efter",
+    "no_target": "inget mål",
+}
 
 
 @dataclass
