@@ -23,8 +23,10 @@ measures in the same run:
   (a subprocess counting connections and messages); SQL statements are counted with a
   SQLAlchemy ``before_cursor_execute`` listener and attributed to the email sent next.
 
-The export and the endpoint are measured in the daytime state (snapshots through yesterday
-plus today's new logs), before the nightly run.
+Every night it runs is in the past (the logs end the day before yesterday, the first night
+is yesterday's, the new records are yesterday's, the measured night is today's); the export
+and the endpoint are measured before the measured night, reading the snapshots through the
+day before yesterday plus yesterday's new logs live, as in the day before a night's run.
 
 Usage: python scripts/bench_national.py [--contacts 5000000] [--new-records 50000]
     [--leads 3000] [--requests 300] [--keep]
@@ -452,40 +454,88 @@ def issue_tokens(emails: list[str]) -> dict[str, str]:
     return tokens
 
 
-def measured_nightly(settings, now: datetime) -> dict:
-    """``api.jobs.run_nightly`` with every SQL statement counted and each message handed to
-    the real sender: the seconds, the result, and per email (by recipient) the statements
-    and seconds since the previous email was sent."""
-    from sqlalchemy import event
+def _run_nightly(settings, now: datetime, before_send, after_send) -> dict:
+    """``api.jobs.run_nightly`` with a hook around every message it hands to the real SMTP
+    sender: a ``send`` callable (one connection per message), or a ``mailer`` opening one
+    connection per batch (api.mail.smtp_session) where the job takes one instead."""
+    import inspect
 
     import api.jobs
-    from api import db
-    from api.mail import send_message
+    import api.mail
 
-    engine = db.get_engine()
-    statements = [0]
-    mark = {"statements": None, "at": None}
-    per_email: dict[str, tuple[int, float]] = {}
+    if "mailer" in inspect.signature(api.jobs.run_nightly).parameters:
 
-    def count(*_args) -> None:
-        statements[0] += 1
+        @contextlib.contextmanager
+        def mailer(settings):
+            with api.mail.smtp_session(settings) as sender:
+                real = sender.send
+
+                def send(message) -> None:
+                    before_send(message)
+                    real(message)
+                    after_send()
+
+                sender.send = send
+                yield sender
+
+        return api.jobs.run_nightly(settings=settings, now=now, mailer=mailer)
 
     def send(*, settings, message) -> None:
-        here = time.perf_counter()
-        # The first email's share is mixed with the snapshots and the queueing: not counted.
-        if mark["statements"] is not None:
-            per_email[message["To"]] = (statements[0] - mark["statements"], here - mark["at"])
-        send_message(settings=settings, message=message)
-        mark["statements"], mark["at"] = statements[0], time.perf_counter()
+        before_send(message)
+        api.mail.send_message(settings=settings, message=message)
+        after_send()
 
-    event.listen(engine, "before_cursor_execute", count)
+    return api.jobs.run_nightly(settings=settings, now=now, send=send)
+
+
+def measured_nightly(settings, now: datetime) -> dict:
+    """The nightly run with every SQL statement counted and timed: the seconds, the result,
+    and per email (by recipient) the statements, seconds and seconds in SQL since the
+    previous email was sent."""
+    from sqlalchemy import event
+
+    from api import db
+
+    engine = db.get_engine()
+    sql = {"statements": 0, "seconds": 0.0}
+    mark: dict = {}
+    per_email: dict[str, tuple[int, float, float]] = {}
+
+    def before(conn, *_args) -> None:
+        sql["statements"] += 1
+        conn.info["bench_started"] = time.perf_counter()
+
+    def after(conn, *_args) -> None:
+        sql["seconds"] += time.perf_counter() - conn.info.pop("bench_started")
+
+    def before_send(message) -> None:
+        # The first email's share is mixed with the snapshots and the queueing: not counted.
+        if mark:
+            per_email[message["To"]] = (
+                sql["statements"] - mark["statements"],
+                time.perf_counter() - mark["at"],
+                sql["seconds"] - mark["seconds"],
+            )
+
+    def after_send() -> None:
+        mark.update(sql, at=time.perf_counter())
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
     try:
         started = time.perf_counter()
-        result = api.jobs.run_nightly(settings=settings, now=now, send=send)
+        result = _run_nightly(settings, now, before_send, after_send)
         seconds = time.perf_counter() - started
     finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return {"seconds": seconds, "result": result, "per_email": per_email, "total": statements[0]}
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    return {
+        "seconds": seconds,
+        "result": result,
+        "per_email": per_email,
+        "statements": sql["statements"],
+        "sql_seconds": sql["seconds"],
+    }
 
 
 def _scopes(dsn: str) -> dict[str, tuple[str, int]]:
@@ -507,9 +557,11 @@ def _scopes(dsn: str) -> dict[str, tuple[str, int]]:
     return {email: (role, n) for email, role, n in rows}
 
 
-def _export_check(dsn: str, bodies: list[str], start: date, today: date, night: datetime) -> str:
+def _export_check(
+    dsn: str, bodies: list[str], start: date, today: date, covered: date, night: datetime
+) -> str:
     """The export's districts and conversations against the logs it should count: those the
-    night before saw for the days it covered, and every log since."""
+    last night saw for the days it covered, and every log of the days after."""
     import psycopg
 
     exported, units = 0, set()
@@ -520,10 +572,10 @@ def _export_check(dsn: str, bodies: list[str], start: date, today: date, night: 
                 exported += int(row["utfall"])
     with psycopg.connect(dsn) as conn:
         seen, late = conn.execute(
-            "SELECT sum(conversations) FILTER (WHERE day >= %(today)s OR changed_at < %(night)s),"
-            " sum(conversations) FILTER (WHERE day < %(today)s AND changed_at >= %(night)s) "
+            "SELECT sum(conversations) FILTER (WHERE day > %(covered)s OR changed_at < %(night)s),"
+            " sum(conversations) FILTER (WHERE day <= %(covered)s AND changed_at >= %(night)s) "
             "FROM contact_log WHERE withdrawn_at IS NULL AND day BETWEEN %(start)s AND %(today)s",
-            {"start": start, "today": today, "night": night},
+            {"start": start, "today": today, "covered": covered, "night": night},
         ).fetchone()
     verdict = "equal" if exported == seen else "DIFFERENT"
     return (
@@ -536,25 +588,26 @@ def _export_check(dsn: str, bodies: list[str], start: date, today: date, night: 
 # -- orchestration --------------------------------------------------------------------------
 
 
-def _role_lines(per_email: dict[str, tuple[int, float]], scopes: dict) -> tuple[list[str], str]:
+def _role_lines(per_email: dict[str, tuple[int, float, float]], scopes: dict):
     """Statements and time per email by role, and the smallest against the largest scope."""
-    by_role: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
-    for email, (n, seconds) in per_email.items():
+    by_role: dict[str, list[tuple[int, int, float, float]]] = defaultdict(list)
+    for email, (n, seconds, in_sql) in per_email.items():
         role, districts = scopes[email]
-        by_role[role].append((districts, n, seconds))
+        by_role[role].append((districts, n, seconds, in_sql))
     lines = []
     for role in ("forening_lead", "kommun_lead", "district_admin"):
         got = sorted(by_role.get(role, []))
         if not got:
             continue
-        counts = [n for _, n, _ in got]
+        counts = [n for _, n, _, _ in got]
         lines.append(
             f"    {role}: {len(got):,} emails, scopes of {got[0][0]:,}..{got[-1][0]:,} "
             f"districts; statements/email min {min(counts)}, median "
-            f"{statistics.median(counts):g}, max {max(counts)}; "
-            f"{statistics.median(s for _, _, s in got) * 1000:.0f} ms/email median"
+            f"{statistics.median(counts):g}, max {max(counts)}; median "
+            f"{statistics.median(g[2] for g in got) * 1000:.0f} ms/email, of which "
+            f"{statistics.median(g[3] for g in got) * 1000:.0f} ms in SQL statements"
         )
-    every = sorted((districts, n, role) for role, got in by_role.items() for districts, n, _ in got)
+    every = sorted((g[0], g[1], role) for role, got in by_role.items() for g in got)
     if not every:
         return lines, "no email counted"
     small, large = every[0], every[-1]
@@ -591,9 +644,13 @@ def bench(args: argparse.Namespace, dbname: str, smtp_port: int, tmp: Path) -> d
         raise RuntimeError("the settings are not the benchmark's")
     tz = settings.timezone
     today = local_day(utcnow(), tz)  # the server's today: the routes use the real clock
-    first_day = today - timedelta(days=DAYS)
-    night1 = _local(today, clock(2, 30), tz)  # the night that covers yesterday
-    night2 = _local(today + timedelta(days=1), clock(2, 30), tz)  # ... and today
+    yesterday = today - timedelta(days=1)
+    # No night in the future: the logs end the day before yesterday, which the first night
+    # (yesterday at 02:30) covers; the new records are yesterday's, and the measured night
+    # is this one (today at 02:30, or now if that is earlier), which covers yesterday.
+    first_day = yesterday - timedelta(days=DAYS)
+    night1 = _local(yesterday, clock(2, 30), tz)
+    night2 = min(_local(today, clock(2, 30), tz), utcnow())
 
     # -- data ---------------------------------------------------------------------------------
     started = time.perf_counter()
@@ -623,10 +680,10 @@ def bench(args: argparse.Namespace, dbname: str, smtp_port: int, tmp: Path) -> d
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE daily_grain, daily_stat")  # as autovacuum would by day
     started = time.perf_counter()
-    new = add_new_records(dsn, args.new_records, today, tz)
+    new = add_new_records(dsn, args.new_records, yesterday, tz)
     print(
         f"added {args.new_records:,} records in {time.perf_counter() - started:.1f} s: "
-        f"{new['today']:,} today, {new['yesterday']:,} yesterday (synced late), "
+        f"{new['today']:,} of yesterday, {new['yesterday']:,} of the day before (synced late), "
         f"{new['backdated']:,} backdated"
     )
     tokens = issue_tokens(list(org["admin_of"].values()))
@@ -647,7 +704,7 @@ def bench(args: argparse.Namespace, dbname: str, smtp_port: int, tmp: Path) -> d
         f"{export_s / raw_s:.2f} "
         f"(targets < {TARGET_EXPORT_S:g} s and < {TARGET_EXPORT_RATIO:g}x)"
     )
-    check = _export_check(dsn, bodies, first_day, today, night1)
+    check = _export_check(dsn, bodies, first_day, today, yesterday - timedelta(days=1), night1)
     print(f"export measured; check: {check}")
 
     # -- the children endpoint, in the daytime state ----------------------------------------------
@@ -677,7 +734,7 @@ def bench(args: argparse.Namespace, dbname: str, smtp_port: int, tmp: Path) -> d
     result, per_email = night["result"], night["per_email"]
     sent = result.get("emails", {}).get("sent", 0) if isinstance(result.get("emails"), dict) else 0
     role_lines, scopes_line = _role_lines(per_email, _scopes(dsn))
-    counted = [n for n, _ in per_email.values()]
+    counted = [n for n, _, _ in per_email.values()]
     figures["nightly"] = (
         f"nightly run: {night['seconds']:.1f} s (target < {TARGET_NIGHTLY_S} s) for nights "
         f"{result.get('nights')} and {sent:,} emails sent = {sent / night['seconds']:.1f} "
@@ -724,7 +781,8 @@ def main() -> None:
     for name in ("nightly", "export", "endpoint"):
         print(figures[name])
     print(
-        f"    nightly details: {night['total']:,} statements in the whole run; result "
+        f"    nightly details: {night['statements']:,} statements ({night['sql_seconds']:.1f} s)"
+        f" in the whole run; result "
         f"{night['result']}; {received.get('bytes', 0) / 1e6:.1f} MB received by SMTP"
     )
     print("\n".join(night["role_lines"]))
