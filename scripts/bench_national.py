@@ -71,8 +71,9 @@ DISTRICTS = 6000
 FORENINGAR = 2000  # one workplace club per kommun, the rest geographic
 VOLUNTEERS = 20_000
 MIN_DISTRICTS = 2  # the smallest kommuner have two valdistrikt
-# 3,000 leads at full size: two district admins per partidistrikt, three leads per kommun
-# and the rest förening leads (one per förening, a second in some).
+# Leads at full size: two district admins per partidistrikt, three leads per kommun and the
+# rest förening leads (one per förening, a second in some).
+LEADS = 3000
 ADMINS_PER_PARTIDISTRIKT = 2
 LEADS_PER_KOMMUN = 3
 SKEW = 1.0  # sigma of the lognormal draw that sizes the kommuner
@@ -211,7 +212,7 @@ def load_org(conn, now: datetime, leads: int) -> dict:
         for k in kommuner
     ]
     all_foreningar = sorted([*workplace.values(), *(f for fs in foreningar.values() for f in fs)])
-    n_forening = 3000 - len(admins) - len(kommun_leads)
+    n_forening = LEADS - len(admins) - len(kommun_leads)
     forening_leads = [
         ("forening_lead", "forening", f, f"forening{f}-{i // len(all_foreningar) + 1}")
         for i, f in enumerate(all_foreningar * 2)
@@ -753,7 +754,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=5_000_000, help="contact logs to load")
     parser.add_argument("--new-records", type=int, default=50_000, help="logs before the night")
-    parser.add_argument("--leads", type=int, default=3000, help="leads (who get the email)")
+    parser.add_argument("--leads", type=int, default=LEADS, help="leads (who get the email)")
     parser.add_argument("--requests", type=int, default=300, help="timed endpoint requests")
     parser.add_argument("--warmup", type=int, default=30, help="untimed requests first")
     parser.add_argument("--keep", action="store_true", help="keep the database (for digging)")
