@@ -202,7 +202,7 @@ def test_the_page_has_a_strict_policy_and_no_inline_code(anon_client, settings):
     assert response.status_code == 200
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    assert "img-src 'self' blob: https://tile.openstreetmap.org" in csp
+    assert "img-src 'self' blob: data: https://tile.openstreetmap.org" in csp
     html = response.text
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "an inline script"
     assert not re.search(r"\son[a-z]+=", html), "an inline event handler"
@@ -213,10 +213,10 @@ def test_the_page_has_a_strict_policy_and_no_inline_code(anon_client, settings):
 def test_the_basemap_is_configurable_and_can_be_disabled(anon_client, settings):
     settings.basemap_url = "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
     csp = anon_client.get("/karta").headers["content-security-policy"]
-    assert "img-src 'self' blob: https://*.tiles.example.org;" in csp
+    assert "img-src 'self' blob: data: https://*.tiles.example.org;" in csp
     settings.basemap_url = ""
     response = anon_client.get("/karta")
-    assert "img-src 'self' blob:;" in response.headers["content-security-policy"]
+    assert "img-src 'self' blob: data:;" in response.headers["content-security-policy"]
     assert 'data-basemap-url=""' in response.text
     assert content_security_policy(Settings(_env_file=None, basemap_url="javascript:x"))
 

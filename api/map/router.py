@@ -51,10 +51,10 @@ def _tile_origin(url: str) -> str | None:
 
 def content_security_policy(settings: Settings) -> str:
     """The map page's policy: its own scripts and styles only, no inline code, no eval;
-    images from itself (and blob: for the charts and QR codes it fetches with the token)
-    and the basemap's tile server."""
+    images from itself, blob: (the charts and QR codes it fetches with the token), data:
+    (the map library's blank tile) and the basemap's tile server."""
     origin = _tile_origin(settings.basemap_url)
-    img = "img-src 'self' blob:" + (f" {origin}" if origin else "")
+    img = "img-src 'self' blob: data:" + (f" {origin}" if origin else "")
     return "; ".join(
         [
             "default-src 'none'",

@@ -146,7 +146,10 @@ function initMap() {
   if (state.map) return;
   const body = document.body;
   state.map = L.map('map', { zoomControl: true, keyboard: true }).setView([63.2, 14.6], 7);
-  state.map.createPane('outlines').style.zIndex = 350;
+  // Above the districts' fill, so that kommun borders show; never clicked.
+  const outlines = state.map.createPane('outlines');
+  outlines.style.zIndex = 450;
+  outlines.style.pointerEvents = 'none';
   const url = body.dataset.basemapUrl;
   if (url) {
     const tiles = L.tileLayer(url, {
