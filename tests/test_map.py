@@ -94,6 +94,9 @@ def test_a_forening_lead_sees_only_their_kommuns_districts(anon_client, session,
         for o in outlines["features"]
         if o["properties"]["layer"] == "kommun"
     ] == ["2380"]
+    # Their own kommun with its turfs, which the page asks for when a district is clicked.
+    own = _geojson(anon_client, "/map/districts.geojson?kommun=2380&turfs=true", headers=headers)
+    assert {x["properties"]["layer"] for x in own["features"]} == {"district", "turf"}
     # Another kommun named explicitly is answered as if it did not exist.
     response = anon_client.get("/map/districts.geojson?kommun=2321", headers=headers)
     assert response.status_code == 404

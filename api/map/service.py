@@ -18,6 +18,7 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 from sqlalchemy import func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -27,6 +28,7 @@ from api.models import (
     Address,
     District,
     ElectionResult,
+    Forening,
     Kommun,
     Partidistrikt,
     Turf,
@@ -119,21 +121,26 @@ def _simplify(geoms: list[shapely.Geometry], tolerance: float) -> list[str]:
 
 
 def _geometries(
-    kind: str, rows: list[tuple[int, object, bytes]], tolerance: float
+    session: Session, model, kind: str, rows: list[tuple[int, object]], tolerance: float
 ) -> dict[int, str]:
-    """Per id, the GeoJSON text of (id, version, wkb) rows, from the cache or simplified
-    now in one batch."""
+    """Per id, the GeoJSON text of ``model`` rows given as (id, version): from the cache,
+    or read (only those) and simplified now in one batch."""
     out: dict[int, str] = {}
-    missing = []
-    for unit_id, version, wkb in rows:
+    missing = {}
+    for unit_id, version in rows:
         text = _cache.get((kind, unit_id, tolerance), version)
         if text is None:
-            missing.append((unit_id, version, wkb))
+            missing[unit_id] = version
         else:
             out[unit_id] = text
-    texts = _simplify([shapely.from_wkb(wkb) for _, _, wkb in missing], tolerance)
-    for (unit_id, version, _), text in zip(missing, texts, strict=True):
-        _cache.put((kind, unit_id, tolerance), version, text)
+    if not missing:
+        return out
+    wkbs = list(
+        session.execute(select(model.id, model.geom_wkb).where(col(model.id).in_(list(missing))))
+    )
+    texts = _simplify([shapely.from_wkb(wkb) for _, wkb in wkbs], tolerance)
+    for (unit_id, _), text in zip(wkbs, texts, strict=True):
+        _cache.put((kind, unit_id, tolerance), missing[unit_id], text)
         out[unit_id] = text
     return out
 
@@ -218,7 +225,6 @@ def _seen_districts(session: Session, scope: Scope, kommun: str | None) -> list[
             District.code,
             District.name,
             District.updated_at,
-            District.geom_wkb,
             District.forening_id,
             District.voters,
             District.households,
@@ -232,6 +238,10 @@ def _seen_districts(session: Session, scope: Scope, kommun: str | None) -> list[
     if kommun is not None:
         query = query.where(Kommun.code == kommun)
     return list(session.execute(query))
+
+
+def _kommun_id(session: Session, code: str) -> int:
+    return session.execute(select(Kommun.id).where(Kommun.code == code)).scalar_one()
 
 
 def _progress_properties(progress) -> dict[str, Any]:
@@ -268,13 +278,13 @@ def district_collection(
     campaign = None
     if campaign_id is not None:
         campaign = get_campaign(session=session, scope=scope, campaign_id=campaign_id)
-    if kommun is not None:
-        found = resolve_unit(session=session, scope=scope, kind=UnitKind.kommun, ref=kommun)
-        kommun = found.code
     tolerance = tolerance_m(zoom)
     rows = _seen_districts(session, scope, kommun)
+    if kommun is not None and not rows:
+        # A kommun whose districts the caller does not see is answered as a missing one.
+        raise NotFound(f"kommun {kommun} not found among the kommuner you see")
     ids = [r[0] for r in rows]
-    geometries = _geometries("district", [(r[0], r[3], r[4]) for r in rows], tolerance)
+    geometries = _geometries(session, District, "district", [(r[0], r[3]) for r in rows], tolerance)
     progress = {}
     covered = covered_through(session)
     if campaign is not None:
@@ -286,11 +296,11 @@ def district_collection(
             today=today,
             covered=covered,
         )
-    foreningar = tree.names(session, UnitKind.forening, {r[5] for r in rows if r[5]})
+    foreningar = tree.names(session, UnitKind.forening, {r[4] for r in rows if r[4]})
     coverage = _district_coverage(session, ids)
     priority = priorities(session=session, district_ids=ids)
     features = []
-    for did, code, name, _, _, forening_id, voters, households, kcode, kname in rows:
+    for did, code, name, _, forening_id, voters, households, kcode, kname in rows:
         props: dict[str, Any] = {
             "layer": "district",
             "code": code,
@@ -316,86 +326,113 @@ def district_collection(
             "expected_share": round(expected_share(campaign, min(today, campaign.ends_on)), 4),
         }
     if with_turfs:
-        features.extend(_turf_features(session, ids, tolerance, now))
+        turf_filter = scope.seen_filter(UnitKind.district, Turf.district_id)
+        if kommun is not None:
+            turf_filter &= Turf.kommun_id == _kommun_id(session, kommun)
+        features.extend(_turf_features(session, turf_filter, tolerance, now))
     return _collection(features, meta)
 
 
 # -- turfs --------------------------------------------------------------------------------
 
 
-def _live_leases(session: Session, turf_ids: list[int], now: datetime) -> dict[int, dict]:
-    """Per turf with a live lease: who holds it (as a förening's name) and until when."""
-    if not turf_ids:
-        return {}
-    leases = session.exec(
-        select(TurfLease).where(
-            col(TurfLease.turf_id).in_(turf_ids),
-            col(TurfLease.released_at).is_(None),
-            TurfLease.expires_at > now,
-        )
-    ).all()
-    users = {}
-    user_ids = {lease.user_id for lease in leases if lease.user_id is not None}
-    if user_ids:
-        users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(user_ids)))}
-    forening_of = {
-        uid: u.unit_id for uid, u in users.items() if UnitKind(u.unit_kind) == UnitKind.forening
-    }
-    wanted = {lease.forening_id for lease in leases if lease.forening_id} | set(
-        forening_of.values()
-    )
-    names = tree.names(session, UnitKind.forening, wanted)
-    out = {}
-    for lease in leases:
-        fid = lease.forening_id if lease.forening_id is not None else forening_of.get(lease.user_id)
-        out[lease.turf_id] = {
-            "holder": "forening" if lease.forening_id is not None else "volunteer",
-            "forening_id": fid,
-            "forening": names.get(fid),
-            "expires_at": lease.expires_at,
-        }
-    return out
-
-
 def _turf_features(
-    session: Session, district_ids: list[int], tolerance: float, now: datetime
+    session: Session, where, tolerance: float, now: datetime
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    if not district_ids:
-        return []
-    rows = list(
-        session.execute(
-            select(Turf, District.code, TurfStat)
-            .join(District, District.id == Turf.district_id)
-            .join(TurfStat, TurfStat.turf_id == Turf.id, isouter=True)
-            .where(col(Turf.district_id).in_(district_ids), col(Turf.retired_at).is_(None))
-            .order_by(Turf.code)
+    """The live turfs ``where`` keeps, with coverage and live lease, in one query: the
+    lease's holder as a förening's name (a volunteer's lease: their förening's)."""
+    holder = aliased(User)
+    lease_forening = aliased(Forening)
+    user_forening = aliased(Forening)
+    live = (
+        (TurfLease.turf_id == Turf.id)
+        & col(TurfLease.released_at).is_(None)
+        & (TurfLease.expires_at > now)
+    )
+    rows = session.execute(
+        select(
+            Turf.id,
+            Turf.code,
+            Turf.created_at,
+            Turf.households,
+            Turf.address_count,
+            Turf.walk_length_m,
+            District.code,
+            TurfStat.doors_knocked,
+            TurfStat.households_knocked,
+            TurfStat.answered,
+            TurfStat.conversations,
+            TurfStat.last_visit,
+            TurfLease.id,
+            TurfLease.forening_id,
+            TurfLease.expires_at,
+            lease_forening.name,
+            user_forening.id,
+            user_forening.name,
         )
-    )
-    geometries = _geometries(
-        "turf", [(t.id, t.created_at, t.geom_wkb) for t, _, _ in rows], tolerance
-    )
-    leases = _live_leases(session, [t.id for t, _, _ in rows], now)
+        .join(District, District.id == Turf.district_id)
+        .join(TurfStat, TurfStat.turf_id == Turf.id, isouter=True)
+        .join(TurfLease, live, isouter=True)
+        .join(lease_forening, lease_forening.id == TurfLease.forening_id, isouter=True)
+        .join(holder, holder.id == TurfLease.user_id, isouter=True)
+        .join(
+            user_forening,
+            (user_forening.id == holder.unit_id) & (holder.unit_kind == UnitKind.forening),
+            isouter=True,
+        )
+        .where(where, col(Turf.retired_at).is_(None))
+        .order_by(Turf.code)
+    ).all()
+    geometries = _geometries(session, Turf, "turf", [(r[0], r[2]) for r in rows], tolerance)
     features = []
-    for turf, district_code, stat in rows:
-        knocked = stat.households_knocked if stat else 0
+    for (
+        tid,
+        code,
+        _,
+        households,
+        address_count,
+        walk,
+        district_code,
+        doors,
+        knocked,
+        answered,
+        conversations,
+        last_visit,
+        lease_id,
+        lease_fid,
+        expires_at,
+        lease_fname,
+        user_fid,
+        user_fname,
+    ) in rows:
+        lease = None
+        if lease_id is not None:
+            by_forening = lease_fid is not None
+            lease = {
+                "holder": "forening" if by_forening else "volunteer",
+                "forening_id": lease_fid if by_forening else user_fid,
+                "forening": lease_fname if by_forening else user_fname,
+                "expires_at": expires_at,
+            }
+        knocked = knocked or 0
         props = {
             "layer": "turf",
-            "code": turf.code,
+            "code": code,
             "district_code": district_code,
-            "households": turf.households,
-            "address_count": turf.address_count,
-            "walk_length_m": round(turf.walk_length_m),
+            "households": households,
+            "address_count": address_count,
+            "walk_length_m": round(walk),
             "coverage": {
-                "doors_knocked": stat.doors_knocked if stat else 0,
+                "doors_knocked": doors or 0,
                 "households_knocked": knocked,
-                "answered": stat.answered if stat else 0,
-                "conversations": stat.conversations if stat else 0,
-                "last_visit": stat.last_visit if stat else None,
-                "share": round(knocked / turf.households, 4) if turf.households else None,
+                "answered": answered or 0,
+                "conversations": conversations or 0,
+                "last_visit": last_visit,
+                "share": round(knocked / households, 4) if households else None,
             },
-            "lease": leases.get(turf.id),
+            "lease": lease,
         }
-        features.append((turf.code, geometries[turf.id], props))
+        features.append((code, geometries[tid], props))
     return features
 
 
