@@ -86,6 +86,19 @@ class _GeometryCache:
         self.entries: OrderedDict[tuple, tuple[object, str]] = OrderedDict()
         self.lock = threading.Lock()
 
+    def get_many(self, keys: list[tuple[tuple, object]]) -> list[str | None]:
+        """``get`` for many (key, version) pairs under one lock."""
+        out: list[str | None] = []
+        with self.lock:
+            for key, version in keys:
+                found = self.entries.get(key)
+                if found is None or found[0] != version:
+                    out.append(None)
+                else:
+                    self.entries.move_to_end(key)
+                    out.append(found[1])
+        return out
+
     def get(self, key: tuple, version: object) -> str | None:
         with self.lock:
             found = self.entries.get(key)
@@ -127,8 +140,8 @@ def _geometries(
     or read (only those) and simplified now in one batch."""
     out: dict[int, str] = {}
     missing = {}
-    for unit_id, version in rows:
-        text = _cache.get((kind, unit_id, tolerance), version)
+    found = _cache.get_many([((kind, unit_id, tolerance), version) for unit_id, version in rows])
+    for (unit_id, version), text in zip(rows, found, strict=True):
         if text is None:
             missing[unit_id] = version
         else:
@@ -145,6 +158,9 @@ def _geometries(
     return out
 
 
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 def _collection(features: Iterable[tuple[str, str, dict[str, Any]]], meta: dict) -> bytes:
     """A FeatureCollection's bytes from (id, geometry text, properties)."""
     parts = [
@@ -153,11 +169,11 @@ def _collection(features: Iterable[tuple[str, str, dict[str, Any]]], meta: dict)
         + ',"geometry":'
         + geometry
         + ',"properties":'
-        + json.dumps(props, ensure_ascii=False, default=str)
+        + _dumps(props)
         + "}"
         for fid, geometry, props in features
     ]
-    meta_text = json.dumps(meta, ensure_ascii=False, default=str)
+    meta_text = _dumps(meta)
     return (
         '{"type":"FeatureCollection","meta":' + meta_text + ',"features":[' + ",".join(parts) + "]}"
     ).encode()
@@ -230,6 +246,7 @@ def _seen_districts(session: Session, scope: Scope, kommun: str | None) -> list[
             District.households,
             Kommun.code,
             Kommun.name,
+            Kommun.id,
         )
         .join(Kommun, Kommun.id == District.kommun_id)
         .where(scope.seen_filter(UnitKind.district, District.id))
@@ -238,10 +255,6 @@ def _seen_districts(session: Session, scope: Scope, kommun: str | None) -> list[
     if kommun is not None:
         query = query.where(Kommun.code == kommun)
     return list(session.execute(query))
-
-
-def _kommun_id(session: Session, code: str) -> int:
-    return session.execute(select(Kommun.id).where(Kommun.code == code)).scalar_one()
 
 
 def _progress_properties(progress) -> dict[str, Any]:
@@ -300,7 +313,7 @@ def district_collection(
     coverage = _district_coverage(session, ids)
     priority = priorities(session=session, district_ids=ids)
     features = []
-    for did, code, name, _, forening_id, voters, households, kcode, kname in rows:
+    for did, code, name, _, forening_id, voters, households, kcode, kname, _ in rows:
         props: dict[str, Any] = {
             "layer": "district",
             "code": code,
@@ -328,7 +341,7 @@ def district_collection(
     if with_turfs:
         turf_filter = scope.seen_filter(UnitKind.district, Turf.district_id)
         if kommun is not None:
-            turf_filter &= Turf.kommun_id == _kommun_id(session, kommun)
+            turf_filter &= Turf.kommun_id == rows[0][-1]
         features.extend(_turf_features(session, turf_filter, tolerance, now))
     return _collection(features, meta)
 
