@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from sqlmodel import Session, select
 
 from api.db import make_engine
 from api.main import create_app
-from api.models import Campaign, District, Forening, Kommun, Target, UnitKind
+from api.models import Campaign, District, Forening, Kommun, Role, Target, UnitKind, User
 from api.testing import ROOT, LiveServer, free_port, load_demo_database
 from tests import factories as f
 from tests.conftest import Inbox
@@ -73,16 +74,37 @@ def _prepare(url: str) -> tuple[list[str], str]:
             ).all()
             turfs = f.map_turfs(session, districts[0], n=3, households=30, knocked=12)
             campaign = session.exec(select(Campaign)).first()
+            volunteer_of = {}
+            for u, kommun_id in session.exec(
+                select(User, Forening.kommun_id)
+                .join(Forening, Forening.id == User.unit_id)
+                .where(User.role == Role.volunteer, User.unit_kind == UnitKind.forening)
+            ):
+                volunteer_of.setdefault(kommun_id, u)
+            when = datetime.now(UTC) - timedelta(hours=1)
             for i, d in enumerate(session.exec(select(District)).all()):
+                target = 100 + 37 * (i % 9)
                 session.add(
                     Target(
                         campaign_id=campaign.id,
                         unit_kind=UnitKind.district,
                         unit_id=d.id,
                         metric="conversations",
-                        value=100 + 37 * (i % 9),
+                        value=target,
                     )
                 )
+                # Some districts ahead of the pace, some behind: a map with every colour.
+                done = round(target * 0.28 * (i % 7) / 3)
+                if done:
+                    f.contact(
+                        session,
+                        volunteer_of[d.kommun_id],
+                        d,
+                        when,
+                        kind="stall",
+                        quantity=done,
+                        conversations=done,
+                    )
             hostile = next(d for d in districts if d.forening_id is not None and d != districts[0])
             forening = session.get(Forening, hostile.forening_id)
             forening.name = HOSTILE
@@ -137,9 +159,8 @@ class Page:
     """A browser page on the map, recording what the console says about the policy."""
 
     def __init__(self, browser, site: Site, **context_options) -> None:
-        self.context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, **context_options
-        )
+        options = {"viewport": {"width": 1280, "height": 900}} | context_options
+        self.context = browser.new_context(**options)
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
         self.site = site
@@ -330,7 +351,8 @@ def test_a_turf_shows_its_coverage(open_page, site):
 
 
 def test_a_forening_lead_sees_only_their_kommun(open_page, site):
-    p = open_page()
+    # On a tablet, upright: the map above, the details below it.
+    p = open_page(viewport={"width": 820, "height": 1180}, has_touch=True)
     token = p.sign_in(FORENING_LEAD)
     p.ready()
     with site.api(token) as api:
@@ -340,6 +362,10 @@ def test_a_forening_lead_sees_only_their_kommun(open_page, site):
     assert p.page.locator("path.knacka-district").count() == len(data["features"]) == 33
     assert p.page.locator("path.knacka-outline").count() == 2  # their kommun, and the län's part
     assert p.page.locator("#overview").is_hidden()
+    map_box = p.page.locator("#map").bounding_box()
+    legend_box = p.page.locator("#legend").bounding_box()
+    assert map_box["width"] > 700 and legend_box["y"] >= map_box["y"] + map_box["height"] - 1
+    p.page.screenshot(path=str(RESULTS / "karta-surfplatta.png"))
 
 
 def test_a_volunteer_is_sent_to_the_volunteers_app(open_page, site):

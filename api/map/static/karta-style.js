@@ -14,7 +14,7 @@ export const LABELS = {
 export const STATUS = {
   done: 'Klart',
   on_track: 'I takt',
-  at_risk: 'I takt, men prognosen räcker inte',
+  at_risk: 'I takt, prognos under mål',
   behind: 'Efter takten',
   no_target: 'Inget mål',
 };

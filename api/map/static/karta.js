@@ -423,22 +423,49 @@ async function selectTurf(code) {
     if (district && f.id === district.properties.forening_id) option.selected = true;
     select.append(option);
   }
-  $('turf-title').focus?.();
+  await fillVolunteers();
 }
+
+async function fillVolunteers() {
+  // A turf goes to a förening as a team, or to one of its volunteers.
+  const select = $('turf-user');
+  const first = select.options[0];
+  select.replaceChildren(first);
+  if (state.users === undefined) {
+    try {
+      state.users = await getJson('/users');
+    } catch {
+      state.users = [];
+    }
+  }
+  const forening = Number($('turf-forening').value);
+  for (const u of state.users) {
+    if (u.role !== 'volunteer' || u.unit_kind !== 'forening' || u.unit_id !== forening) continue;
+    const option = make('option', u.display_name);
+    option.value = String(u.id);
+    select.append(option);
+  }
+}
+
+$('turf-forening').addEventListener('change', fillVolunteers);
 
 async function refreshTurf(code) {
   // The turf API's own view is the truth about the lease; the map's layer follows it.
   const response = await api(`/turfs/${encodeURIComponent(code)}`);
   const feature = state.turfs.get(code);
   if (response.ok && feature) {
-    const turf = await response.json();
-    feature.properties.lease = turf.lease
+    const { lease } = await response.json();
+    let fid = lease ? lease.forening_id : null;
+    if (lease && fid == null) {
+      const holder = (state.users || []).find((u) => u.id === lease.user_id);
+      fid = holder ? holder.unit_id : null;
+    }
+    feature.properties.lease = lease
       ? {
-        holder: turf.lease.forening_id != null ? 'forening' : 'volunteer',
-        forening_id: turf.lease.forening_id,
-        forening: (state.foreningar.find((f) => f.id === turf.lease.forening_id) || {}).name
-          || turf.lease.forening_name || turf.lease.holder_name || null,
-        expires_at: turf.lease.expires_at,
+        holder: lease.forening_id != null ? 'forening' : 'volunteer',
+        forening_id: fid,
+        forening: (state.foreningar.find((f) => f.id === fid) || {}).name || null,
+        expires_at: lease.expires_at,
       }
       : null;
   }
@@ -452,11 +479,13 @@ async function refreshTurf(code) {
 $('turf-assign').addEventListener('click', async () => {
   const code = state.selectedTurf;
   const forening = Number($('turf-forening').value);
+  const user = Number($('turf-user').value);
   if (!code || !forening) return;
+  const holder = user ? { user_id: user } : { forening_id: forening };
   const response = await api(`/turfs/${encodeURIComponent(code)}/lease`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ forening_id: forening }),
+    body: JSON.stringify(holder),
   });
   if (response.status === 409) {
     text($('turf-message'), 'Området är redan utlånat. Släpp det först.');
