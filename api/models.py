@@ -203,6 +203,8 @@ class LoginCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     failed_attempts: int = 0
+    # The address the code was asked from: the hourly limits count per client as well.
+    client: str | None = Field(default=None, max_length=64, index=True)
 
 
 class DeviceToken(SQLModel, table=True):

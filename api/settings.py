@@ -33,7 +33,12 @@ class Settings(BaseSettings):
     mail_from: str = "Knacka <noreply@knacka.invalid>"
 
     login_code_minutes: int = 10
+    # Codes per hour for one address asked from one client; from one client for any
+    # addresses; and for one address from all clients. Counting per client as well keeps a
+    # stranger from using up a user's codes.
     login_codes_per_hour: int = 5
+    login_codes_per_hour_per_client: int = 20
+    login_codes_per_hour_per_email: int = 20
     login_code_attempts: int = 5
     # A device token dies after this many days without use, and on revocation.
     device_token_idle_days: int = 180
