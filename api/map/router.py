@@ -21,7 +21,6 @@ from api.db import SessionDep
 from api.deps import NowDep, ScopeDep, SettingsDep
 from api.errors import NotFound
 from api.map import service
-from api.map.schemas import FeatureCollection
 from api.models import UnitKind
 from api.settings import Settings
 
@@ -32,6 +31,14 @@ router = APIRouter(tags=["map"])
 STATIC = Path(__file__).resolve().parent / "static"
 _GEOJSON = "application/geo+json"
 _ZOOM = Query(12, ge=service.MIN_ZOOM, le=service.MAX_ZOOM, description="The map's zoom level.")
+_NOT_MODIFIED = {304: {"description": "Not modified: the ETag sent in If-None-Match"}}
+_GEOJSON_RESPONSES = {
+    200: {
+        "description": "A GeoJSON FeatureCollection in WGS84 (see the FeatureCollection schema)",
+        "content": {_GEOJSON: {"schema": {"type": "object"}}},
+    },
+    **_NOT_MODIFIED,
+}
 _ENV = Environment(
     loader=PackageLoader("api.map", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -133,7 +140,14 @@ def _send(
 # -- the page -----------------------------------------------------------------------------
 
 
-@router.get("/karta", response_class=Response, include_in_schema=True)
+@router.get(
+    "/karta",
+    response_class=Response,
+    responses={
+        200: {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+        **_NOT_MODIFIED,
+    },
+)
 def map_page(request: Request, settings: SettingsDep) -> Response:
     """The leads' map (Swedish). It signs in by itself; the data it draws needs a token."""
     html = _ENV.get_template("karta.html").render(
@@ -154,7 +168,17 @@ def _static_file(relative: str) -> bytes | None:
     return path.read_bytes()
 
 
-@router.get("/karta/static/{path:path}", response_class=Response)
+@router.get(
+    "/karta/static/{path:path}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A script, style sheet, image or licence of the page",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **_NOT_MODIFIED,
+    },
+)
 def map_static(request: Request, path: Annotated[str, PathParam(max_length=200)]) -> Response:
     """The page's own scripts and styles, and the vendored map library."""
     body = _static_file(path)
@@ -175,7 +199,7 @@ def map_static(request: Request, path: Annotated[str, PathParam(max_length=200)]
 @router.get(
     "/map/districts.geojson",
     response_class=Response,
-    responses={200: {"model": FeatureCollection, "content": {_GEOJSON: {}}}},
+    responses=_GEOJSON_RESPONSES,
 )
 def map_districts(
     request: Request,
@@ -210,7 +234,7 @@ def map_districts(
 @router.get(
     "/map/turfs/{code}/addresses.geojson",
     response_class=Response,
-    responses={200: {"model": FeatureCollection, "content": {_GEOJSON: {}}}},
+    responses=_GEOJSON_RESPONSES,
 )
 def map_turf_addresses(
     request: Request,
@@ -227,7 +251,7 @@ def map_turf_addresses(
 @router.get(
     "/map/outlines.geojson",
     response_class=Response,
-    responses={200: {"model": FeatureCollection, "content": {_GEOJSON: {}}}},
+    responses=_GEOJSON_RESPONSES,
 )
 def map_outlines(
     request: Request, session: SessionDep, scope: ScopeDep, zoom: int = _ZOOM
@@ -240,7 +264,15 @@ def map_outlines(
 
 
 @router.get(
-    "/map/chart.png", response_class=Response, responses={200: {"content": {"image/png": {}}}}
+    "/map/chart.png",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The chart",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **_NOT_MODIFIED,
+    },
 )
 def map_chart(
     request: Request,
