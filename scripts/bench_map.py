@@ -49,17 +49,24 @@ GEOJSON_LIMIT_KB, P99_LIMIT_MS, ASSETS_LIMIT_KB = 300, 100, 100
 ADMIN = "distrikt@example.org"
 
 
-def _rough(poly, rng: random.Random, step_deg: float = 0.0006, noise_deg: float = 0.00004):
-    """``poly`` with a vertex every ``step_deg`` along its border, each moved by up to
-    ``noise_deg``: the vertex count of a surveyed border."""
-    dense = shapely.segmentize(poly, step_deg)
-    coords = [
-        (x + rng.uniform(-noise_deg, noise_deg), y + rng.uniform(-noise_deg, noise_deg))
-        for x, y in dense.exterior.coords[:-1]
-    ]
-    rough = shapely.make_valid(shapely.Polygon(coords))
-    parts = [g for g in getattr(rough, "geoms", [rough]) if g.geom_type == "Polygon"]
-    return max(parts, key=lambda g: g.area) if parts else poly
+def _rough(geom, rng: random.Random, step_deg: float = 0.0006, noise_deg: float = 0.00004):
+    """``geom`` (polygonal) with a vertex every ``step_deg`` along its borders, each moved by
+    up to ``noise_deg``: the vertex count of a surveyed border."""
+    parts = []
+    for poly in shapely.get_parts(geom):
+        if poly.geom_type != "Polygon" or poly.is_empty:
+            continue
+        dense = shapely.segmentize(poly, step_deg)
+        coords = [
+            (x + rng.uniform(-noise_deg, noise_deg), y + rng.uniform(-noise_deg, noise_deg))
+            for x, y in dense.exterior.coords[:-1]
+        ]
+        rough = shapely.make_valid(shapely.Polygon(coords))
+        pieces = [g for g in shapely.get_parts(rough) if g.geom_type == "Polygon"]
+        parts.append(max(pieces, key=lambda g: g.area) if pieces else poly)
+    if not parts:
+        return geom
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
 
 def _bbox(geom) -> dict[str, float]:
