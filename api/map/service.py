@@ -247,8 +247,10 @@ def _seen_districts(session: Session, scope: Scope, kommun: str | None) -> list[
             Kommun.code,
             Kommun.name,
             Kommun.id,
+            Forening.name,
         )
         .join(Kommun, Kommun.id == District.kommun_id)
+        .join(Forening, Forening.id == District.forening_id, isouter=True)
         .where(scope.seen_filter(UnitKind.district, District.id))
         .order_by(District.code)
     )
@@ -309,11 +311,10 @@ def district_collection(
             today=today,
             covered=covered,
         )
-    foreningar = tree.names(session, UnitKind.forening, {r[4] for r in rows if r[4]})
     coverage = _district_coverage(session, ids)
     priority = priorities(session=session, district_ids=ids)
     features = []
-    for did, code, name, _, forening_id, voters, households, kcode, kname, _ in rows:
+    for did, code, name, _, forening_id, voters, households, kcode, kname, _, fname in rows:
         props: dict[str, Any] = {
             "layer": "district",
             "code": code,
@@ -321,7 +322,7 @@ def district_collection(
             "kommun_code": kcode,
             "kommun": kname,
             "forening_id": forening_id,
-            "forening": foreningar.get(forening_id),
+            "forening": fname,
             "uncovered": forening_id is None,
             "voters": voters,
             "households": households,
@@ -341,7 +342,7 @@ def district_collection(
     if with_turfs:
         turf_filter = scope.seen_filter(UnitKind.district, Turf.district_id)
         if kommun is not None:
-            turf_filter &= Turf.kommun_id == rows[0][-1]
+            turf_filter &= Turf.kommun_id == rows[0][9]
         features.extend(_turf_features(session, turf_filter, tolerance, now))
     return _collection(features, meta)
 
