@@ -25,6 +25,7 @@ SMOKE = {
         ],
         "ratio",
     ),
+    "bench_map.py": (["--requests", "5", "--warmup", "1"], "assets:"),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
         "ratio",
