@@ -97,6 +97,8 @@ ACCESS: dict[tuple[str, str], Expect] = {
     # the topic list is shared by every partidistrikt: operators change it (knacka topic)
     ("POST", "/topics"): _all(403),
     ("PATCH", "/topics/{code}"): _all(403),
+    # turf cutting: whoever leads the district (its förening, kommun or partidistrikt)
+    ("POST", "/turfs/cut"): _by(NO, (200, 403), (200, 403), (200, 403)),
 }
 
 # Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Phones' clocks drift; a time this far ahead of the server is still accepted.
     clock_skew_minutes: int = 5
 
+    # Turf cutting: households per turf when a request does not say.
+    turf_households: int = Field(default=60, ge=1, le=10_000)
+
 
 @lru_cache
 def get_settings() -> Settings:

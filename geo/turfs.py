@@ -30,6 +30,7 @@ __all__ = [
     "DistrictCut",
     "TurfPart",
     "cut_district",
+    "polygonal_part",
     "walk_length",
     "walking_order",
 ]
@@ -400,7 +401,7 @@ def _polygons(xy, households, labels, k, district):
             best[p] = i
             owner[p] = labels[i]
     if len(places) == 1:
-        return [shapely.normalize(_polygonal(district)) if owner[0] == 0 else shapely.Polygon()]
+        return [shapely.normalize(polygonal_part(district)) if owner[0] == 0 else shapely.Polygon()]
     frame = shapely.box(*district.bounds).union(shapely.box(*shapely.multipoints(places).bounds))
     frame = frame.buffer(1000.0, join_style="mitre")
     cells = shapely.get_parts(
@@ -409,12 +410,22 @@ def _polygons(xy, households, labels, k, district):
     # Voronoi cells are an exact coverage, which merges fast; each turf is clipped once.
     merged = [shapely.coverage_union_all(cells[owner == label]) for label in range(k)]
     clipped = shapely.intersection(np.array(merged, dtype=object), district)
-    polygons = [shapely.normalize(_polygonal(g)) for g in clipped]
+    polygons = [shapely.normalize(polygonal_part(g)) for g in clipped]
     return polygons
 
 
-def _polygonal(geom):
-    """Only the polygons of ``geom`` (a clip can leave stray lines or points)."""
+def polygonal_part(geom: BaseGeometry) -> BaseGeometry:
+    """The polygons of ``geom`` only: a clip can leave stray lines or points.
+
+    Parameters
+    ----------
+    geom : shapely geometry
+
+    Returns
+    -------
+    shapely.Polygon or shapely.MultiPolygon
+        Empty when ``geom`` holds no polygon.
+    """
     if geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom
     polys = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]

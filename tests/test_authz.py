@@ -255,6 +255,10 @@ REQUESTS = {
         "url": "/topics/jobs",
         "json": {"label": "Arbete"},
     },
+    ("POST", "/turfs/cut"): lambda w, s, r, c: {
+        "url": "/turfs/cut",
+        "json": {"district": w.D[s].code},
+    },
 }
 
 
