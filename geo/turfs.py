@@ -225,19 +225,19 @@ def _units(xy, weights, free, buildings, target):
     if buildings is None:
         unit_of = np.arange(len(free))
     else:
-        keys = np.array([str(buildings[i]) for i in free], dtype=object)
-        _, group = np.unique(keys, return_inverse=True)
-        group = group.reshape(-1)
+        # Buildings numbered in the order of their first address.
+        ids: dict[str, int] = {}
+        group = np.array([ids.setdefault(str(buildings[i]), len(ids)) for i in free])
         size = np.bincount(group)
         load = np.bincount(group, weights=weights[free])
         split = (size[group] > 1) & (load[group] > BUILDING_SHARE * target)
         # Split buildings' entrances get ids of their own, after every building's.
         unit_of = np.where(split, len(size) + np.arange(len(free)), group)
-        # Numbered by each unit's first address, whatever the keys were.
-        _, first = np.unique(unit_of, return_index=True)
+        # Numbered by each unit's first address.
+        _, first, unit_of = np.unique(unit_of, return_index=True, return_inverse=True)
         rank = np.empty(len(first), dtype=np.int64)
         rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        unit_of = rank[np.searchsorted(np.unique(unit_of), unit_of)]
+        unit_of = rank[unit_of.reshape(-1)]
     order = np.argsort(unit_of, kind="stable")
     bounds = np.flatnonzero(np.diff(unit_of[order])) + 1
     groups = np.split(free[order], bounds)
@@ -392,14 +392,10 @@ def _polygons(xy, households, labels, k, district):
         return []
     places, inverse = np.unique(xy, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    owner = np.full(len(places), -1, dtype=np.int64)
-    best = np.full(len(places), -1, dtype=np.int64)
     # Most households first, then the lowest label: the same owner for the same input.
-    for i in np.lexsort((labels, -households)):
-        p = inverse[i]
-        if best[p] < 0:
-            best[p] = i
-            owner[p] = labels[i]
+    ranked = np.lexsort((labels, -households))
+    _, first = np.unique(inverse[ranked], return_index=True)
+    owner = labels[ranked[first]]
     if len(places) == 1:
         return [shapely.normalize(polygonal_part(district)) if owner[0] == 0 else shapely.Polygon()]
     frame = shapely.box(*district.bounds).union(shapely.box(*shapely.multipoints(places).bounds))
@@ -468,13 +464,13 @@ def walking_order(
     *,
     streets: Sequence[str] | None = None,
     numbers: Sequence[str] | None = None,
-    max_moves: int | None = None,
+    max_rounds: int | None = None,
 ) -> np.ndarray:
     """An order to walk the addresses ``xy`` (shape (n, 2), EPSG:3006 metres) in.
 
     The first draft goes street by street (up the odd side, back down the even side); a
     nearest-neighbour walk from the same start replaces it when shorter; then 2-opt moves
-    (reversing a stretch of the walk) shorten it while they can, best move first.
+    (reversing a stretch of the walk) shorten it while they can, best moves first.
 
     Parameters
     ----------
@@ -482,8 +478,8 @@ def walking_order(
         Shape (n, 2), metres.
     streets, numbers : sequence of str, optional
         Per address, for the first draft.
-    max_moves : int, optional
-        The most 2-opt moves to make (default ``4 n``).
+    max_rounds : int, optional
+        The most rounds of 2-opt moves to make (default ``2 n``).
 
     Returns
     -------
@@ -504,7 +500,7 @@ def walking_order(
     nearest = _nearest_neighbour(dist, int(draft[0]))
     if _length(dist, nearest) < _length(dist, draft):
         draft = nearest
-    return _two_opt(dist, draft, 4 * n if max_moves is None else max_moves)
+    return _two_opt(dist, draft, 2 * n if max_rounds is None else max_rounds)
 
 
 def _length(dist, order):
@@ -513,43 +509,46 @@ def _length(dist, order):
 
 def _nearest_neighbour(dist, start):
     n = len(dist)
-    seen = np.zeros(n, dtype=bool)
+    left = dist.copy()
     order = np.empty(n, dtype=np.int64)
     here = start
     for step in range(n):
         order[step] = here
-        seen[here] = True
-        if step + 1 < n:
-            row = np.where(seen, np.inf, dist[here])
-            here = int(np.argmin(row))
+        left[:, here] = np.inf
+        here = int(np.argmin(left[here]))
     return order
 
 
-def _two_opt(dist, order, max_moves):
-    """2-opt on an open walk (the ends are free): reverse the stretch whose reversal saves
-    the most, until nothing saves more than a centimetre."""
-    order = order.copy()
+def _two_opt(dist, order, max_rounds):
+    """2-opt on an open walk: reverse the stretches whose reversal saves the most, until
+    nothing saves more than a centimetre.
+
+    The walk is padded with a stop at no distance from any other at both ends, so that
+    reversing its head or tail is an ordinary move. Each round takes, best first, every
+    improving move whose stretch touches no other taken one (such moves do not change each
+    other's savings)."""
     n = len(order)
-    upper = np.triu(np.ones((n - 1, n - 1), dtype=bool), 1)
-    for _ in range(max_moves):
-        d = dist[np.ix_(order, order)]
-        step = np.diagonal(d, 1)  # step[i]: from stop i to stop i + 1
-        # Reversing stops i+1..j (i < j < n-1): edges (i,i+1),(j,j+1) become (i,j),(i+1,j+1).
-        inner = np.where(upper, step[:, None] + step[None, :] - d[:-1, :-1] - d[1:, 1:], 0.0)
-        # Reversing a head 0..j or a tail i+1..n-1 changes one edge only.
-        head = step - d[0, 1:]
-        tail = step - d[:-1, n - 1]
-        gains = (inner.max(), head.max(), tail.max())
-        which = int(np.argmax(gains))
-        if gains[which] <= 0.01:
+    padded = np.zeros((n + 1, n + 1))
+    padded[:n, :n] = dist
+    path = np.concatenate([[n], order, [n]])
+    m = n + 2
+    lower = ~np.triu(np.ones((m - 1, m - 1), dtype=bool), 1)
+    rows = np.arange(m - 1)
+    for _ in range(max_rounds):
+        d = padded[np.ix_(path, path)]
+        step = np.diagonal(d, 1)
+        # Reversing stops i+1..j: edges (i,i+1),(j,j+1) become (i,j),(i+1,j+1).
+        gain = step[:, None] + step[None, :] - d[:-1, :-1] - d[1:, 1:]
+        gain[lower] = 0.0
+        best_j = gain.argmax(axis=1)
+        best = gain[rows, best_j]
+        candidates = np.flatnonzero(best > 0.01)
+        if not len(candidates):
             break
-        if which == 0:
-            i, j = np.unravel_index(int(np.argmax(inner)), inner.shape)
-            order[i + 1 : j + 1] = order[i + 1 : j + 1][::-1]
-        elif which == 1:
-            j = int(np.argmax(head))
-            order[: j + 1] = order[: j + 1][::-1]
-        else:
-            i = int(np.argmax(tail))
-            order[i + 1 :] = order[i + 1 :][::-1]
-    return order
+        taken: list[tuple[int, int]] = []
+        for i in candidates[np.argsort(-best[candidates], kind="stable")]:
+            j = int(best_j[i])
+            if all(j < a or i > b for a, b in taken):
+                taken.append((int(i), j))
+                path[i + 1 : j + 1] = path[i + 1 : j + 1][::-1]
+    return path[1:-1]

@@ -249,44 +249,50 @@ def _cut_one(session, district, rows, kept_addresses, target, first_number, now)
         shape = shapely.normalize(
             polygonal_part(shapely.intersection(_project(part.polygon, _TO_DEGREES), outline))
         )
-        minx, miny, maxx, maxy = shape.bounds if not shape.is_empty else (np.nan,) * 4
         if shape.is_empty:
             # No area of its own (its places are shared with another turf): the box of its
             # addresses still puts it on the map.
             minx, maxx = lon[part.addresses].min(), lon[part.addresses].max()
             miny, maxy = lat[part.addresses].min(), lat[part.addresses].max()
+        else:
+            minx, miny, maxx, maxy = shape.bounds
         turfs.append(
-            Turf(
-                code=f"{district.code}-{n}",
-                district_id=district.id,
-                kommun_id=district.kommun_id,
-                households=part.households,
-                address_count=len(part.addresses),
-                walk_length_m=round(part.walk_length_m, 1),
-                geom_wkb=shapely.to_wkb(shape),
-                min_lon=float(minx),
-                min_lat=float(miny),
-                max_lon=float(maxx),
-                max_lat=float(maxy),
-                link_code=new_link_code(),
-                created_at=now,
-            )
+            {
+                "code": f"{district.code}-{n}",
+                "district_id": district.id,
+                "kommun_id": district.kommun_id,
+                "households": part.households,
+                "address_count": len(part.addresses),
+                "walk_length_m": round(part.walk_length_m, 1),
+                "geom_wkb": shapely.to_wkb(shape),
+                "min_lon": float(minx),
+                "min_lat": float(miny),
+                "max_lon": float(maxx),
+                "max_lat": float(maxy),
+                "link_code": new_link_code(),
+                "created_at": now,
+                "retired_at": None,
+            }
         )
-    session.add_all(turfs)
-    session.flush()
+    # One statement for the district's turfs, their ids back in the order given.
+    ids = (
+        session.execute(insert(Turf).returning(Turf.id, sort_by_parameter_order=True), turfs)
+        .scalars()
+        .all()
+    )
     links = [
-        {"turf_id": turf.id, "address_id": rows[i][0], "position": pos}
-        for turf, part in zip(turfs, cut.turfs, strict=True)
+        {"turf_id": turf_id, "address_id": rows[i][0], "position": pos}
+        for turf_id, part in zip(ids, cut.turfs, strict=True)
         for pos, i in enumerate(part.addresses, start=1)
     ]
     sizes = [p.households for p in cut.turfs]
-    walks = [t.walk_length_m for t in turfs]
+    walks = [t["walk_length_m"] for t in turfs]
     summary.created = len(turfs)
     summary.max_households = max(sizes)
     summary.max_over_target = round(max(sizes) / target, 3)
     summary.walk_length_m = round(sum(walks), 1)
     summary.max_walk_length_m = max(walks)
-    summary.turfs = [t.code for t in turfs]
+    summary.turfs = [t["code"] for t in turfs]
     return summary, links
 
 
