@@ -145,8 +145,9 @@ def bench_service(kommun, target: int) -> str:
             cpu = time.process_time() - cpu
         engine.dispose()
     return (
-        f"service: {seconds:.2f} s ({cpu:.2f} s CPU) on SQLite (read, cut, write {summary.created} turfs and "
-        f"{len(addresses)} addresses in one transaction), max/target {summary.max_over_target:.2f}"
+        f"service: {seconds:.2f} s ({cpu:.2f} s CPU) on SQLite (read, cut, write "
+        f"{summary.created} turfs and {len(addresses)} addresses in one transaction), "
+        f"max/target {summary.max_over_target:.2f}"
     )
 
 
