@@ -60,8 +60,8 @@ class TurfPart:
     walk_length_m : float
         The length of the walk from the first address to the last, straight lines, metres.
     polygon : shapely.Polygon or shapely.MultiPolygon
-        The turf's part of the district in EPSG:3006 (empty only when every address of the
-        turf shares its spot with addresses of another turf).
+        The turf's part of the district in EPSG:3006: the places nearer to its addresses
+        than to any other address of the district.
     """
 
     addresses: np.ndarray
@@ -153,7 +153,7 @@ def cut_district(
     for label, part in enumerate(parts):
         for u in part:
             labels[units[u]] = label
-    polygons = _polygons(xy, households, labels, len(parts), district)
+    polygons = _polygons(xy, labels, len(parts), district)
     turfs = []
     for label, polygon in enumerate(polygons):
         members = np.flatnonzero(labels == label)
@@ -383,31 +383,45 @@ def _order_parts(parts, unit_xy, unit_w):
 # -- polygons -------------------------------------------------------------------------------
 
 
-def _polygons(xy, households, labels, k, district):
+def _polygons(xy, labels, k, district):
     """Voronoi cells of the addresses' places, clipped to the district, merged per turf.
 
-    Cells of the ``fixed`` addresses (label -1) belong to no new turf. A place shared by
-    addresses of several turfs goes to the one with the most households there."""
+    Cells of the ``fixed`` addresses (label -1) belong to no new turf. Where addresses of
+    several turfs share one spot, each turf's copy of it is moved by half a metre, so that
+    every turf still gets a (small) cell there."""
     if k == 0:
         return []
-    places, inverse = np.unique(xy, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    # Most households first, then the lowest label: the same owner for the same input.
-    ranked = np.lexsort((labels, -households))
-    _, first = np.unique(inverse[ranked], return_index=True)
-    owner = labels[ranked[first]]
+    places, owner = _places(xy, labels)
     if len(places) == 1:
-        return [shapely.normalize(polygonal_part(district)) if owner[0] == 0 else shapely.Polygon()]
+        return [shapely.normalize(polygonal_part(district))]
     frame = shapely.box(*district.bounds).union(shapely.box(*shapely.multipoints(places).bounds))
     frame = frame.buffer(1000.0, join_style="mitre")
     cells = shapely.get_parts(
         shapely.voronoi_polygons(shapely.multipoints(places), extend_to=frame, ordered=True)
     )
+    if len(cells) != len(places):
+        raise ValueError("xy: the Voronoi cells do not match the places (coincident points)")
     # Voronoi cells are an exact coverage, which merges fast; each turf is clipped once.
     merged = [shapely.coverage_union_all(cells[owner == label]) for label in range(k)]
     clipped = shapely.intersection(np.array(merged, dtype=object), district)
-    polygons = [shapely.normalize(polygonal_part(g)) for g in clipped]
-    return polygons
+    return [shapely.normalize(polygonal_part(g)) for g in clipped]
+
+
+def _places(xy, labels):
+    """The distinct (spot, turf) pairs: their points and turf labels."""
+    keys = np.unique(np.column_stack([xy, labels.astype(np.float64)]), axis=0)
+    same_spot = np.r_[False, (keys[1:, :2] == keys[:-1, :2]).all(axis=1)]
+    run_start = np.maximum.accumulate(np.where(same_spot, 0, np.arange(len(keys))))
+    rank = np.arange(len(keys)) - run_start
+    angle = rank * 2.399963  # the golden angle: copies spread round the spot
+    radius = 0.5
+    for _ in range(10):
+        offset = np.where(rank > 0, radius, 0.0)[:, None]
+        points = keys[:, :2] + offset * np.column_stack([np.cos(angle), np.sin(angle)])
+        if len(np.unique(points, axis=0)) == len(points):
+            break
+        radius *= 0.7  # a moved copy landed on another address: try closer
+    return points, keys[:, 2].astype(np.int64)
 
 
 def polygonal_part(geom: BaseGeometry) -> BaseGeometry:

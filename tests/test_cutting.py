@@ -152,6 +152,34 @@ def test_one_place_takes_the_whole_district():
     assert len(cut.turfs) == 1 and cut.turfs[0].polygon.area == pytest.approx(L_SHAPE.area)
 
 
+def test_turfs_sharing_one_spot_each_get_a_part_of_the_map():
+    # A block geocoded to one point for all its entrances: two entrances over the target.
+    xy = np.array([[X0 + 100, Y0 + 100]] * 2 + [[X0 + 400, Y0 + 1000]])
+    cut = cut_district(xy, np.array([70, 70, 1]), district=L_SHAPE, crs="EPSG:3006", target=60)
+    assert len(cut.turfs) == 3
+    assert all(t.polygon.area > 0 for t in cut.turfs)
+    union = shapely.union_all([t.polygon for t in cut.turfs])
+    assert union.area == pytest.approx(L_SHAPE.area, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("target", [8, 25, 60])
+def test_invariants_hold_on_many_small_generated_districts(seed, target):
+    rng = np.random.default_rng(seed)
+    w, h = rng.uniform(200, 1500, 2)
+    district = shapely.box(X0, Y0, X0 + w, Y0 + h).difference(
+        shapely.box(X0 + w / 3, Y0 + h / 3, X0 + w, Y0 + h / 2)
+    )
+    addresses = generated_addresses(district, households=int(rng.integers(5, 400)), seed=seed)
+    cut = _cut(district, addresses, target=target)
+    members = np.concatenate([t.addresses for t in cut.turfs])
+    assert sorted(members.tolist()) == list(range(len(addresses.xy)))
+    assert all(t.households <= BALANCE_LIMIT * target or len(t.addresses) == 1 for t in cut.turfs)
+    polygons = [t.polygon for t in cut.turfs]
+    assert shapely.union_all(polygons).area == pytest.approx(district.area, rel=1e-9)
+    assert sum(a.intersection(b).area for a, b in itertools.combinations(polygons, 2)) < 1e-3
+
+
 def test_walking_order_is_a_permutation_and_no_longer_than_the_street_draft():
     rng = np.random.default_rng(5)
     xy = np.column_stack([X0 + rng.uniform(0, 800, 70), Y0 + rng.uniform(0, 800, 70)])

@@ -129,8 +129,13 @@ def cut_turfs(
     """Cut each district into turfs of about ``households``, keeping the turfs in use."""
     if households < 1:
         raise Unprocessable("households: must be at least 1")
+    # Locked (PostgreSQL) so that two cuts of one district run one after the other rather
+    # than both numbering new turfs from the same highest code.
     districts = session.exec(
-        select(District).where(col(District.id).in_(district_ids)).order_by(District.code)
+        select(District)
+        .where(col(District.id).in_(district_ids))
+        .order_by(District.code)
+        .with_for_update()
     ).all()
     if len(districts) != len(set(district_ids)):
         raise Unprocessable("district_ids: some districts do not exist")
