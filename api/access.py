@@ -105,6 +105,8 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/map/turfs/{code}/addresses.geojson"): _all(200, 404),
     ("GET", "/map/outlines.geojson"): _all(200),
     ("GET", "/map/chart.png"): _all(200, 404),
+    # turf cutting: whoever leads the district (its förening, kommun or partidistrikt)
+    ("POST", "/turfs/cut"): _by(NO, (200, 403), (200, 403), (200, 403)),
 }
 
 # Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in

@@ -206,6 +206,56 @@ def assign_districts(
     typer.echo(f"{result.rows} rows: {result.changed} changed, {result.unchanged} unchanged")
 
 
+@app.command("cut-turfs")
+def cut_turfs_command(
+    kommun: Annotated[str | None, typer.Option(help="Cut every district of this kommun")] = None,
+    district: Annotated[str | None, typer.Option(help="Cut this one district")] = None,
+    households: Annotated[
+        int | None, typer.Option(help="Households per turf (default KNACKA_TURF_HOUSEHOLDS)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Cut districts into turfs of about N households, keeping the turfs in use."""
+    _require_schema()
+    from api.models import utcnow
+    from api.turfs.cutting import cut_request
+    from api.turfs.cutting_schemas import CutRequest
+
+    if (kommun is None) == (district is None):
+        _fail(AppError("options: give exactly one of --kommun and --district"))
+    try:
+        request = CutRequest(kommun=kommun, district=district, households=households)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "options"
+        _fail(AppError(f"{where}: {problem['msg']}"))
+    try:
+        with db.session_scope() as session:
+            summary = cut_request(
+                session=session,
+                scope=Scope.operator(session),
+                request=request,
+                default_households=get_settings().turf_households,
+                now=utcnow(),
+            )
+    except AppError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+        return
+    for d in summary.districts:
+        ratio = "-" if d.max_over_target is None else f"{d.max_over_target:.2f}"
+        typer.echo(
+            f"{d.district}: {d.created} created, {d.kept} kept, {d.retired} retired; "
+            f"{d.households} households at {d.addresses} addresses; max/target {ratio}; "
+            f"walks {d.walk_length_m / 1000:.1f} km"
+        )
+    typer.echo(
+        f"{len(summary.districts)} districts: {summary.created} turfs created, "
+        f"{summary.kept} kept, {summary.retired} retired (target {summary.target} households)"
+    )
+
+
 @app.command("issue-token")
 def issue_token(
     email: Annotated[str, typer.Argument(help="The user's email")],

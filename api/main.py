@@ -17,6 +17,7 @@ from api.map.router import router as map_router
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 from api.topics.router import router as topics_router
+from api.turfs.cutting_router import router as turf_cutting_router
 
 __all__ = ["create_app"]
 
@@ -63,6 +64,7 @@ def create_app() -> FastAPI:
         progress_router,
         topics_router,
         map_router,
+        turf_cutting_router,
     ]
     for router in routers:
         app.include_router(router)

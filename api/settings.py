@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # empty URL draws no basemap (the kommun and län outlines are drawn either way).
     basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     basemap_attribution: str = "© OpenStreetMap-bidragsgivare"
+    # Turf cutting: households per turf when a request does not say.
+    turf_households: int = Field(default=60, ge=1, le=10_000)
 
 
 @lru_cache

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import make_url
 
@@ -31,7 +31,10 @@ __all__ = [
     "ROOT",
     "TUNED",
     "LiveServer",
+    "GeneratedAddresses",
     "free_port",
+    "generated_addresses",
+    "generated_kommun",
     "issue_token",
     "knacka",
     "knacka_argv",
@@ -267,3 +270,94 @@ class LiveServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# -- generated addresses for turf cutting (tests and scripts/bench_turfs.py) ----------------
+
+
+class GeneratedAddresses(NamedTuple):
+    """Made-up entrances in one district, EPSG:3006 metres: villas of one household along
+    their streets and blocks of several entrances of many households each."""
+
+    xy: Any  # numpy array (n, 2)
+    households: Any  # numpy int array (n,)
+    streets: list[str]
+    numbers: list[str]
+    entrances: list[str | None]
+
+
+def generated_addresses(
+    district: Any, *, households: int, seed: int, prefix: str = "Gata", villa_share: float = 0.3
+) -> GeneratedAddresses:
+    """About ``households`` households at entrances inside ``district`` (a shapely polygon in
+    EPSG:3006), clustered around a few centres; the same ``seed`` gives the same addresses."""
+    import numpy as np
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    minx, miny, maxx, maxy = district.bounds
+    shapely.prepare(district)
+
+    def inside(n: int) -> Any:
+        found = np.empty((0, 2))
+        while len(found) < n:
+            cand = rng.uniform((minx, miny), (maxx, maxy), size=(max(64, 4 * n), 2))
+            found = np.vstack([found, cand[shapely.contains_xy(district, cand[:, 0], cand[:, 1])]])
+        return found[:n]
+
+    centres = inside(max(1, households // 400))
+    xy, hh, streets, numbers, entrances = [], [], [], [], []
+    street_of: dict[tuple[int, bool], tuple[str, int]] = {}
+    # A block holds about 36 households: villas are drawn that much more often, so that
+    # ``villa_share`` is their share of the households.
+    villa_odds = villa_share * 36.0 / (villa_share * 36.0 + (1.0 - villa_share))
+    total = 0
+    while total < households:
+        c = int(rng.integers(len(centres)))
+        villa = bool(rng.random() < villa_odds)
+        name, next_no = street_of.get((c, villa), (f"{prefix} {c}{'v' if villa else 'b'}", 1))
+        spread = 150.0 if villa else 90.0
+        at = centres[c] + rng.normal(0.0, spread, 2)
+        if not shapely.contains_xy(district, at[0], at[1]):
+            at = inside(1)[0]
+        if villa:
+            parts = [1]
+        else:
+            parts = [int(v) for v in rng.integers(4, 26, size=int(rng.integers(1, 5)))]
+        for e, n in enumerate(parts):
+            spot = at + (8.0 * e, 0.0)
+            if not shapely.contains_xy(district, spot[0], spot[1]):
+                spot = at
+            xy.append(spot)
+            hh.append(n)
+            streets.append(name)
+            numbers.append(str(next_no))
+            entrances.append(None if villa else "ABCD"[e])
+            total += n
+        street_of[(c, villa)] = (name, next_no + 1)
+    return GeneratedAddresses(
+        np.array(xy), np.array(hh, dtype=np.int64), streets, numbers, entrances
+    )
+
+
+def generated_kommun(
+    *, households: int = 50_000, districts: int = 40, seed: int = 1
+) -> list[tuple[Any, GeneratedAddresses]]:
+    """A made-up kommun near Stockholm in EPSG:3006: ``districts`` Voronoi-shaped districts
+    with uneven shares of ``households`` generated addresses; (polygon, addresses) each."""
+    import numpy as np
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    box = shapely.box(660_000.0, 6_570_000.0, 680_000.0, 6_585_000.0)
+    seeds = rng.uniform((660_000.0, 6_570_000.0), (680_000.0, 6_585_000.0), size=(districts, 2))
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=box, ordered=True)
+    )
+    polygons = shapely.intersection(cells, box)
+    shares = rng.gamma(4.0, size=districts)
+    counts = np.maximum(1, np.round(households * shares / shares.sum())).astype(int)
+    return [
+        (poly, generated_addresses(poly, households=int(n), seed=seed * 1000 + i, prefix=f"D{i}"))
+        for i, (poly, n) in enumerate(zip(polygons, counts, strict=True))
+    ]

@@ -291,3 +291,33 @@ def map_turfs(
         session.flush()
         turfs.append(turf)
     return turfs
+
+
+def addresses_in_district(
+    session: Session, district_: District, n: int, *, seed: int = 1, households: int = 1
+) -> list:
+    """``n`` addresses spread over a square district of ``district()``: streets of ten
+    numbers each, ``households`` households at every one."""
+    import random
+
+    from api.models import Address
+
+    rng = random.Random(seed)
+    minx, miny = district_.min_lon, district_.min_lat
+    width, height = district_.max_lon - minx, district_.max_lat - miny
+    rows = [
+        Address(
+            key=f"{district_.code}-{seed}-{i}",
+            district_id=district_.id,
+            kommun_id=district_.kommun_id,
+            street=f"Gata {i // 10}",
+            number=str(i % 10 + 1),
+            lon=minx + width * (0.02 + 0.96 * rng.random()),
+            lat=miny + height * (0.02 + 0.96 * rng.random()),
+            households=households,
+        )
+        for i in range(n)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows

@@ -268,6 +268,10 @@ REQUESTS = {
     ("GET", "/map/chart.png"): lambda w, s, r, c: {
         "url": f"/map/chart.png?campaign={w.camp[s].id}&unit_kind=forening&unit={w.F[s].id}"
     },
+    ("POST", "/turfs/cut"): lambda w, s, r, c: {
+        "url": "/turfs/cut",
+        "json": {"district": w.D[s].code},
+    },
 }
 
 

@@ -37,6 +37,7 @@ SMOKE = {
         ],
         "nightly run:",
     ),
+    "bench_turfs.py": (["--households", "3000", "--districts", "4", "--repeat", "1"], "max/target"),
 }
 
 
