@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.addresses.router import router as addresses_router
 from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
@@ -15,6 +16,7 @@ from api.errors import install_handlers
 from api.fastdb import close_fast_db
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
+from api.results.router import router as results_router
 from api.topics.router import router as topics_router
 
 __all__ = ["create_app"]
@@ -58,6 +60,8 @@ def create_app() -> FastAPI:
     app.include_router(campaigns_router)
     app.include_router(progress_router)
     app.include_router(topics_router)
+    app.include_router(addresses_router)
+    app.include_router(results_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
