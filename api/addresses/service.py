@@ -313,7 +313,7 @@ def household_estimate(session: Session, district_ids: Iterable[int]) -> dict[in
         stored = dict(
             session.exec(
                 select(District.id, District.households).where(col(District.id).in_(chunk))
-            )
+            ).all()
         )
         for district_id in chunk:
             if sums.get(district_id):
