@@ -156,7 +156,9 @@ def import_results(
     for start in range(0, len(codes), 1000):
         chunk = codes[start : start + 1000]
         ids.update(
-            session.exec(select(District.code, District.id).where(col(District.code).in_(chunk)))
+            session.exec(
+                select(District.code, District.id).where(col(District.code).in_(chunk))
+            ).all()
         )
     unknown = sorted(c for c in codes if c not in ids)
     replaced = session.exec(
