@@ -127,8 +127,25 @@ def import_address_file(
         raise Forbidden("key: the file moves addresses out of a kommun outside your unit")
 
     now = utcnow()
+    # Written a chunk at a time as the file is walked, so that a million addresses never
+    # sit in memory as a million dicts; it is still one transaction.
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    created = updated = 0
+
+    def write(force: bool = False) -> None:
+        nonlocal created, updated
+        if force or len(inserts) >= _CHUNK:
+            if inserts and not dry_run:
+                session.execute(insert(Address), inserts)
+            created += len(inserts)
+            inserts.clear()
+        if force or len(updates) >= _CHUNK:
+            if updates and not dry_run:
+                session.execute(update(Address), updates)
+            updated += len(updates)
+            updates.clear()
+
     unchanged = 0
     part = frame.loc[inside]
     columns = {
@@ -156,6 +173,7 @@ def import_address_file(
             values["households_source"] = "default" if figure is None else "file"
         if old is None:
             inserts.append(values | {"key": key, "created_at": now, "updated_at": now})
+            write()
             continue
         changed = old["missing_since"] is not None or any(
             old[k] != v for k, v in values.items() if k not in ("lon", "lat")
@@ -164,18 +182,17 @@ def import_address_file(
         changed = changed or abs(old["lon"] - lons[i]) > 1e-8 or abs(old["lat"] - lats[i]) > 1e-8
         if changed:
             updates.append(values | {"id": old["id"], "missing_since": None, "updated_at": now})
+            write()
         else:
             unchanged += 1
 
+    write(force=True)
     in_file = set(keys.tolist())
     gone = [r for k, r in existing.items() if k not in in_file and r["kommun_id"] in touched]
     newly_gone = [{"id": r["id"], "missing_since": now} for r in gone if r["missing_since"] is None]
     if not dry_run:
-        for start in range(0, len(inserts), _CHUNK):
-            session.execute(insert(Address), inserts[start : start + _CHUNK])
-        for batch in (updates, newly_gone):
-            for start in range(0, len(batch), _CHUNK):
-                session.execute(update(Address), batch[start : start + _CHUNK])
+        for start in range(0, len(newly_gone), _CHUNK):
+            session.execute(update(Address), newly_gone[start : start + _CHUNK])
         session.flush()
 
     with_addresses = set(district_list)
@@ -183,7 +200,8 @@ def import_address_file(
         select(District.code).where(col(District.kommun_id).in_(touched)).order_by(District.code)
     ).all()
     codes_by_id = {d.id: d.code for d in districts}
-    empty_codes = [c for c in empty if c not in {codes_by_id[i] for i in with_addresses}]
+    used = {codes_by_id[i] for i in with_addresses}
+    empty_codes = [c for c in empty if c not in used]
     kommun_codes = (
         session.exec(
             select(Kommun.code).where(col(Kommun.id).in_(touched)).order_by(Kommun.code)
@@ -196,8 +214,8 @@ def import_address_file(
         source_crs=table.source_crs,
         key_source=table.key_source,
         features=len(frame),
-        created=len(inserts),
-        updated=len(updates),
+        created=created,
+        updated=updated,
         unchanged=unchanged,
         missing=len(gone),
         missing_keys=sorted(r["key"] for r in gone)[:_LISTED],
