@@ -140,7 +140,7 @@ class _Columns:
 
 
 def _choose_columns(
-    present: list[str], path: Path, named: dict[str, str | None], defaults: dict[str, str]
+    present: list[str], path: Path, named: dict[str, str | None], defaults: dict[str, str | None]
 ) -> _Columns:
     """Map each part to a column; a column named by the caller must exist, a default may not."""
     chosen: dict[str, str | None] = {}
@@ -169,7 +169,7 @@ _DEFAULTS = {
     "entrance": "lägestillägg",
     "postcode": "postnummer",
     "postort": "postort",
-    "households": "hushåll",
+    "households": None,  # 1 per address unless a column is named
 }
 
 

@@ -15,7 +15,7 @@ from api.errors import AppError, NotFound, Unprocessable
 from api.models import Address, District, ElectionResult, Kommun, utcnow
 from api.pagination import PageParams, paginate
 from geo import (
-    AddressFileError,
+    DistrictFileError,
     DistrictFileTooLarge,
     DistrictReadTimeout,
     join_districts,
@@ -53,17 +53,9 @@ def _read(path: Path, options: dict[str, Any], isolate_seconds: float | None):
             "with the knacka import-addresses command, which has no time limit",
             413,
         ) from None
-    except AddressFileError as exc:
+    except DistrictFileError as exc:  # AddressFileError, or its copy from the child process
         details = {"features": exc.features[:100]} if exc.features else None
         raise Unprocessable(f"{exc}; nothing was written", details=details) from None
-    except Exception as exc:
-        # The isolated reader raises the district reader's error class for any file error.
-        from geo import DistrictFileError
-
-        if isinstance(exc, DistrictFileError):
-            details = {"features": exc.features[:100]} if exc.features else None
-            raise Unprocessable(f"{exc}; nothing was written", details=details) from None
-        raise
 
 
 def _candidate_kommuner(session: Session, scope: Scope, kommun_code: str | None) -> list[int]:
