@@ -145,7 +145,12 @@ def _print_summary(s: ImportSummary) -> None:
 
 @app.command("import-addresses")
 def import_addresses(
-    path: Annotated[Path, typer.Argument(help="CSV, GeoJSON, GeoPackage, or a .zip of one")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, GeoJSON, GeoPackage, or a zipped GeoJSON, GeoPackage or Shapefile"
+        ),
+    ],
     crs: Annotated[
         str | None, typer.Option(help="CRS of coordinates the file does not name")
     ] = None,

@@ -5,6 +5,7 @@ import json
 import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 from pyproj import Transformer
 from shapely.geometry import Point, Polygon
 from sqlmodel import func, select
@@ -450,3 +451,27 @@ def test_household_estimate_prefers_addresses_then_voters_then_the_district(sess
     session.flush()
     found = household_estimate(session, [d1.id, d2.id, d3.id])
     assert found == {d1.id: 7, d2.id: round(900 / PERSONS_PER_HOUSEHOLD), d3.id: 250}
+
+
+def test_the_join_is_one_tree_query_for_the_whole_file(monkeypatch):
+    calls = []
+    real = shapely.STRtree.query
+
+    def counting(self, geometry, *args, **kwargs):
+        calls.append(len(geometry))
+        return real(self, geometry, *args, **kwargs)
+
+    monkeypatch.setattr(shapely.STRtree, "query", counting)
+    grid = np.array(
+        [
+            Polygon([(x, y), (x + 1, y), (x + 1, y + 1), (x, y + 1)])
+            for x in range(10)
+            for y in range(10)
+        ],
+        dtype=object,
+    )
+    rng = np.random.default_rng(1)
+    lon, lat = rng.random(5000) * 10, rng.random(5000) * 10
+    found = join_districts(lon, lat, grid)
+    assert calls == [5000]  # no point is on a border, so no second query either
+    assert (found == np.floor(lon).astype(int) * 10 + np.floor(lat).astype(int)).all()

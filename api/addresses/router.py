@@ -33,7 +33,9 @@ class AddressImportParams(AddressImportOptions):
 @router.post(
     "/addresses/import",
     response_model=AddressImportSummary,
-    openapi_extra=_upload_body("CSV, GeoJSON, GeoPackage or a .zip of one", "address"),
+    openapi_extra=_upload_body(
+        "CSV, GeoJSON, GeoPackage, or a zipped GeoJSON, GeoPackage or Shapefile", "address"
+    ),
 )
 async def import_addresses(
     request: Request,
