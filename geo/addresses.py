@@ -194,12 +194,15 @@ def read_addresses(
     Parameters
     ----------
     path : path-like
-        CSV (UTF-8, comma or semicolon separated), GeoJSON, GeoPackage, or a .zip of one.
+        CSV (UTF-8, comma or semicolon separated), GeoJSON, GeoPackage, or a .zip holding
+        one GeoJSON, GeoPackage or Shapefile.
     crs : str, optional
         The CRS of coordinates the file does not name (a CSV's x/y, a GeoJSON in SWEREF).
     key_column, street_column, number_column, letter_column, entrance_column,
-    postcode_column, postort_column, households_column : str, optional
+    postcode_column, postort_column : str, optional
         Columns of the address's parts; None means Lantmäteriet's name, when present.
+    households_column : str, optional
+        Households per address; without it every address counts as one.
     x_column, y_column : str, optional
         A CSV's coordinate columns; by default lon/lat (WGS84), else x/y (which need ``crs``).
     max_unzipped_bytes : int, optional
