@@ -475,3 +475,11 @@ def test_the_join_is_one_tree_query_for_the_whole_file(monkeypatch):
     found = join_districts(lon, lat, grid)
     assert calls == [5000]  # no point is on a border, so no second query either
     assert (found == np.floor(lon).astype(int) * 10 + np.floor(lat).astype(int)).all()
+
+
+def test_reading_over_the_time_limit_is_413_and_writes_nothing(client, session, kommun, settings):
+    settings.import_timeout_seconds = 0.001
+    response = _upload(client, _csv(ROWS))
+    assert response.status_code == 413
+    assert "KNACKA_IMPORT_TIMEOUT_SECONDS" in response.json()["detail"]
+    assert _count(session) == 0
