@@ -91,6 +91,15 @@ def _collapse(value: str) -> str:
     return re.sub(r"\s+", " ", value).strip()
 
 
+def _collapsed(text: pd.Series) -> pd.Series:
+    """Stripped text with runs of whitespace made one space; only the few values that hold
+    such a run are rewritten (a per-value regex over a million rows costs seconds)."""
+    odd = text.str.contains(r"\s\s|[^\S ]", regex=True, na=False)
+    if odd.any():
+        text = text.where(~odd, text[odd].str.replace(r"\s+", " ", regex=True))
+    return text
+
+
 def address_key(street: str, number: str, entrance: str | None, postcode: str | None) -> str:
     """The stable key of an address without an object id: its normalised parts.
 
@@ -276,7 +285,7 @@ def _read(
         lon, lat = np.asarray(lon), np.asarray(lat)
 
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    street = _text(frame[cols.street]).map(_collapse, na_action="ignore")
+    street = _collapsed(_text(frame[cols.street]))
     empty = street.isna().to_numpy()
     if empty.any():
         rows = list(where[empty])
@@ -376,7 +385,7 @@ def _read(
 def _part(frame: pd.DataFrame, column: str | None) -> pd.Series:
     if column is None:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
-    return _text(frame[column]).map(_collapse, na_action="ignore").astype("string")
+    return _collapsed(_text(frame[column]).astype("string"))
 
 
 def _read_csv(

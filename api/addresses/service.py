@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from api.addresses.schemas import AddressImportOptions, AddressImportSummary, AddressRead
@@ -37,6 +37,7 @@ __all__ = [
 PERSONS_PER_HOUSEHOLD = 1.8
 _CHUNK = 1000
 _LISTED = 50
+_ADDRESS = Address.__table__
 _COMPARED = ("district_id", "kommun_id", "street", "number", "entrance", "postcode", "postort")
 
 
@@ -114,7 +115,7 @@ def import_address_file(
     joined_kommun = district_kommun[index[inside]]
     touched = sorted(set(joined_kommun.tolist()) | ({kommun_ids[0]} if kommun_code else set()))
     existing = _existing(session, touched, keys)
-    outside_unit = sorted({k for k in (r["kommun_id"] for r in existing.values())} - set(touched))
+    outside_unit = sorted({k for k in (r.kommun_id for r in existing.values())} - set(touched))
     if any(not scope.leads_kommun(k) for k in outside_unit):
         raise Forbidden("key: the file moves addresses out of a kommun outside your unit")
 
@@ -129,7 +130,8 @@ def import_address_file(
         nonlocal created, updated
         if force or len(inserts) >= _CHUNK:
             if inserts and not dry_run:
-                session.execute(insert(Address), inserts)
+                # Core, not the ORM's bulk insert: several times faster per row.
+                session.execute(_ADDRESS.insert(), inserts)
             created += len(inserts)
             inserts.clear()
         if force or len(updates) >= _CHUNK:
@@ -160,28 +162,36 @@ def import_address_file(
             "lat": lats[i],
         }
         old = existing.get(key)
-        if old is None or old["households_source"] != "lead":
+        if old is None or old.households_source != "lead":
             values["households"] = 1 if figure is None else int(figure)
             values["households_source"] = "default" if figure is None else "file"
         if old is None:
             inserts.append(values | {"key": key, "created_at": now, "updated_at": now})
             write()
             continue
-        changed = old["missing_since"] is not None or any(
-            old[k] != v for k, v in values.items() if k not in ("lon", "lat")
+        # Compared as one tuple against the row's slice (_EXISTING's order): attribute by
+        # attribute costs seconds over a million addresses.
+        changed = (
+            old.missing_since is not None
+            or old[_PLACE] != tuple(values[k] for k in _COMPARED)
+            or (
+                "households" in values
+                and old[_HOUSEHOLDS] != (values["households"], values["households_source"])
+            )
+            # Coordinates pass through a projection: a difference below a millimetre is noise.
+            or abs(old.lon - lons[i]) > 1e-8
+            or abs(old.lat - lats[i]) > 1e-8
         )
-        # Coordinates pass through a projection: a difference below a millimetre is noise.
-        changed = changed or abs(old["lon"] - lons[i]) > 1e-8 or abs(old["lat"] - lats[i]) > 1e-8
         if changed:
-            updates.append(values | {"id": old["id"], "missing_since": None, "updated_at": now})
+            updates.append(values | {"id": old.id, "missing_since": None, "updated_at": now})
             write()
         else:
             unchanged += 1
 
     write(force=True)
     in_file = set(keys.tolist())
-    gone = [r for k, r in existing.items() if k not in in_file and r["kommun_id"] in touched]
-    newly_gone = [{"id": r["id"], "missing_since": now} for r in gone if r["missing_since"] is None]
+    gone = [r for k, r in existing.items() if k not in in_file and r.kommun_id in touched]
+    newly_gone = [{"id": r.id, "missing_since": now} for r in gone if r.missing_since is None]
     if not dry_run:
         for start in range(0, len(newly_gone), _CHUNK):
             session.execute(update(Address), newly_gone[start : start + _CHUNK])
@@ -210,7 +220,7 @@ def import_address_file(
         updated=updated,
         unchanged=unchanged,
         missing=len(gone),
-        missing_keys=sorted(r["key"] for r in gone)[:_LISTED],
+        missing_keys=sorted(r.key for r in gone)[:_LISTED],
         outside=int((~inside).sum()),
         outside_rows=[str(r) for r in outside_rows],
         districts_without_addresses=list(empty_codes),
@@ -223,19 +233,21 @@ _EXISTING = (
     Address.id,
     Address.key,
     Address.kommun_id,
-    Address.households_source,
     Address.missing_since,
     Address.lon,
     Address.lat,
     Address.households,
+    Address.households_source,
     *(getattr(Address, name) for name in _COMPARED),
 )
+_HOUSEHOLDS = slice(6, 8)
+_PLACE = slice(8, 8 + len(_COMPARED))
 
 
-def _existing(session: Session, kommun_ids: list[int], keys: np.ndarray) -> dict[str, dict]:
+def _existing(session: Session, kommun_ids: list[int], keys: np.ndarray) -> dict[str, Any]:
     """Stored addresses of the touched kommuner, and those elsewhere that share a key."""
     found = {
-        row.key: row._asdict()
+        row.key: row
         for row in session.execute(select(*_EXISTING).where(col(Address.kommun_id).in_(kommun_ids)))
     }
     elsewhere_count = session.exec(
@@ -249,7 +261,7 @@ def _existing(session: Session, kommun_ids: list[int], keys: np.ndarray) -> dict
         for start in range(0, len(rest), _CHUNK):
             chunk = rest[start : start + _CHUNK]
             for row in session.execute(select(*_EXISTING).where(col(Address.key).in_(chunk))):
-                found[row.key] = row._asdict()
+                found[row.key] = row
     return found
 
 
