@@ -483,3 +483,17 @@ def test_reading_over_the_time_limit_is_413_and_writes_nothing(client, session, 
     assert response.status_code == 413
     assert "KNACKA_IMPORT_TIMEOUT_SECONDS" in response.json()["detail"]
     assert _count(session) == 0
+
+
+def test_a_nul_in_a_path_or_parameter_is_an_answer_not_a_500(client, session, kommun):
+    # PostgreSQL refuses NUL in text: such a code or name must be answered, never a 500.
+    answers = [
+        client.get("/districts/2380%000001/addresses"),
+        client.patch("/addresses/-1", json={"households": 1}),
+        client.get("/kommuner/2380%00/priorities"),
+        client.get("/kommuner/2380/priorities", params={"election": "a\x00b"}),
+        _upload(client, _csv(ROWS), kommun="23\x0080"),
+    ]
+    # SQLite finds nothing (404); PostgreSQL's refusal is answered as bad input (422).
+    assert all(r.status_code in (404, 422) for r in answers), [r.text for r in answers]
+    assert _count(session) == 0
