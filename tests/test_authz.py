@@ -62,6 +62,7 @@ def world(session, clock):
         w.callers[role] = ({"Authorization": f"Bearer {raw}"}, device.id)
     other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
     w.other_device_id = other_device[1].id
+    w.T = [f.map_turfs(session, d, n=1)[0] for d in w.D]
     session.flush()
     return w
 
@@ -270,6 +271,18 @@ REQUESTS = {
     ("PATCH", "/topics/{code}"): lambda w, s, r, c: {
         "url": "/topics/jobs",
         "json": {"label": "Arbete"},
+    },
+    ("GET", "/karta"): lambda w, s, r, c: {"url": "/karta"},
+    ("GET", "/karta/static/{path}"): lambda w, s, r, c: {"url": "/karta/static/karta.js"},
+    ("GET", "/map/districts.geojson"): lambda w, s, r, c: {
+        "url": f"/map/districts.geojson?campaign={w.camp[s].id}&turfs=true"
+    },
+    ("GET", "/map/turfs/{code}/addresses.geojson"): lambda w, s, r, c: {
+        "url": f"/map/turfs/{w.T[s].code}/addresses.geojson"
+    },
+    ("GET", "/map/outlines.geojson"): lambda w, s, r, c: {"url": "/map/outlines.geojson"},
+    ("GET", "/map/chart.png"): lambda w, s, r, c: {
+        "url": f"/map/chart.png?campaign={w.camp[s].id}&unit_kind=forening&unit={w.F[s].id}"
     },
 }
 
