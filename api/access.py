@@ -93,6 +93,11 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}"): _all(200, 404),
     ("GET", "/campaigns/{campaign_id}/progress/{unit_kind}/{unit}/children"): _all(200, 404),
     ("GET", "/campaigns/{campaign_id}/export"): _all(200, 403),
+    # addresses and election results (the address import names the caller's kommun)
+    ("POST", "/addresses/import"): _by(NO, NO, (200, 403), (200, 403)),
+    ("GET", "/districts/{code}/addresses"): _all(200, 404),
+    ("PATCH", "/addresses/{address_id}"): _by((403, 404), (200, 404), (200, 404), (200, 404)),
+    ("GET", "/kommuner/{code}/priorities"): _by(NO, NO, (200, 403), (200, 403)),
     ("GET", "/topics"): _all(200),
     # the topic list is shared by every partidistrikt: operators change it (knacka topic)
     ("POST", "/topics"): _all(403),

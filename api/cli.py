@@ -143,6 +143,119 @@ def _print_summary(s: ImportSummary) -> None:
         typer.secho(f"warning: {w}", fg="yellow")
 
 
+@app.command("import-addresses")
+def import_addresses(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, GeoJSON, GeoPackage, or a zipped GeoJSON, GeoPackage or Shapefile"
+        ),
+    ],
+    crs: Annotated[
+        str | None, typer.Option(help="CRS of coordinates the file does not name")
+    ] = None,
+    kommun: Annotated[
+        str | None, typer.Option(help="Join to this kommun's districts only (SCB code)")
+    ] = None,
+    key_column: Annotated[str | None, typer.Option(help="Stable object id column")] = None,
+    street_column: Annotated[str | None, typer.Option(help="Street name column")] = None,
+    number_column: Annotated[str | None, typer.Option(help="House number column")] = None,
+    letter_column: Annotated[str | None, typer.Option(help="Letter after the number")] = None,
+    entrance_column: Annotated[str | None, typer.Option(help="Entrance column")] = None,
+    postcode_column: Annotated[str | None, typer.Option(help="Postcode column")] = None,
+    postort_column: Annotated[str | None, typer.Option(help="Post town column")] = None,
+    households_column: Annotated[
+        str | None, typer.Option(help="Households per address (default: 1 each)")
+    ] = None,
+    x_column: Annotated[str | None, typer.Option(help="A CSV's x/longitude column")] = None,
+    y_column: Annotated[str | None, typer.Option(help="A CSV's y/latitude column")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and report; write nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import address points, joined to their districts, in one transaction."""
+    _require_schema()
+    from api.addresses.schemas import AddressImportOptions
+    from api.addresses.service import import_address_file
+
+    try:
+        options = AddressImportOptions(
+            crs=crs,
+            key_column=key_column,
+            street_column=street_column,
+            number_column=number_column,
+            letter_column=letter_column,
+            entrance_column=entrance_column,
+            postcode_column=postcode_column,
+            postort_column=postort_column,
+            households_column=households_column,
+            x_column=x_column,
+            y_column=y_column,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _fail(AppError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}"))
+    try:
+        with db.session_scope() as session:
+            s = import_address_file(
+                session=session,
+                scope=Scope.operator(session),
+                path=path,
+                options=options,
+                kommun_code=kommun,
+                dry_run=dry_run,
+            )
+    except AppError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(s.model_dump_json(indent=2))
+        return
+    head = "dry run, nothing written: " if s.dry_run else ""
+    typer.echo(
+        f"{head}{s.features} addresses read ({s.source_crs}, keyed by {s.key_source}): "
+        f"{s.created} created, {s.updated} updated, {s.unchanged} unchanged, "
+        f"{s.missing} missing from file (kept), {s.outside} outside every district"
+    )
+    if s.outside_rows:
+        typer.echo("outside every district: " + ", ".join(s.outside_rows))
+    if s.districts_without_addresses:
+        typer.echo("districts without addresses: " + ", ".join(s.districts_without_addresses))
+    for w in s.warnings:
+        typer.secho(f"warning: {w}", fg="yellow")
+
+
+@app.command("import-results")
+def import_results_command(
+    path: Annotated[Path, typer.Argument(help="Valmyndigheten's per-valdistrikt result CSV")],
+    election: Annotated[str, typer.Option(help='The election, e.g. "Riksdag 2018"')],
+    dry_run: Annotated[bool, typer.Option(help="Validate and report; write nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import election results per district; the same election again replaces its rows."""
+    _require_schema()
+    from api.results.service import import_results
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        _fail(AppError(f"file: cannot read {path} ({exc.strerror})"))
+    try:
+        with db.session_scope() as session:
+            s = import_results(session=session, election=election, raw=raw, dry_run=dry_run)
+    except AppError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(s.model_dump_json(indent=2))
+        return
+    head = "dry run, nothing written: " if s.dry_run else ""
+    typer.echo(
+        f"{head}{s.election}: {s.rows} district rows, {s.districts_matched} matched a district, "
+        f"{len(s.codes_unknown)} unknown codes, {s.collection_rows_skipped} "
+        f"uppsamlingsdistrikt rows skipped; parties: {', '.join(s.parties)}"
+    )
+    if s.codes_unknown:
+        typer.echo("codes without a district: " + ", ".join(s.codes_unknown[:50]))
+
+
 @app.command("import-kommuner")
 def import_kommuner(
     path: Annotated[

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.addresses.router import router as addresses_router
 from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
@@ -16,6 +17,7 @@ from api.fastdb import close_fast_db
 from api.map.router import router as map_router
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
+from api.results.router import router as results_router
 from api.topics.router import router as topics_router
 from api.turfs.cutting_router import router as turf_cutting_router
 
@@ -63,6 +65,8 @@ def create_app() -> FastAPI:
         campaigns_router,
         progress_router,
         topics_router,
+        addresses_router,
+        results_router,
         map_router,
         turf_cutting_router,
     ]

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     import_max_unzipped_mb: int = Field(default=500, ge=1)
     import_timeout_seconds: float = Field(default=120.0, gt=0)
 
+    # The party whose vote share weighs district priorities (an abbreviation such as "S",
+    # or the result files' column name): KNACKA_PRIORITY_PARTY.
+    priority_party: str = Field(default="S", min_length=1, max_length=100)
+
     sync_max_records: int = 500
     correction_window_hours: int = 24
     max_backdate_days: int = 60

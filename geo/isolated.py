@@ -21,9 +21,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from geo.addresses import AddressTable, read_addresses
 from geo.districts import DistrictFileError, DistrictFileTooLarge, DistrictTable, read_districts
 
-__all__ = ["DistrictReadTimeout", "read_districts_isolated"]
+__all__ = ["DistrictReadTimeout", "read_addresses_isolated", "read_districts_isolated"]
+
+# The readers a child may run, by name (a name pickles; the forkserver has them imported).
+_READERS = {"districts": read_districts, "addresses": read_addresses}
 
 
 class DistrictReadTimeout(DistrictFileError):
@@ -37,14 +41,14 @@ class DistrictReadTimeout(DistrictFileError):
 def _context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["geo.districts"])
+        ctx.set_forkserver_preload(["geo.districts", "geo.addresses"])
         return ctx
     return multiprocessing.get_context("spawn")
 
 
-def _child(path: str, options: dict[str, Any], result: str) -> None:
+def _child(reader: str, path: str, options: dict[str, Any], result: str) -> None:
     try:
-        outcome: tuple = ("ok", read_districts(path, **options))
+        outcome: tuple = ("ok", _READERS[reader](path, **options))
     except DistrictFileTooLarge as exc:
         outcome = ("too_large", str(exc), exc.limit)
     except DistrictFileError as exc:
@@ -80,13 +84,25 @@ def read_districts_isolated(
     RuntimeError
         When the child failed in a way ``read_districts`` does not foresee (a bug), or died.
     """
+    return _isolated("districts", path, timeout, options)
+
+
+def read_addresses_isolated(
+    path: str | os.PathLike[str], *, timeout: float, **options: Any
+) -> AddressTable:
+    """Run :func:`geo.addresses.read_addresses` in a child process, as
+    :func:`read_districts_isolated` runs the district reader (same errors)."""
+    return _isolated("addresses", path, timeout, options)
+
+
+def _isolated(reader: str, path: str | os.PathLike[str], timeout: float, options: dict) -> Any:
     with tempfile.TemporaryDirectory(prefix="knacka-read-") as tmp:
         result = Path(tmp) / "result.pickle"
         # Daemonic: a worker that shuts down takes its reader with it instead of waiting.
         child = _context().Process(
             target=_child,
-            args=(str(path), options, str(result)),
-            name="knacka-read-districts",
+            args=(reader, str(path), options, str(result)),
+            name=f"knacka-read-{reader}",
             daemon=True,
         )
         child.start()
@@ -99,7 +115,7 @@ def read_districts_isolated(
                 seconds=timeout,
             )
         if not result.exists():
-            raise RuntimeError(f"the district reader died (exit code {child.exitcode})")
+            raise RuntimeError(f"the {reader} reader died (exit code {child.exitcode})")
         # Written just now by our own child process, never by a client.
         with result.open("rb") as raw:
             outcome = pickle.load(raw)
@@ -110,4 +126,4 @@ def read_districts_isolated(
         raise DistrictFileTooLarge(outcome[1], limit=outcome[2])
     if kind == "error":
         raise DistrictFileError(outcome[1], features=outcome[2])
-    raise RuntimeError(f"the district reader failed:\n{outcome[1]}")
+    raise RuntimeError(f"the {reader} reader failed:\n{outcome[1]}")

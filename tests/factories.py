@@ -10,6 +10,7 @@ from sqlmodel import Session, func, select
 from api.auth.service import issue_device_token
 from api.contacts.rules import local_day
 from api.models import (
+    Address,
     Campaign,
     ContactLog,
     District,
@@ -223,6 +224,34 @@ def target(session: Session, camp: Campaign, unit: Any, metric: str, value: int)
         unit_id=unit.id,
         metric=metric,
         value=value,
+    )
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+_address_no = 0
+
+
+def address(
+    session: Session,
+    district_: District,
+    lon: float | None = None,
+    lat: float | None = None,
+    households: int = 1,
+) -> Address:
+    """An address stored directly (no import), by default inside the district's box."""
+    global _address_no
+    _address_no += 1
+    obj = Address(
+        key=f"test-{_address_no}",
+        district_id=district_.id,
+        kommun_id=district_.kommun_id,
+        street="Storgatan",
+        number=str(_address_no),
+        lon=(district_.min_lon + district_.max_lon) / 2 if lon is None else lon,
+        lat=(district_.min_lat + district_.max_lat) / 2 if lat is None else lat,
+        households=households,
     )
     session.add(obj)
     session.flush()

@@ -34,7 +34,7 @@ def test_every_route_is_in_the_table():
 def world(session, clock):
     """Two of everything: side 0 is the callers' own unit, side 1 another partidistrikt."""
     w = SimpleNamespace(
-        P=[], K=[], F=[], D=[], Du=[], vol=[], C=[], camp=[], callers={}, devices={}
+        P=[], K=[], F=[], D=[], Du=[], vol=[], C=[], camp=[], callers={}, devices={}, A=[]
     )
     for pcode, kcode, kname in (("23", "2380", "Östersund"), ("01", "0180", "Stockholm")):
         p = f.partidistrikt(session, pcode, f"Partidistrikt {pcode}")
@@ -50,6 +50,7 @@ def world(session, clock):
         w.Du.append(du)
         w.vol.append(vol)
         w.C.append(f.contact(session, vol, d, clock.now))
+        w.A.append(f.address(session, d))
         camp = f.campaign(session, p)
         f.target(session, camp, k, "conversations", 1000)
         w.camp.append(camp)
@@ -246,6 +247,21 @@ REQUESTS = {
     },
     ("GET", "/campaigns/{campaign_id}/export"): lambda w, s, r, c: {
         "url": f"/campaigns/{w.camp[s].id}/export"
+    },
+    ("POST", "/addresses/import"): lambda w, s, r, c: {
+        "url": "/addresses/import",
+        "params": {"kommun": w.K[s].code},
+        "files": {"file": ("a.csv", b"adressomrade,lon,lat\nStorgatan,14.605,63.175\n", "x")},
+    },
+    ("GET", "/districts/{code}/addresses"): lambda w, s, r, c: {
+        "url": f"/districts/{w.D[s].code}/addresses"
+    },
+    ("PATCH", "/addresses/{address_id}"): lambda w, s, r, c: {
+        "url": f"/addresses/{w.A[s].id}",
+        "json": {"households": 3},
+    },
+    ("GET", "/kommuner/{code}/priorities"): lambda w, s, r, c: {
+        "url": f"/kommuner/{w.K[s].code}/priorities"
     },
     ("GET", "/topics"): lambda w, s, r, c: {"url": "/topics"},
     ("POST", "/topics"): lambda w, s, r, c: {

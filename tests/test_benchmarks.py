@@ -25,6 +25,10 @@ SMOKE = {
         ],
         "ratio",
     ),
+    "bench_addresses.py": (
+        ["--addresses", "2000", "--districts", "60", "--repeat", "1"],
+        "ratio",
+    ),
     "bench_map.py": (["--requests", "5", "--warmup", "1"], "assets:"),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],

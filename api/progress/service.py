@@ -457,6 +457,8 @@ EXPORT_HEADER = [
     "status",
     "enhet_kod",  # a kommun's SCB code, a district's code; empty for other units
 ]
+# Appended to the district level only: see api/results/service.py for the formula.
+EXPORT_PRIORITY_HEADER = ["priority", "priority_rank"]
 
 
 def export_rows(
@@ -490,8 +492,14 @@ def export_rows(
         covered=covered_through(session),
     )
     rows: list[list[object]] = [list(EXPORT_HEADER)]
+    # Districts also carry their priority in the latest election (api.results), at the end.
+    ranked = level == UnitKind.district
+    if ranked:
+        rows[0] += EXPORT_PRIORITY_HEADER
+        priorities = _priorities(session, [u.id for u in units])
     for unit in units:
         progress = found[unit.id]
+        extra = list(priorities.get(unit.id, (None, None))) if ranked else []
         for m in progress.metrics:
             rows.append(
                 [
@@ -506,6 +514,24 @@ def export_rows(
                     None if m.projected is None else round(m.projected, 1),
                     m.status,
                     getattr(unit, "code", None),
+                    *extra,
                 ]
             )
     return rows
+
+
+def _priorities(session: Session, district_ids: list[int]) -> dict[int, tuple[float, int]]:
+    """Priority and rank of each district in the latest election, rounded for the sheet."""
+    from api.results.service import district_priorities, latest_election
+    from api.settings import get_settings
+
+    election = latest_election(session)
+    if election is None:
+        return {}
+    found = district_priorities(
+        session=session,
+        district_ids=district_ids,
+        election=election,
+        party=get_settings().priority_party,
+    )
+    return {d: (round(p, 1), rank) for d, (p, rank) in found.items()}
