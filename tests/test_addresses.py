@@ -497,3 +497,10 @@ def test_a_nul_in_a_path_or_parameter_is_an_answer_not_a_500(client, session, ko
     # SQLite finds nothing (404); PostgreSQL's refusal is answered as bad input (422).
     assert all(r.status_code in (404, 422) for r in answers), [r.text for r in answers]
     assert _count(session) == 0
+
+
+def test_dry_run_over_the_api_with_column_options(client, session, kommun):
+    response = _upload(client, _csv(ROWS), dry_run=True, street_column="adressområde")
+    assert response.status_code == 200, response.text
+    assert response.json()["dry_run"] and response.json()["created"] == 3
+    assert _count(session) == 0

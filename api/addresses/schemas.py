@@ -26,8 +26,9 @@ class AddressImportOptions(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _printable(cls, value: object) -> object:
+        # "*" also reaches the route's own fields (dry_run): only text is checked here.
+        if isinstance(value, str):
             if not value.strip():
                 raise ValueError("must not be empty")
             bad = control_character(value)
