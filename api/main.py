@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.app.router import router as app_router
 from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
@@ -61,6 +62,7 @@ def create_app() -> FastAPI:
         campaigns_router,
         progress_router,
         topics_router,
+        app_router,
     ]
     for router in routers:
         app.include_router(router)

@@ -61,6 +61,7 @@ def world(session, clock):
         w.callers[role] = ({"Authorization": f"Bearer {raw}"}, device.id)
     other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
     w.other_device_id = other_device[1].id
+    w.app_turf = [f.app_turf(session, d) for d in w.D]  # the volunteers' app
     session.flush()
     return w
 
@@ -254,6 +255,15 @@ REQUESTS = {
     ("PATCH", "/topics/{code}"): lambda w, s, r, c: {
         "url": "/topics/jobs",
         "json": {"label": "Arbete"},
+    },
+    # the volunteers' app
+    ("GET", "/app/"): lambda w, s, r, c: {"url": "/app/"},
+    ("GET", "/app/t/{link_code}"): lambda w, s, r, c: {"url": f"/app/t/{w.app_turf[s].link_code}"},
+    ("GET", "/app/manifest.webmanifest"): lambda w, s, r, c: {"url": "/app/manifest.webmanifest"},
+    ("GET", "/app/sw.js"): lambda w, s, r, c: {"url": "/app/sw.js"},
+    ("GET", "/app/static/{name}"): lambda w, s, r, c: {"url": "/app/static/main.js"},
+    ("GET", "/app/api/turfs/{code}/doors"): lambda w, s, r, c: {
+        "url": f"/app/api/turfs/{w.app_turf[s].code}/doors"
     },
 }
 
