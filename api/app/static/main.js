@@ -170,7 +170,9 @@ async function signIn(email, code, deviceName) {
   } catch (error) {
     return toast(error instanceof HttpError ? error.message : "Ingen uppkoppling.");
   }
+  renderHeader();
   await features({ refresh: true });
+  prefetch();
   syncNow();
   const link = sessionStorage.getItem("claim");
   if (link) {
@@ -721,6 +723,13 @@ function table(rows) {
   );
 }
 
+// What logging needs offline, fetched whenever the app is online and signed in.
+async function prefetch() {
+  const current = session();
+  if (!current || !current.token || !navigator.onLine) return;
+  await Promise.allSettled([topicsList(), features()]);
+}
+
 // ---- start ----------------------------------------------------------------------------
 
 async function start() {
@@ -734,11 +743,12 @@ async function start() {
     if (view) go(view);
   });
   window.addEventListener("hashchange", route);
-  window.addEventListener("online", refresh);
+  window.addEventListener("online", () => (refresh(), prefetch()));
   window.addEventListener("offline", refresh);
   onChange(refresh);
   renderHeader();
   startSync();
+  prefetch();
   setInterval(checkStallTimer, 30 * 1000);
   checkStallTimer();
   if (claimed) {
