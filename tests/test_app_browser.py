@@ -249,7 +249,7 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     page.wait_for_selector("#email")
     assert _axe(page) == [], "the sign-in screen"
     _sign_in(page, live, VOLUNTEER)
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
 
     # the turf leased to the volunteer, its walk list in walking order
     _open_turf(page, live)
@@ -271,7 +271,7 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
 
     # 20 doors with no network
     context.set_offline(True)
-    page.wait_for_function("!navigator.onLine")
+    page.wait_for_function("() => !navigator.onLine")
     others = ["not_home", "refused", "no_access", "moved"]
     for i in range(20):
         if i % 4 == 0:
@@ -312,7 +312,7 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     # a record the server refuses (its topic retired meanwhile) blocks nothing after it
     _open_turf(page, live)
     context.set_offline(True)
-    page.wait_for_function("!navigator.onLine")
+    page.wait_for_function("() => !navigator.onLine")
     page.click("[data-outcome=conversation]")
     page.click(f"[data-topic={live['topic']}]")
     page.click("#save-conversation")
@@ -332,7 +332,7 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     page.evaluate("location.hash = 'stall'")
     page.wait_for_selector("#stall-start")
     context.set_offline(True)
-    page.wait_for_function("!navigator.onLine")
+    page.wait_for_function("() => !navigator.onLine")
     page.click("#stall-start")
     for _ in range(15):
         page.click("#stall-plus")
@@ -356,13 +356,13 @@ def test_another_user_on_the_same_phone_never_sees_the_queue(live, browser):
     base = live["server"].base_url
     page.goto(f"{base}/app/")
     _sign_in(page, live, VOLUNTEER)
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
     page.evaluate("location.hash = 'phone'")
     page.wait_for_selector("[data-outcome=not_home]")
     before = _count(live["url"], live["user_id"])
     # the token dies on the server mid-queue (as an expired one would)
     context.set_offline(True)
-    page.wait_for_function("!navigator.onLine")
+    page.wait_for_function("() => !navigator.onLine")
     page.click("[data-outcome=not_home]")
     _pending(page, 1)
     engine = create_engine(live["url"])

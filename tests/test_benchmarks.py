@@ -25,6 +25,10 @@ SMOKE = {
         ],
         "ratio",
     ),
+    "bench_app_load.py": (
+        ["--latency-ms", "20", "--down-kbps", "8000", "--up-kbps", "8000", "--runs", "1"],
+        "reopen:",
+    ),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
         "ratio",
