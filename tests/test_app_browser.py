@@ -397,3 +397,44 @@ def test_another_user_on_the_same_phone_never_sees_the_queue(live, browser):
     _pending(page, 0)
     assert _count(live["url"], live["user_id"]) == before + 1
     context.close()
+
+
+def test_undo_removes_a_queued_log_and_withdraws_a_synced_one(live, browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{live['server'].base_url}/app/")
+    _sign_in(page, live, VOLUNTEER)
+    _open_turf(page, live)
+    before = _count(live["url"], live["user_id"])
+    # still queued: undo simply takes it out of the outbox, and the door is open again
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    done = page.locator("#walk .door.done").count()
+    page.click("[data-outcome=not_home]")
+    _pending(page, 1)
+    page.click("#undo")
+    _pending(page, 0)
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('#walk .door.done').length === n", arg=done
+    )
+    # synced: undo withdraws it on the server, within the correction window
+    context.set_offline(False)
+    page.wait_for_function("() => navigator.onLine")
+    page.click("[data-outcome=refused]")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while _count(live["url"], live["user_id"]) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _pending(page, 0)
+    page.click("#undo")
+    page.wait_for_selector("#toast:has-text('återkallat')")
+    last = _server_records(live["url"], live["user_id"])[-1]
+    assert last.outcome == "refused" and last.withdrawn_at is not None
+    assert _count(live["url"], live["user_id"]) == before + 1
+
+    # my numbers: mine and my förening's, today and for the campaign
+    page.evaluate("location.hash = 'numbers'")
+    page.wait_for_selector("main table >> nth=1")
+    assert page.locator("main h3").first.inner_text() == "Jag"
+    assert _axe(page) == [], "my numbers"
+    context.close()

@@ -141,7 +141,13 @@ export async function queueDoor({ turf, door, outcome, topics = [], newMember = 
     ["visits", entry(visit, { record_uuid: record.client_uuid })],
   ];
   await putAll(rows);
-  await setLast({ record_uuid: record.client_uuid, visit_uuid: visit.client_uuid, label: outcome });
+  await setLast({
+    record_uuid: record.client_uuid,
+    visit_uuid: visit.client_uuid,
+    turf: turf.code,
+    address_id: door.address_id,
+    label: outcome,
+  });
   return { record, visit };
 }
 
@@ -167,18 +173,29 @@ async function setLast(value) {
 export async function undoLast() {
   const last = await userGet("last");
   if (!last) return "Inget att ångra.";
+  const unmark = async () => {
+    if (!last.turf) return;
+    const marks = (await userGet(`marks:${last.turf}`)) || {};
+    delete marks[last.address_id];
+    await userSet(`marks:${last.turf}`, marks);
+  };
   const queued = await get("outbox", last.record_uuid);
   if (queued && queued.user_id === current.user.id) {
     const keys = [["outbox", last.record_uuid]];
     if (last.visit_uuid) keys.push(["visits", last.visit_uuid]);
     await removeAll(keys);
     await userSet("last", null);
+    await unmark();
     return "Ångrat: borttaget ur kön.";
   }
   const synced = await get("synced", last.record_uuid);
   if (!synced) return "Inget att ångra.";
   await api(`/contacts/${synced.id}/withdraw`, { method: "POST" });
+  // The door's visit goes too while it is still on the phone; once sent, it stays (it is
+  // only a neutral "someone knocked").
+  if (last.visit_uuid) await removeAll([["visits", last.visit_uuid]]);
   await userSet("last", null);
+  await unmark();
   return "Ångrat: återkallat på servern.";
 }
 
