@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from api.models import (
     Address,
     ContactLog,
+    DeviceToken,
     District,
     Forening,
     Topic,
@@ -148,6 +149,8 @@ def live(tmp_path_factory):
             turf = _turf_for(url, VOLUNTEER)
             mp.setenv("KNACKA_SMTP_HOST", "127.0.0.1")
             mp.setenv("KNACKA_SMTP_PORT", str(smtp.port))
+            # One volunteer signs in once per test here, more often than the hourly limit.
+            mp.setenv("KNACKA_LOGIN_CODES_PER_HOUR", "100")
             log = tmp_path_factory.mktemp("app") / "server.log"
             with LiveServer(url, log) as server:
                 yield {"server": server, "url": url, "inbox": inbox, **turf}
@@ -366,8 +369,6 @@ def test_another_user_on_the_same_phone_never_sees_the_queue(live, browser):
     page.click("[data-outcome=not_home]")
     _pending(page, 1)
     engine = create_engine(live["url"])
-    from api.models import DeviceToken
-
     with Session(engine) as session:
         for device in session.exec(
             select(DeviceToken).where(DeviceToken.user_id == live["user_id"])
@@ -390,6 +391,13 @@ def test_another_user_on_the_same_phone_never_sees_the_queue(live, browser):
     page.evaluate("location.hash = 'turfs'")
     page.click("button:has-text('Logga ut')")
     page.wait_for_selector("#email")
+    engine = create_engine(live["url"])
+    with Session(engine) as session:
+        second = session.exec(select(User).where(User.email == "volontar002@example.org")).one()
+        devices = session.exec(select(DeviceToken).where(DeviceToken.user_id == second.id)).all()
+        # signing out revoked the phone's token on the server
+        assert [d.revoked_at is not None for d in devices] == [True]
+    engine.dispose()
     _sign_in(page, live, VOLUNTEER)
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     while _count(live["url"], live["user_id"]) == before and time.monotonic() < deadline:
@@ -437,4 +445,88 @@ def test_undo_removes_a_queued_log_and_withdraws_a_synced_one(live, browser):
     page.wait_for_selector("main table >> nth=1")
     assert page.locator("main h3").first.inner_text() == "Jag"
     assert _axe(page) == [], "my numbers"
+    context.close()
+
+
+def test_visits_and_turf_are_sent_once_the_server_declares_them(live, browser):
+    """Today's server has no `visits` in its batch body: the phone keeps them. A server whose
+    OpenAPI declares them (faked here) gets each door's visit beside its record."""
+    import json
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    schema = {
+        "components": {
+            "schemas": {
+                "BatchIn": {"properties": {"records": {}, "visits": {}}},
+                "ContactIn": {"properties": {"turf": {}}},
+            }
+        }
+    }
+    sent = []
+
+    def batch(route):
+        body = json.loads(route.request.post_data)
+        sent.append(body)
+        route.fulfill(
+            json={
+                "results": [
+                    {"index": i, "client_uuid": r["client_uuid"], "status": "created", "id": i + 1}
+                    for i, r in enumerate(body["records"])
+                ],
+                "visit_results": [
+                    {"index": i, "client_uuid": v["client_uuid"], "status": "created"}
+                    for i, v in enumerate(body.get("visits", []))
+                ],
+                "created": len(body["records"]),
+                "duplicate": 0,
+                "rejected": 0,
+            }
+        )
+
+    page.route("**/openapi.json", lambda route: route.fulfill(json=schema))
+    page.route("**/contacts/batch", batch)
+    page.goto(f"{live['server'].base_url}/app/")
+    _sign_in(page, live, VOLUNTEER)
+    _open_turf(page, live)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("[data-outcome=no_access]")
+    _pending(page, 1)
+    context.set_offline(False)
+    _pending(page, 0)
+    (body,) = [b for b in sent if b["records"]]
+    (record,) = body["records"]
+    (visit,) = body["visits"]
+    assert record["turf"] == visit["turf"] == live["code"]
+    assert (record["kind"], record["outcome"]) == ("door", "no_access")
+    assert set(visit) == {"client_uuid", "turf", "address_id", "status", "occurred_at"}
+    assert visit["status"] == "no_access" and visit["client_uuid"] != record["client_uuid"]
+    left = page.evaluate(_OUTBOX.replace("'outbox'", "'visits'"))
+    assert left == []
+    context.close()
+
+
+def test_stall_session_is_sent_every_15_minutes(live, browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.clock.install()
+    page.goto(f"{live['server'].base_url}/app/")
+    _sign_in(page, live, VOLUNTEER)
+    page.evaluate("location.hash = 'stall'")
+    page.click("#stall-start")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    for _ in range(3):
+        page.click("#stall-plus")
+    page.wait_for_selector("#stall-count:has-text('3 samtal')")
+    page.clock.fast_forward("16:00")
+    # the session goes on with a fresh count; the 3 wait in the queue as one record
+    page.wait_for_selector("#stall-count:has-text('0 samtal')")
+    _pending(page, 1)
+    rows = page.evaluate(_OUTBOX)
+    mine = [r for r in rows if r["user_id"] == live["user_id"] and r["state"] == "pending"]
+    assert [(r["body"]["kind"], r["body"]["count"]) for r in mine] == [("stall", 3)]
     context.close()
