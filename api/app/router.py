@@ -26,6 +26,16 @@ _HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+class _JavaScript(Response):
+    media_type = "text/javascript"
+
+
+class _Manifest(Response):
+    media_type = "application/manifest+json"
+
+
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -59,27 +69,44 @@ def app_claim_page(link_code: str) -> HTMLResponse:
     return _page()
 
 
-@router.get("/app/manifest.webmanifest")
+@router.get(
+    "/app/manifest.webmanifest",
+    response_class=_Manifest,
+    responses={
+        200: {
+            "description": "The manifest",
+            "content": {"application/manifest+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 def app_manifest() -> Response:
     """The web app manifest, for installing the app to the home screen."""
     body = (service.TEMPLATE_DIR / "manifest.webmanifest").read_text(encoding="utf-8")
-    return Response(body, media_type="application/manifest+json", headers=_HEADERS)
+    return _Manifest(body, headers=_HEADERS)
 
 
-@router.get("/app/sw.js")
+@router.get("/app/sw.js", response_class=_JavaScript)
 def app_service_worker() -> Response:
     """The service worker, with the versioned list of files it caches."""
     body = (service.TEMPLATE_DIR / "sw.js").read_text(encoding="utf-8")
     assets = ", ".join(f'"/app/static/{name}"' for name in service.asset_names())
     body = body.replace("__VERSION__", service.asset_version()).replace("__ASSETS__", assets)
-    return Response(
+    return _JavaScript(
         body,
-        media_type="text/javascript; charset=utf-8",
         headers={**_HEADERS, "Cache-Control": "no-cache", "Service-Worker-Allowed": "/app/"},
     )
 
 
-@router.get("/app/static/{name}")
+@router.get(
+    "/app/static/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The file",
+            "content": {t.split(";")[0]: {} for t in ("text/javascript", "text/css", "image/png")},
+        }
+    },
+)
 def app_static(name: str) -> FileResponse:
     """One of the app's static files (scripts, style, icons)."""
     if name not in service.asset_names():
