@@ -209,9 +209,9 @@ def bisect(region, points: np.ndarray, k: int) -> list[tuple[shapely.Geometry, i
         low, high = box(minx - 1, miny - 1, cut, maxy + 1), box(cut, miny - 1, maxx + 1, maxy + 1)
     else:
         low, high = box(minx - 1, miny - 1, maxx + 1, cut), box(minx - 1, cut, maxx + 1, maxy + 1)
-    return bisect(
-        _polygonal(region.intersection(low)), points[order[:split]], left_k
-    ) + bisect(_polygonal(region.intersection(high)), points[order[split:]], k - left_k)
+    return bisect(_polygonal(region.intersection(low)), points[order[:split]], left_k) + bisect(
+        _polygonal(region.intersection(high)), points[order[split:]], k - left_k
+    )
 
 
 def _place(code: str, part: shapely.Geometry) -> str:

@@ -440,6 +440,13 @@ def test_undo_removes_a_queued_log_and_withdraws_a_synced_one(live, browser):
     assert last.outcome == "refused" and last.withdrawn_at is not None
     assert _count(live["url"], live["user_id"]) == before + 1
 
+    page.evaluate("location.hash = 'phone'")
+    page.wait_for_selector("[data-outcome=wrong_number]")
+    assert _axe(page) == [], "phone mode"
+    page.evaluate("location.hash = 'turfs'")
+    page.wait_for_selector("#turfcode")
+    assert _axe(page) == [], "my turfs"
+
     # my numbers: mine and my förening's, today and for the campaign
     page.evaluate("location.hash = 'numbers'")
     page.wait_for_selector("main table >> nth=1")
