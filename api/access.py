@@ -105,6 +105,14 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/app/sw.js"): _all(200, anonymous=200),
     ("GET", "/app/static/{name}"): _all(200, anonymous=200),
     ("GET", "/app/api/turfs/{code}/doors"): _all(200, 404),
+    # the leads' map: the page and its files need no token (it signs in itself); its data
+    # is the caller's scope (a campaign or unit of another partidistrikt: 403/404)
+    ("GET", "/karta"): _all(200, anonymous=200),
+    ("GET", "/karta/static/{path}"): _all(200, anonymous=200),
+    ("GET", "/map/districts.geojson"): _all(200, 403),
+    ("GET", "/map/turfs/{code}/addresses.geojson"): _all(200, 404),
+    ("GET", "/map/outlines.geojson"): _all(200),
+    ("GET", "/map/chart.png"): _all(200, 404),
 }
 
 # Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Phones' clocks drift; a time this far ahead of the server is still accepted.
     clock_skew_minutes: int = 5
 
+    # The leads' map (/karta): the basemap's tile URL template and its attribution; an
+    # empty URL draws no basemap (the kommun and län outlines are drawn either way).
+    basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    basemap_attribution: str = "© OpenStreetMap-bidragsgivare"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -61,7 +61,7 @@ def world(session, clock):
         w.callers[role] = ({"Authorization": f"Bearer {raw}"}, device.id)
     other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
     w.other_device_id = other_device[1].id
-    w.app_turf = [f.app_turf(session, d) for d in w.D]  # the volunteers' app
+    w.T = [f.map_turfs(session, d, n=1)[0] for d in w.D]
     session.flush()
     return w
 
@@ -258,12 +258,24 @@ REQUESTS = {
     },
     # the volunteers' app
     ("GET", "/app/"): lambda w, s, r, c: {"url": "/app/"},
-    ("GET", "/app/t/{link_code}"): lambda w, s, r, c: {"url": f"/app/t/{w.app_turf[s].link_code}"},
+    ("GET", "/app/t/{link_code}"): lambda w, s, r, c: {"url": f"/app/t/{w.T[s].link_code}"},
     ("GET", "/app/manifest.webmanifest"): lambda w, s, r, c: {"url": "/app/manifest.webmanifest"},
     ("GET", "/app/sw.js"): lambda w, s, r, c: {"url": "/app/sw.js"},
     ("GET", "/app/static/{name}"): lambda w, s, r, c: {"url": "/app/static/main.js"},
     ("GET", "/app/api/turfs/{code}/doors"): lambda w, s, r, c: {
-        "url": f"/app/api/turfs/{w.app_turf[s].code}/doors"
+        "url": f"/app/api/turfs/{w.T[s].code}/doors"
+    },
+    ("GET", "/karta"): lambda w, s, r, c: {"url": "/karta"},
+    ("GET", "/karta/static/{path}"): lambda w, s, r, c: {"url": "/karta/static/karta.js"},
+    ("GET", "/map/districts.geojson"): lambda w, s, r, c: {
+        "url": f"/map/districts.geojson?campaign={w.camp[s].id}&turfs=true"
+    },
+    ("GET", "/map/turfs/{code}/addresses.geojson"): lambda w, s, r, c: {
+        "url": f"/map/turfs/{w.T[s].code}/addresses.geojson"
+    },
+    ("GET", "/map/outlines.geojson"): lambda w, s, r, c: {"url": "/map/outlines.geojson"},
+    ("GET", "/map/chart.png"): lambda w, s, r, c: {
+        "url": f"/map/chart.png?campaign={w.camp[s].id}&unit_kind=forening&unit={w.F[s].id}"
     },
 }
 
