@@ -49,7 +49,8 @@ RESULTS = ROOT / "test-results"
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 VOLUNTEER = "volontar001@example.org"
 DOORS = 24
-TIMEOUT_MS = 20_000
+# Bounds on waiting (a loaded machine is slow), never a timing asserted.
+TIMEOUT_MS = 60_000
 
 if not Path(CHROMIUM).exists():  # pragma: no cover - the machine's set-up, not the code
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
@@ -169,7 +170,7 @@ def browser():
 
 
 def _code_from(inbox: Inbox, email: str, seen: int) -> str:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
     while time.monotonic() < deadline:
         messages = inbox.to(email)
         if len(messages) > seen:
