@@ -102,6 +102,14 @@ ACCESS: dict[tuple[str, str], Expect] = {
     # the topic list is shared by every partidistrikt: operators change it (knacka topic)
     ("POST", "/topics"): _all(403),
     ("PATCH", "/topics/{code}"): _all(403),
+    # the volunteers' app: its files hold no data and are open to anyone; a turf's doors
+    # are read by whoever sees the turf (a volunteer: their kommun's turfs)
+    ("GET", "/app/"): _all(200, anonymous=200),
+    ("GET", "/app/t/{link_code}"): _all(200, anonymous=200),
+    ("GET", "/app/manifest.webmanifest"): _all(200, anonymous=200),
+    ("GET", "/app/sw.js"): _all(200, anonymous=200),
+    ("GET", "/app/static/{name}"): _all(200, anonymous=200),
+    ("GET", "/app/api/turfs/{code}/doors"): _all(200, 404),
     # the leads' map: the page and its files need no token (it signs in itself); its data
     # is the caller's scope (a campaign or unit of another partidistrikt: 403/404)
     ("GET", "/karta"): _all(200, anonymous=200),

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api.addresses.router import router as addresses_router
+from api.app.router import router as app_router
 from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
         topics_router,
         addresses_router,
         results_router,
+        app_router,
         map_router,
         turf_cutting_router,
     ]

@@ -20,6 +20,8 @@ from api.models import (
     Partidistrikt,
     Role,
     Target,
+    Turf,
+    TurfAddress,
     UnitKind,
     User,
     utcnow,
@@ -256,6 +258,45 @@ def address(
     session.add(obj)
     session.flush()
     return obj
+
+
+def app_turf(session: Session, district_: District, n: int = 1, addresses: int = 3) -> Turf:
+    """A turf of ``district_`` with ``addresses`` one-household addresses in walking order,
+    stored directly (no cutting), for the volunteers' app."""
+    import shapely
+    from shapely.geometry import box
+
+    geom = box(district_.min_lon, district_.min_lat, district_.max_lon, district_.max_lat)
+    turf_ = Turf(
+        code=f"{district_.code}-{n}",
+        district_id=district_.id,
+        kommun_id=district_.kommun_id,
+        households=addresses,
+        address_count=addresses,
+        geom_wkb=shapely.to_wkb(geom),
+        min_lon=district_.min_lon,
+        min_lat=district_.min_lat,
+        max_lon=district_.max_lon,
+        max_lat=district_.max_lat,
+        link_code=f"L{district_.code}{n}"[:16],
+    )
+    session.add(turf_)
+    session.flush()
+    for i in range(addresses):
+        address = Address(
+            key=f"{turf_.code}-{i}",
+            district_id=district_.id,
+            kommun_id=district_.kommun_id,
+            street="Storgatan",
+            number=str(i + 1),
+            lon=district_.min_lon + 0.001 * (i + 1),
+            lat=district_.min_lat + 0.001,
+        )
+        session.add(address)
+        session.flush()
+        session.add(TurfAddress(turf_id=turf_.id, address_id=address.id, position=i + 1))
+    session.flush()
+    return turf_
 
 
 def map_turfs(

@@ -272,6 +272,15 @@ REQUESTS = {
         "url": "/topics/jobs",
         "json": {"label": "Arbete"},
     },
+    # the volunteers' app
+    ("GET", "/app/"): lambda w, s, r, c: {"url": "/app/"},
+    ("GET", "/app/t/{link_code}"): lambda w, s, r, c: {"url": f"/app/t/{w.T[s].link_code}"},
+    ("GET", "/app/manifest.webmanifest"): lambda w, s, r, c: {"url": "/app/manifest.webmanifest"},
+    ("GET", "/app/sw.js"): lambda w, s, r, c: {"url": "/app/sw.js"},
+    ("GET", "/app/static/{name}"): lambda w, s, r, c: {"url": "/app/static/main.js"},
+    ("GET", "/app/api/turfs/{code}/doors"): lambda w, s, r, c: {
+        "url": f"/app/api/turfs/{w.T[s].code}/doors"
+    },
     ("GET", "/karta"): lambda w, s, r, c: {"url": "/karta"},
     ("GET", "/karta/static/{path}"): lambda w, s, r, c: {"url": "/karta/static/karta.js"},
     ("GET", "/map/districts.geojson"): lambda w, s, r, c: {

@@ -29,6 +29,10 @@ SMOKE = {
         ["--addresses", "2000", "--districts", "60", "--repeat", "1"],
         "ratio",
     ),
+    "bench_app_load.py": (
+        ["--latency-ms", "20", "--down-kbps", "8000", "--up-kbps", "8000", "--runs", "1"],
+        "reopen:",
+    ),
     "bench_map.py": (["--requests", "5", "--warmup", "1"], "assets:"),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],

@@ -1,0 +1,1 @@
+"""The volunteers' mobile web app, served by Knacka itself at /app/."""

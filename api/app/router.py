@@ -1,0 +1,123 @@
+"""The volunteers' app: its page (also behind a turf's QR link), manifest, service worker and
+static files, all open to anyone (they hold no data), and the app's one read endpoint."""
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from api.app import service
+from api.app.schemas import TurfDoors
+from api.db import SessionDep
+from api.deps import ScopeDep
+from api.errors import NotFound
+
+__all__ = ["CSP", "router"]
+
+router = APIRouter(tags=["app"])
+
+# No inline script or style and no eval: a name that slipped into the page as markup could
+# run nothing. The map is drawn as inline SVG, so no tile origin is needed.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'; object-src 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class _JavaScript(Response):
+    media_type = "text/javascript"
+
+
+class _Manifest(Response):
+    media_type = "application/manifest+json"
+
+
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+
+
+def _page() -> HTMLResponse:
+    html = (service.TEMPLATE_DIR / "index.html").read_text(encoding="utf-8")
+    html = html.replace("__VERSION__", service.asset_version())
+    # Revalidated every time online; offline, the service worker answers from its cache.
+    return HTMLResponse(html, headers={**_HEADERS, "Cache-Control": "no-cache"})
+
+
+@router.get("/app", include_in_schema=False)
+def app_root() -> RedirectResponse:
+    # The service worker's scope is /app/, which /app itself is not inside.
+    return RedirectResponse("/app/", status_code=308)
+
+
+@router.get("/app/", response_class=HTMLResponse)
+def app_page() -> HTMLResponse:
+    """The app's one page; everything else is drawn by its scripts."""
+    return _page()
+
+
+@router.get("/app/t/{link_code}", response_class=HTMLResponse)
+def app_claim_page(link_code: str) -> HTMLResponse:
+    """A turf's QR link: the app's page, which then claims the turf for the signed-in user."""
+    return _page()
+
+
+@router.get(
+    "/app/manifest.webmanifest",
+    response_class=_Manifest,
+    responses={
+        200: {
+            "description": "The manifest",
+            "content": {"application/manifest+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def app_manifest() -> Response:
+    """The web app manifest, for installing the app to the home screen."""
+    body = (service.TEMPLATE_DIR / "manifest.webmanifest").read_text(encoding="utf-8")
+    return _Manifest(body, headers=_HEADERS)
+
+
+@router.get("/app/sw.js", response_class=_JavaScript)
+def app_service_worker() -> Response:
+    """The service worker, with the versioned list of files it caches."""
+    body = (service.TEMPLATE_DIR / "sw.js").read_text(encoding="utf-8")
+    assets = ", ".join(f'"/app/static/{name}"' for name in service.asset_names())
+    body = body.replace("__VERSION__", service.asset_version()).replace("__ASSETS__", assets)
+    return _JavaScript(
+        body,
+        headers={**_HEADERS, "Cache-Control": "no-cache", "Service-Worker-Allowed": "/app/"},
+    )
+
+
+@router.get(
+    "/app/static/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The file",
+            "content": {t.split(";")[0]: {} for t in ("text/javascript", "text/css", "image/png")},
+        }
+    },
+)
+def app_static(name: str) -> FileResponse:
+    """One of the app's static files (scripts, style, icons)."""
+    if name not in service.asset_names():
+        raise NotFound(f"name: no app file {name}")
+    path = service.STATIC_DIR / name
+    return FileResponse(
+        path, media_type=_TYPES.get(path.suffix, "application/octet-stream"), headers=_HEADERS
+    )
+
+
+@router.get("/app/api/turfs/{code}/doors", response_model=TurfDoors)
+def turf_doors(session: SessionDep, scope: ScopeDep, code: str) -> TurfDoors:
+    """A turf's addresses in walking order, each with its last visit's status and day."""
+    return service.turf_doors(session=session, scope=scope, code=code)

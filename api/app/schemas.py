@@ -1,0 +1,30 @@
+"""What the app's own read endpoint answers: a turf's doors in walking order."""
+
+from datetime import date
+
+from pydantic import BaseModel
+
+from api.models import VisitStatus
+
+__all__ = ["Door", "TurfDoors"]
+
+
+class Door(BaseModel):
+    address_id: int
+    position: int
+    street: str
+    number: str
+    entrance: str | None
+    households: int
+    lon: float
+    lat: float
+    last_status: VisitStatus | None
+    last_day: date | None
+
+
+class TurfDoors(BaseModel):
+    code: str
+    district_code: str
+    households: int
+    address_count: int
+    doors: list[Door]
