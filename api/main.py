@@ -13,6 +13,7 @@ from api.contacts.router import router as contacts_router
 from api.districts.router import router as districts_router
 from api.errors import install_handlers
 from api.fastdb import close_fast_db
+from api.members.router import router as members_router
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 from api.topics.router import router as topics_router
@@ -58,6 +59,7 @@ def create_app() -> FastAPI:
     app.include_router(campaigns_router)
     app.include_router(progress_router)
     app.include_router(topics_router)
+    app.include_router(members_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

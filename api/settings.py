@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     # Phones' clocks drift; a time this far ahead of the server is still accepted.
     clock_skew_minutes: int = 5
 
+    # Members (api/members): who counts as new, the plans' deadlines, claims, cool-downs and
+    # how long personal data is kept (the nightly purge, see README "Members and privacy").
+    members_new_days: int = Field(default=365, ge=1)  # joined this recent: a new member
+    members_contact_days: int = Field(default=7, ge=1)  # contacted within a week of joining
+    members_course_days: int = Field(default=90, ge=1)  # a basic course offered within 3 months
+    members_claim_minutes: int = Field(default=30, ge=1)  # how long a caller's claim lasts
+    members_cooldown_hours: float = Field(default=4.0, ge=0)  # between no_answer attempts
+    members_call_retention_months: int = Field(default=3, ge=0)  # call outcomes after the end
+    members_left_retention_months: int = Field(default=6, ge=0)  # members who left, then erased
+
 
 @lru_cache
 def get_settings() -> Settings:
