@@ -18,6 +18,7 @@ from sqlmodel import col, func, select
 from api import db
 from api.contacts.rules import local_day
 from api.mail import MailError, send_message
+from api.members.privacy import purge_trigger, run_purge
 from api.models import JobRun, JobState, User, utcnow
 from api.progress.service import NIGHTLY_JOB
 from api.progress.snapshots import rebuild_changed, rebuild_days
@@ -229,6 +230,7 @@ JOBS = [
         retry_outbox,
         lambda s: {"trigger": "interval", "minutes": s.outbox_retry_minutes},
     ),
+    Job("members_purge", run_purge, purge_trigger),  # api.members.privacy: retention rules
 ]
 
 

@@ -30,7 +30,7 @@ from api.models import Role, UnitKind, utcnow
 from api.pagination import PageParams
 from api.settings import Settings, get_settings
 
-__all__ = ["erase_member", "export_member", "list_audit", "purge", "run_purge"]
+__all__ = ["erase_member", "export_member", "list_audit", "purge", "purge_trigger", "run_purge"]
 
 
 def _months_before(day: date, months: int) -> date:
@@ -193,3 +193,9 @@ def run_purge(*, settings: Settings | None = None, now: datetime | None = None) 
     today = local_day(now or utcnow(), settings.timezone)
     with db.session_scope() as session:
         return purge(session=session, settings=settings, today=today)
+
+
+def purge_trigger(settings: Settings) -> dict:
+    """The purge's schedule: nightly, half an hour after the snapshots and emails."""
+    minutes = settings.nightly_hour * 60 + settings.nightly_minute + 30
+    return {"trigger": "cron", "hour": minutes // 60 % 24, "minute": minutes % 60}
