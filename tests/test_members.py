@@ -542,3 +542,40 @@ def test_purge_is_a_registered_job():
         "hour": 0,
         "minute": 15,
     }
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+def test_demo_has_members_followups_a_course_and_a_call_list(session):
+    from api.demo import load_demo
+    from api.members.models import Course
+    from api.members.progress import members_progress_of_units
+    from api.models import Campaign, Partidistrikt
+    from api.settings import get_settings
+
+    today = date(2026, 5, 4)
+    load_demo(session=session, districts_path=get_settings().demo_districts_path, today=today)
+    counts = [session.exec(select(func.count()).select_from(m)).one() for m in (Member, MemberTask)]
+    load_demo(session=session, districts_path=get_settings().demo_districts_path, today=today)
+    assert [
+        session.exec(select(func.count()).select_from(m)).one() for m in (Member, MemberTask)
+    ] == counts
+    pd = session.exec(select(Partidistrikt)).one()
+    camp = session.exec(select(Campaign)).one()
+    u = members_progress_of_units(
+        session=session, campaign=camp, kind="partidistrikt", ids=[pd.id], today=today
+    )[pd.id]
+    assert u.contacted_7d > 0 and u.contacted_late > 0 and u.due > u.contacted_7d + u.contacted_late
+    assert u.attended > 0 and session.exec(select(Course)).first() is not None
+    call_list = session.exec(select(CallList)).one()
+    assert (
+        session.exec(
+            select(func.count())
+            .select_from(MemberTask)
+            .where(MemberTask.call_list_id == call_list.id)
+        ).one()
+        > 0
+    )
+    linked = session.exec(select(Member).where(Member.user_id.is_not(None))).all()
+    assert linked == []  # demo members use no volunteer's email
