@@ -376,7 +376,7 @@ def _among(column, values: list, session: Session):
     if session.get_bind().dialect.name == "postgresql":
         item = Integer() if values and isinstance(values[0], int) else String()
         return column == any_(bindparam(None, values, type_=ARRAY(item)))
-    return col(column).in_(values)
+    return column.in_(values)
 
 
 def _bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
