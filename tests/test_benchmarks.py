@@ -33,6 +33,13 @@ SMOKE = {
         ["--members", "2000", "--kommun-members", "200", "--requests", "10", "--warmup", "2"],
         "p99",
     ),
+    "bench_national.py": (
+        [
+            *("--contacts", "20000", "--new-records", "500", "--leads", "60"),
+            *("--requests", "10", "--warmup", "2"),
+        ],
+        "nightly run:",
+    ),
 }
 
 
