@@ -142,7 +142,7 @@ def list_tasks(
         query = query.where(MemberTask.call_list_id == call_list_id)
     if open_only:
         query = query.where(col(MemberTask.closed_at).is_(None))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = session.exec(query.with_only_columns(func.count(MemberTask.id))).one()
     tasks = list(
         session.exec(
             query.order_by(MemberTask.due_on, MemberTask.id).limit(page.limit).offset(page.offset)

@@ -108,7 +108,20 @@ class MemberTask(SQLModel, table=True):
             sqlite_where=text("kind = 'followup'"),
             postgresql_where=text("kind = 'followup'"),
         ),
-        Index("ix_member_task_kommun_kind", "kommun_id", "kind", "closed_at"),
+        # The open tasks of a kommun or förening, soonest due first: a page of a list
+        # stops after its rows instead of sorting the whole kommun.
+        *(
+            Index(
+                f"ix_member_task_open_{unit.split('_')[0]}",
+                unit,
+                "kind",
+                "due_on",
+                "id",
+                sqlite_where=text("closed_at IS NULL"),
+                postgresql_where=text("closed_at IS NULL"),
+            )
+            for unit in ("kommun_id", "forening_id")
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -11,7 +11,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, insert, update
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, insert, text, update
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Forbidden, Scope
@@ -500,6 +500,11 @@ def _apply_import(
         offers.append(offer)
     _bulk_insert(session, MemberTask, tasks)
     _bulk_insert(session, CourseOffer, offers)
+    if len(creates) + len(tasks) > 1000 and session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics now, not whenever autovacuum comes by: with the old ones the
+        # planner takes a kommun's thousands of new follow-ups for one row.
+        for table in ("member", "member_task", "course_offer"):
+            session.execute(text(f"ANALYZE {table}"))
     audit(session, scope, "import", route=route, count=len(parsed))
     session.flush()
     return MemberImportSummary(

@@ -261,9 +261,17 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_member_task_forening_id"), ["forening_id"], unique=False
         )
-        batch_op.create_index(
-            "ix_member_task_kommun_kind", ["kommun_id", "kind", "closed_at"], unique=False
-        )
+        for name, unit in (
+            ("ix_member_task_open_kommun", "kommun_id"),
+            ("ix_member_task_open_forening", "forening_id"),
+        ):
+            batch_op.create_index(
+                name,
+                [unit, "kind", "due_on", "id"],
+                unique=False,
+                sqlite_where=sa.text("closed_at IS NULL"),
+                postgresql_where=sa.text("closed_at IS NULL"),
+            )
         batch_op.create_index(batch_op.f("ix_member_task_member_id"), ["member_id"], unique=False)
         batch_op.create_index(
             "uq_member_task_followup",
@@ -341,7 +349,8 @@ def downgrade() -> None:
             postgresql_where=sa.text("kind = 'followup'"),
         )
         batch_op.drop_index(batch_op.f("ix_member_task_member_id"))
-        batch_op.drop_index("ix_member_task_kommun_kind")
+        batch_op.drop_index("ix_member_task_open_kommun")
+        batch_op.drop_index("ix_member_task_open_forening")
         batch_op.drop_index(batch_op.f("ix_member_task_forening_id"))
         batch_op.drop_index(batch_op.f("ix_member_task_call_list_id"))
         batch_op.drop_index(batch_op.f("ix_member_task_assigned_user_id"))
