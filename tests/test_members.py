@@ -579,3 +579,22 @@ def test_demo_has_members_followups_a_course_and_a_call_list(session):
     )
     linked = session.exec(select(Member).where(Member.user_id.is_not(None))).all()
     assert linked == []  # demo members use no volunteer's email
+
+
+def test_nightly_email_shows_each_forenings_new_members_contacted_in_time(session, org):
+    from api.reports.render import render_parts
+    from api.reports.service import build_report
+
+    reached = f.member(session, org.f, "2026-04-01")
+    f.member(session, org.f, "2026-04-01")
+    f.followup_of(session, reached).contacted_on = date(2026, 4, 3)
+    session.flush()
+    lead = f.user(session, Role.kommun_lead, org.k)
+    report = build_report(session=session, user=lead, today=date(2026, 5, 4))
+    assert [(n.unit_name, n.contacted_7d, n.due) for n in report.new_members] == [
+        ("S-föreningen Frösön", 1, 2)
+    ]
+    text, html = render_parts(report=report, cid="<chart@x>")
+    assert "Nya medlemmar kontaktade inom 7 dagar" in text
+    assert "S-föreningen Frösön: 1 av 2 i tid" in text and "Frösön" in html
+    assert reached.name not in text and reached.name not in html

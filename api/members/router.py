@@ -41,7 +41,8 @@ from api.members.schemas import (
 )
 from api.models import UnitKind
 from api.pagination import Page, PageDep
-from api.progress.service import resolve_unit, to_csv
+from api.progress.service import resolve_unit
+from api.spreadsheet import to_csv
 
 router = APIRouter(tags=["members"])
 

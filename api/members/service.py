@@ -500,10 +500,11 @@ def _apply_import(
         offers.append(offer)
     _bulk_insert(session, MemberTask, tasks)
     _bulk_insert(session, CourseOffer, offers)
-    if len(creates) + len(tasks) > 1000 and session.get_bind().dialect.name == "postgresql":
+    if len(tasks) > 1000 and session.get_bind().dialect.name == "postgresql":
         # Fresh statistics now, not whenever autovacuum comes by: with the old ones the
-        # planner takes a kommun's thousands of new follow-ups for one row.
-        for table in ("member", "member_task", "course_offer"):
+        # planner takes a kommun's thousands of new follow-ups for one row. (Members are
+        # only ever looked up by key, so their table needs none.)
+        for table in ("member_task", "course_offer"):
             session.execute(text(f"ANALYZE {table}"))
     audit(session, scope, "import", route=route, count=len(parsed))
     session.flush()
