@@ -598,3 +598,15 @@ def test_nightly_email_shows_each_forenings_new_members_contacted_in_time(sessio
     assert "Nya medlemmar kontaktade inom 7 dagar" in text
     assert "S-föreningen Frösön: 1 av 2 i tid" in text and "Frösön" in html
     assert reached.name not in text and reached.name not in html
+
+
+def test_a_failed_statement_carries_no_member_data_into_the_log(session, org):
+    from sqlalchemy.exc import IntegrityError
+
+    first = f.member(session, org.f, new=False)
+    twin = Member(**(first.model_dump(exclude={"id"}) | {"name": "Ingrid Igenkännbar"}))
+    with pytest.raises(IntegrityError) as failed, session.begin_nested():
+        session.add(twin)
+        session.flush()
+    # (PostgreSQL's own detail names the duplicate key, the member number; never the name.)
+    assert "Igenkännbar" not in str(failed.value) and first.phone not in str(failed.value)
