@@ -393,7 +393,16 @@ def members_progress(
     )
 
 
-@router.get("/campaigns/{campaign_id}/members-export")
+@router.get(
+    "/campaigns/{campaign_id}/members-export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The new-member figures, as CSV",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def members_export(
     session: SessionDep,
     scope: ScopeDep,
