@@ -120,6 +120,37 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/map/chart.png"): _all(200, 404),
     # turf cutting: whoever leads the district (its förening, kommun or partidistrikt)
     ("POST", "/turfs/cut"): _by(NO, (200, 403), (200, 403), (200, 403)),
+    # members (GDPR Art. 9 data): leads of the member's units; callers (volunteers with a
+    # caller assignment) are tested in tests/test_members.py; a member outside reach is 404
+    ("POST", "/members/import"): _by(NO, NO, (200, 403), (200, 403)),
+    ("GET", "/members"): _by(NO, (200, 200), (200, 200), (200, 200)),  # only what they lead
+    ("GET", "/members/followups"): _all(200),  # only the tasks the caller may see
+    ("GET", "/members/audit"): _by(NO, (200, 200), (200, 200), (200, 200)),
+    ("GET", "/members/{member_id}"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
+    ("PATCH", "/members/{member_id}"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
+    ("GET", "/members/{member_id}/export"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
+    ("POST", "/members/{member_id}/erase"): _by(NO, NO, (200, 404), (200, 404)),
+    ("POST", "/member-tasks/{task_id}/claim"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
+    ("POST", "/member-tasks/{task_id}/outcome"): _by(
+        (404, 404),
+        (409, 404),
+        (409, 404),
+        (409, 404),  # outcome before a claim: 409
+    ),
+    ("GET", "/callers"): _by(NO, (200, 200), (200, 200), (200, 200)),
+    ("POST", "/callers"): _by(NO, (201, 403), (201, 403), (201, 403)),
+    ("DELETE", "/callers/{assignment_id}"): _by((404, 404), (204, 404), (204, 404), (204, 404)),
+    ("POST", "/call-lists"): _by(NO, (201, 403), (201, 403), (201, 403)),
+    ("GET", "/call-lists/{call_list_id}"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
+    ("GET", "/call-lists/{call_list_id}/entries"): _by(
+        (404, 404), (200, 404), (200, 404), (200, 404)
+    ),
+    ("GET", "/courses"): _all(200),
+    ("POST", "/courses"): _by(NO, NO, (201, 403), (201, 403)),  # the request names a kommun
+    ("POST", "/courses/{course_id}/offers"): _by(NO, (200, 404), (200, 404), (200, 404)),
+    ("POST", "/courses/{course_id}/attendance"): _by(NO, (200, 404), (200, 404), (200, 404)),
+    ("GET", "/campaigns/{campaign_id}/members-progress/{unit_kind}/{unit}"): _all(200, 404),
+    ("GET", "/campaigns/{campaign_id}/members-export"): _all(200, 403),
 }
 
 # Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in

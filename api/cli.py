@@ -369,6 +369,70 @@ def cut_turfs_command(
     )
 
 
+@app.command("import-members")
+def import_members_command(
+    path: Annotated[Path, typer.Argument(help="The party register's CSV export")],
+    member_number_column: str = "member_number",
+    name_column: str = "name",
+    phone_column: str = "phone",
+    email_column: str = "email",
+    forening_column: str = "forening",
+    kommun_column: str = "kommun",
+    joined_column: str = "joined_on",
+    status_column: str = "status",
+    kommun: Annotated[
+        str | None, typer.Option(help="SCB code of the kommun förening names are in")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import the member register: every row, or none if any is invalid (by member number)."""
+    _require_schema()
+    from api.contacts.rules import local_day
+    from api.members.schemas import MemberImportOptions
+    from api.members.service import import_members
+    from api.models import utcnow
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(AppError(f"file: cannot read {path} as UTF-8 text ({exc})"))
+    try:
+        options = MemberImportOptions(
+            member_number_column=member_number_column,
+            name_column=name_column,
+            phone_column=phone_column,
+            email_column=email_column,
+            forening_column=forening_column,
+            kommun_column=kommun_column,
+            joined_column=joined_column,
+            status_column=status_column,
+            kommun=kommun,
+        )
+    except ValidationError as exc:
+        _fail(AppError(f"options: {exc.errors()[0]['msg']}"))
+    settings = get_settings()
+    try:
+        with db.session_scope() as session:
+            summary = import_members(
+                session=session,
+                scope=Scope.operator(session),
+                text=text,
+                options=options,
+                settings=settings,
+                today=local_day(utcnow(), settings.timezone),
+            )
+    except AppError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(summary.model_dump_json())
+    else:
+        typer.echo(
+            f"{summary.rows} rows: {summary.created} created, {summary.updated} updated, "
+            f"{summary.unchanged} unchanged, {summary.left} left; {summary.new_members} new "
+            f"members to follow up; {summary.linked_volunteers} linked to volunteer accounts"
+        )
+
+
 @app.command("issue-token")
 def issue_token(
     email: Annotated[str, typer.Argument(help="The user's email")],

@@ -33,14 +33,20 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         _configure_sqlite(engine)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # As many pooled connections as request threads may want at once, so that a busy
     # worker does not open and close overflow connections on every request.
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
+    # hide_parameters: a failed statement's message (logged with a 500) never carries the
+    # values it was sent, such as a member's name or phone number.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=20, max_overflow=10, hide_parameters=True
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -230,6 +230,9 @@ def load_demo(
             data=ApportionRequest(unit_kind="partidistrikt", unit_id=pd_.id, metric=metric),
             now=utcnow(),
         )
+    from api.members.demo import load_demo_members  # members: one block, see api/members
+
+    load_demo_members(session=session, today=today, campaign_id=campaign.id)
     return {"districts_created": summary.created, "kommuner": len(kommuner)}
 
 

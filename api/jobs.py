@@ -21,6 +21,7 @@ from api import db
 from api.contacts.rules import local_day
 from api.joblock import job_lock
 from api.mail import MailError, SmtpSender, smtp_session
+from api.members.privacy import purge_trigger, run_purge
 from api.models import ContactLog, JobRun, JobRunStatus, JobState, OutboxStatus, User, utcnow
 from api.progress.service import NIGHTLY_JOB
 from api.progress.snapshots import rebuild_changed, rebuild_days
@@ -338,6 +339,7 @@ JOBS = [
         retry_outbox,
         lambda s: {"trigger": "interval", "minutes": s.outbox_retry_minutes},
     ),
+    Job("members_purge", run_purge, purge_trigger),  # api.members.privacy: retention rules
 ]
 
 

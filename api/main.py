@@ -16,6 +16,7 @@ from api.districts.router import router as districts_router
 from api.errors import ERROR_RESPONSES, UndocumentedMethods, concrete_paths, install_handlers
 from api.fastdb import close_fast_db
 from api.map.router import router as map_router
+from api.members.router import router as members_router
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 from api.results.router import router as results_router
@@ -71,6 +72,7 @@ def create_app() -> FastAPI:
         app_router,
         map_router,
         turf_cutting_router,
+        members_router,
     ]
     for router in routers:
         app.include_router(router)

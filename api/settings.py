@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     basemap_attribution: str = "© OpenStreetMap-bidragsgivare"
     # Turf cutting: households per turf when a request does not say.
     turf_households: int = Field(default=60, ge=1, le=10_000)
+    # Members (api/members): who counts as new, the plans' deadlines, claims, cool-downs and
+    # how long personal data is kept (the nightly purge, see README "Members and privacy").
+    members_new_days: int = Field(default=365, ge=1)  # joined this recent: a new member
+    members_contact_days: int = Field(default=7, ge=1)  # contacted within a week of joining
+    members_course_days: int = Field(default=90, ge=1)  # a basic course offered within 3 months
+    members_claim_minutes: int = Field(default=30, ge=1)  # how long a caller's claim lasts
+    members_cooldown_hours: float = Field(default=4.0, ge=0)  # between no_answer attempts
+    members_call_retention_months: int = Field(default=3, ge=0)  # call outcomes after the end
+    members_left_retention_months: int = Field(default=6, ge=0)  # members who left, then erased
 
 
 @lru_cache

@@ -391,3 +391,105 @@ def addresses_in_district(
     session.add_all(rows)
     session.flush()
     return rows
+
+
+# -- members ------------------------------------------------------------------------------
+
+_member_no = 0
+
+
+def member(
+    session: Session,
+    forening_: Forening,
+    joined: str = "2026-04-20",
+    *,
+    name: str | None = None,
+    phone: str | None = "070-123 45 67",
+    email: str | None = None,
+    status: str = "active",
+    new: bool = True,
+    **fields: Any,
+):
+    """A member stored directly, with a follow-up task and a course offer when ``new``."""
+    from datetime import date
+
+    from api.members.models import CourseOffer, Member, MemberTask
+    from api.members.service import new_member_rows
+    from api.settings import Settings
+
+    global _member_no
+    _member_no += 1
+    obj = Member(
+        member_number=f"M{_member_no:07d}",
+        name=name or f"Medlem Nummer{_member_no}",
+        phone=phone,
+        email=email,
+        forening_id=forening_.id,
+        kommun_id=forening_.kommun_id,
+        joined_on=date.fromisoformat(joined),
+        status=status,
+        **fields,
+    )
+    session.add(obj)
+    session.flush()
+    if new:
+        task, offer = new_member_rows(
+            obj.id, obj.forening_id, obj.kommun_id, obj.joined_on, Settings(_env_file=None)
+        )
+        session.add(MemberTask(**task))
+        session.add(CourseOffer(**offer))
+        session.flush()
+    return obj
+
+
+def followup_of(session: Session, member_: Any):
+    from api.members.models import MemberTask, TaskKind
+
+    return session.exec(
+        select(MemberTask).where(
+            MemberTask.member_id == member_.id, MemberTask.kind == TaskKind.followup
+        )
+    ).one()
+
+
+def members_world(session: Session, w: Any) -> None:
+    """Per side of the authorization world: a new member, a caller with an assignment, a
+    call list, a course."""
+    from datetime import date
+
+    from api.members.models import CallerAssignment, CallList, Course, MemberTask, TaskKind
+
+    w.M, w.MT, w.CA, w.CL, w.CO, w.caller = [], [], [], [], [], []
+    for s in (0, 1):
+        m = member(session, w.F[s])
+        caller = user(session, Role.volunteer, w.F[s])
+        cl = CallList(
+            name="Ring alla", kommun_id=w.K[s].id, forening_id=w.F[s].id, ends_on=date(2026, 9, 13)
+        )
+        session.add(cl)
+        session.flush()
+        session.add(
+            MemberTask(
+                kind=TaskKind.call,
+                call_list_id=cl.id,
+                member_id=m.id,
+                forening_id=w.F[s].id,
+                kommun_id=w.K[s].id,
+            )
+        )
+        ca = CallerAssignment(user_id=caller.id, forening_id=w.F[s].id)
+        co = Course(
+            kind="grundkurs_1",
+            name="Grundkurs steg 1",
+            starts_on=date(2026, 6, 1),
+            place="Folkets hus",
+            kommun_id=w.K[s].id,
+        )
+        session.add_all([ca, co])
+        session.flush()
+        w.M.append(m)
+        w.MT.append(followup_of(session, m))
+        w.CA.append(ca)
+        w.CL.append(cl)
+        w.CO.append(co)
+        w.caller.append(caller)

@@ -63,6 +63,7 @@ def world(session, clock):
     other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
     w.other_device_id = other_device[1].id
     w.T = [f.map_turfs(session, d, n=1)[0] for d in w.D]
+    f.members_world(session, w)
     session.flush()
     return w
 
@@ -296,6 +297,77 @@ REQUESTS = {
     ("POST", "/turfs/cut"): lambda w, s, r, c: {
         "url": "/turfs/cut",
         "json": {"district": w.D[s].code},
+    },
+    # members
+    ("POST", "/members/import"): lambda w, s, r, c: {
+        "url": "/members/import",
+        "files": {
+            "file": (
+                "m.csv",
+                "member_number,name,phone,email,forening,joined_on,status\n"
+                f"X{s},Ny Medlem,,,{w.F[s].id},2026-04-01,active\n".encode(),
+                "text/csv",
+            )
+        },
+    },
+    ("GET", "/members"): lambda w, s, r, c: {"url": "/members"},
+    ("GET", "/members/followups"): lambda w, s, r, c: {"url": "/members/followups"},
+    ("GET", "/members/audit"): lambda w, s, r, c: {"url": "/members/audit"},
+    ("GET", "/members/{member_id}"): lambda w, s, r, c: {"url": f"/members/{w.M[s].id}"},
+    ("PATCH", "/members/{member_id}"): lambda w, s, r, c: {
+        "url": f"/members/{w.M[s].id}",
+        "json": {"do_not_call": True},
+    },
+    ("GET", "/members/{member_id}/export"): lambda w, s, r, c: {
+        "url": f"/members/{w.M[s].id}/export"
+    },
+    ("POST", "/members/{member_id}/erase"): lambda w, s, r, c: {
+        "url": f"/members/{w.M[s].id}/erase"
+    },
+    ("POST", "/member-tasks/{task_id}/claim"): lambda w, s, r, c: {
+        "url": f"/member-tasks/{w.MT[s].id}/claim"
+    },
+    ("POST", "/member-tasks/{task_id}/outcome"): lambda w, s, r, c: {
+        "url": f"/member-tasks/{w.MT[s].id}/outcome",
+        "json": {"outcome": "reached"},
+    },
+    ("GET", "/callers"): lambda w, s, r, c: {"url": "/callers"},
+    ("POST", "/callers"): lambda w, s, r, c: {
+        "url": "/callers",
+        "json": {"user_id": w.caller[s].id, "forening_id": w.F[s].id, "call_list_id": w.CL[s].id},
+    },
+    ("DELETE", "/callers/{assignment_id}"): lambda w, s, r, c: {"url": f"/callers/{w.CA[s].id}"},
+    ("POST", "/call-lists"): lambda w, s, r, c: {
+        "url": "/call-lists",
+        "json": {"name": "Ring alla", "forening_id": w.F[s].id, "caller_ids": [w.caller[s].id]},
+    },
+    ("GET", "/call-lists/{call_list_id}"): lambda w, s, r, c: {"url": f"/call-lists/{w.CL[s].id}"},
+    ("GET", "/call-lists/{call_list_id}/entries"): lambda w, s, r, c: {
+        "url": f"/call-lists/{w.CL[s].id}/entries"
+    },
+    ("GET", "/courses"): lambda w, s, r, c: {"url": "/courses"},
+    ("POST", "/courses"): lambda w, s, r, c: {
+        "url": "/courses",
+        "json": {
+            "name": "Grundkurs steg 1",
+            "starts_on": "2026-06-01",
+            "place": "Folkets hus",
+            "kommun_id": w.K[s].id,
+        },
+    },
+    ("POST", "/courses/{course_id}/offers"): lambda w, s, r, c: {
+        "url": f"/courses/{w.CO[s].id}/offers",
+        "json": {"member_ids": [w.M[s].id]},
+    },
+    ("POST", "/courses/{course_id}/attendance"): lambda w, s, r, c: {
+        "url": f"/courses/{w.CO[s].id}/attendance",
+        "json": {"member_ids": [w.M[s].id]},
+    },
+    ("GET", "/campaigns/{campaign_id}/members-progress/{unit_kind}/{unit}"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/members-progress/forening/{w.F[s].id}"
+    },
+    ("GET", "/campaigns/{campaign_id}/members-export"): lambda w, s, r, c: {
+        "url": f"/campaigns/{w.camp[s].id}/members-export"
     },
 }
 

@@ -38,6 +38,10 @@ SMOKE = {
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
         "ratio",
     ),
+    "bench_members.py": (
+        ["--members", "2000", "--kommun-members", "200", "--requests", "10", "--warmup", "2"],
+        "p99",
+    ),
     "bench_national.py": (
         [
             *("--contacts", "20000", "--new-records", "500", "--leads", "60"),

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
+import api.members.models  # noqa: F401  - the members domain keeps its tables apart
 import api.models  # noqa: F401  - registers every table on SQLModel.metadata
 from api.db import make_engine
 

@@ -48,6 +48,8 @@ class Report:
     most_behind: list[UnitProgress]
     volunteers: list[tuple[str, int, int]] = field(default_factory=list)  # name, contacts, convs
     chart_png: bytes = b""
+    # Per förening: new members contacted within 7 days (api.members), those with any due.
+    new_members: list = field(default_factory=list)
 
 
 def lead_recipients() -> Select:
@@ -217,7 +219,18 @@ def build_report(
         for d in days
     ]
     chart = daily_chart_png(days, [by_day.get(d, 0) for d in days], needed)
+    from api.members.progress import members_progress_of_units  # members: one block
+
+    foreningar = tree.units_under(session, tree.MEMBER_KIND, kind, [user.unit_id])
+    new_members = members_progress_of_units(
+        session=session,
+        campaign=campaign,
+        kind=tree.MEMBER_KIND,
+        ids=[f.id for f in foreningar],
+        today=today,
+    )
     return Report(
+        new_members=[new_members[f.id] for f in foreningar if new_members[f.id].due],
         recipient=user,
         campaign=campaign,
         today=today,

@@ -1,0 +1,201 @@
+"""GDPR: a member's own data (Art. 15), erasure (Art. 17), the audit log's review, and the
+nightly retention purge.
+
+Erasure deletes the member's row, the one place that holds their name, phone and email;
+their tasks, attempts and course offer stay for the counts (förening, days, outcomes) but
+lose the link to them. Every total is the same after it."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from api import db
+from api.auth.scope import Forbidden, Scope
+from api.contacts.rules import local_day
+from api.members.models import (
+    CallerAssignment,
+    CallList,
+    CourseOffer,
+    Member,
+    MemberAttempt,
+    MemberAudit,
+    MemberStatus,
+    MemberTask,
+    TaskKind,
+)
+from api.members.service import audit, get_member, to_read
+from api.models import Role, UnitKind, utcnow
+from api.pagination import PageParams
+from api.settings import Settings, get_settings
+
+__all__ = ["erase_member", "export_member", "list_audit", "purge", "purge_trigger", "run_purge"]
+
+
+def _months_before(day: date, months: int) -> date:
+    """The same day ``months`` calendar months earlier (the month's last day if shorter)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def export_member(*, session: Session, scope: Scope, member_id: int, route: str) -> dict[str, Any]:
+    """Everything Knacka holds about one member (GDPR Art. 15), as JSON."""
+    member = get_member(session=session, scope=scope, member_id=member_id, route=route)
+    tasks = session.exec(select(MemberTask).where(MemberTask.member_id == member.id)).all()
+    attempts = session.exec(select(MemberAttempt).where(MemberAttempt.member_id == member.id)).all()
+    offer = session.exec(select(CourseOffer).where(CourseOffer.member_id == member.id)).first()
+    accesses = session.exec(
+        select(MemberAudit).where(MemberAudit.member_id == member.id).order_by(MemberAudit.id)
+    ).all()
+    audit(
+        session,
+        scope,
+        "export",
+        route=route,
+        member_id=member.id,
+        forening_id=member.forening_id,
+        kommun_id=member.kommun_id,
+    )
+    dump = lambda rows: [r.model_dump(mode="json") for r in rows]  # noqa: E731
+    return {
+        "member": to_read(member).model_dump(mode="json"),
+        "tasks": dump(tasks),
+        "call_attempts": dump(attempts),
+        "course_offer": None if offer is None else offer.model_dump(mode="json"),
+        "accesses": [
+            {"at": a.at.isoformat(), "user_id": a.user_id, "action": a.action} for a in accesses
+        ],
+    }
+
+
+def _erase(session: Session, member_ids: list[int]) -> None:
+    """Unlink and delete members (no scope check: the caller did that)."""
+    if not member_ids:
+        return
+    for model in (MemberTask, MemberAttempt, CourseOffer):
+        values: dict[str, Any] = {"member_id": None}
+        if model is MemberTask:
+            values |= {"claimed_by_user_id": None, "claim_expires_at": None}
+        session.execute(update(model).where(col(model.member_id).in_(member_ids)).values(**values))
+    session.execute(delete(Member).where(col(Member.id).in_(member_ids)))
+
+
+def erase_member(*, session: Session, scope: Scope, member_id: int, route: str) -> None:
+    """Erase a member (GDPR Art. 17): kommun leads and district admins of their units."""
+    if not scope.unrestricted and scope.role not in (Role.kommun_lead, Role.district_admin):
+        raise Forbidden("role: only kommun leads and district admins erase members")
+    member = get_member(session=session, scope=scope, member_id=member_id, route=route)
+    forening_id, kommun_id = member.forening_id, member.kommun_id
+    session.expunge(member)
+    _erase(session, [member_id])
+    audit(
+        session,
+        scope,
+        "erase",
+        route=route,
+        member_id=member_id,
+        forening_id=forening_id,
+        kommun_id=kommun_id,
+    )
+    session.flush()
+
+
+def list_audit(
+    *, session: Session, scope: Scope, page: PageParams, member_id: int | None
+) -> tuple[list[MemberAudit], int]:
+    """Audit entries about the units the caller leads, newest first."""
+    if not scope.is_lead:
+        raise Forbidden("role: only leads review the member audit log")
+    from sqlalchemy import func, or_
+
+    query = select(MemberAudit).where(
+        or_(
+            scope.led_filter(UnitKind.forening, MemberAudit.forening_id),
+            scope.led_filter(UnitKind.kommun, MemberAudit.kommun_id)
+            if scope.role in (None, Role.kommun_lead, Role.district_admin)
+            else col(MemberAudit.id).is_(None),
+        )
+    )
+    if member_id is not None:
+        query = query.where(MemberAudit.member_id == member_id)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    items = list(
+        session.exec(
+            query.order_by(col(MemberAudit.id).desc()).limit(page.limit).offset(page.offset)
+        )
+    )
+    return items, total
+
+
+def purge(*, session: Session, settings: Settings, today: date) -> dict[str, int]:
+    """The retention rules: call outcomes of lists that ended more than
+    ``members_call_retention_months`` ago, and members who left more than
+    ``members_left_retention_months`` ago (erased as in Art. 17)."""
+    list_cutoff = _months_before(today, settings.members_call_retention_months)
+    lists = list(
+        session.exec(
+            select(CallList.id).where(
+                CallList.ends_on < list_cutoff, col(CallList.purged_at).is_(None)
+            )
+        )
+    )
+    attempts = tasks = 0
+    if lists:
+        task_ids = select(MemberTask.id).where(
+            MemberTask.kind == TaskKind.call, col(MemberTask.call_list_id).in_(lists)
+        )
+        attempts = session.execute(
+            delete(MemberAttempt).where(col(MemberAttempt.task_id).in_(task_ids))
+        ).rowcount
+        tasks = session.execute(
+            delete(MemberTask).where(
+                MemberTask.kind == TaskKind.call, col(MemberTask.call_list_id).in_(lists)
+            )
+        ).rowcount
+        session.execute(
+            delete(CallerAssignment).where(col(CallerAssignment.call_list_id).in_(lists))
+        )
+        session.execute(
+            update(CallList).where(col(CallList.id).in_(lists)).values(purged_at=utcnow())
+        )
+    left_cutoff = _months_before(today, settings.members_left_retention_months)
+    gone = list(
+        session.exec(
+            select(Member.id).where(
+                Member.status == MemberStatus.left,
+                col(Member.left_on).is_not(None),
+                Member.left_on < left_cutoff,
+            )
+        )
+    )
+    _erase(session, gone)
+    for member_id in gone:
+        session.add(MemberAudit(action="purge", member_id=member_id, route="job:members_purge"))
+    session.flush()
+    return {
+        "call_lists": len(lists),
+        "call_tasks": tasks,
+        "call_attempts": attempts,
+        "members_erased": len(gone),
+    }
+
+
+def run_purge(*, settings: Settings | None = None, now: datetime | None = None) -> dict:
+    """The nightly retention job (api.jobs.JOBS: ``members_purge``)."""
+    settings = settings or get_settings()
+    today = local_day(now or utcnow(), settings.timezone)
+    with db.session_scope() as session:
+        return purge(session=session, settings=settings, today=today)
+
+
+def purge_trigger(settings: Settings) -> dict:
+    """The purge's schedule: nightly, half an hour after the snapshots and emails."""
+    minutes = settings.nightly_hour * 60 + settings.nightly_minute + 30
+    return {"trigger": "cron", "hour": minutes // 60 % 24, "minute": minutes % 60}

@@ -1,0 +1,612 @@
+"""Members: the register import, new-member follow-ups, claims and cool-downs, call lists,
+courses, scope (leads and callers), the audit log, GDPR export and erasure, retention."""
+
+import threading
+from datetime import date
+
+import pytest
+from sqlalchemy import func, text
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from api.auth.scope import Scope
+from api.cli import app as cli_app
+from api.db import make_engine
+from api.members import followup, privacy
+from api.members.models import (
+    CallList,
+    CourseOffer,
+    Member,
+    MemberAttempt,
+    MemberAudit,
+    MemberTask,
+    TaskKind,
+)
+from api.migrate import upgrade
+from api.models import Role
+from api.testing import throwaway_database
+from tests import factories as f
+
+HEADER = "member_number,name,phone,email,forening,joined_on,status\n"
+
+
+@pytest.fixture
+def org(session, admin):
+    k = f.kommun(session, "2380", "Östersund", f.partidistrikt(session))
+    k2 = f.kommun(session, "2309", "Krokom", f.partidistrikt(session))
+    fo = f.forening(session, k, "S-föreningen Frösön")
+    fo2 = f.forening(session, k, "S-föreningen Brunflo")
+    fo3 = f.forening(session, k2, "S-föreningen Föllinge")
+    camp = f.campaign(session, f.partidistrikt(session))
+    return type("Org", (), {"k": k, "k2": k2, "f": fo, "f2": fo2, "f3": fo3, "camp": camp})
+
+
+def _upload(client, body: str, **params):
+    return client.post(
+        "/members/import", params=params, files={"file": ("m.csv", body.encode(), "text/csv")}
+    )
+
+
+def _audits(session, action=None) -> list[MemberAudit]:
+    q = select(MemberAudit)
+    if action:
+        q = q.where(MemberAudit.action == action)
+    return list(session.exec(q.order_by(MemberAudit.id)))
+
+
+def _as(client, session, who, clock):
+    client.headers.update(f.auth_headers(session, who, clock.now))
+    return client
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+def test_import_creates_updates_and_is_idempotent(client, session, org):
+    volunteer = f.user(session, Role.volunteer, org.f)
+    body = HEADER + (
+        f"1001,Anna Andersson,070-1111111,{volunteer.email.upper()},{org.f.id},2026-04-28,active\n"
+        f"1002,Bo Berg,,,S-föreningen Brunflo,2025-01-10,active\n"
+        f"1003,Cecilia Ceder,,,{org.f.id},2026-03-01,left\n"
+    )
+    first = _upload(client, body, kommun="2380")
+    assert first.status_code == 200, first.text
+    assert first.json() | {} == {
+        "rows": 3,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "left": 1,
+        "new_members": 1,
+        "linked_volunteers": 1,
+    }
+    anna = session.exec(select(Member).where(Member.member_number == "1001")).one()
+    assert anna.user_id == volunteer.id
+    task = f.followup_of(session, anna)
+    assert task.due_on == date(2026, 5, 5)  # joined 28 April + 7 days
+    offer = session.exec(select(CourseOffer).where(CourseOffer.member_id == anna.id)).one()
+    assert offer.due_on == date(2026, 7, 27)  # + 90 days
+    again = _upload(client, body, kommun="2380")
+    assert again.json()["unchanged"] == 3 and again.json()["created"] == 0
+    changed = body.replace("Bo Berg,,", "Bo Berg,070-2222222,").replace(
+        "2025-01-10,active", "2025-01-10,left"
+    )
+    third = _upload(client, changed, kommun="2380").json()
+    assert (third["updated"], third["unchanged"], third["left"]) == (1, 2, 1)
+    assert session.exec(select(func.count()).select_from(MemberTask)).one() == 1
+
+
+def test_import_refuses_bad_rows_by_line_and_column_and_writes_nothing(client, session, org):
+    body = HEADER + (
+        f"2001,Ok Person,,,{org.f.id},2026-04-01,active\n"
+        f"2002,,,,{org.f.id},2026-04-01,active\n"
+        f"2003,Dag Datum,,,{org.f.id},01/04/2026,active\n"
+        f"2001,Dubbel,,,{org.f.id},2026-04-01,active\n"
+        f"2004,Fel Status,abc,nomail,{org.f.id},2026-04-01,maybe\n"
+        f"2005,Ingen Förening,,,Okänd,2026-04-01,active\n"
+    )
+    r = _upload(client, body, kommun="2380")
+    assert r.status_code == 422
+    errors = {(e["line"], e["field"]) for e in r.json()["errors"]}
+    assert errors == {
+        (3, "name"),
+        (4, "joined_on"),
+        (5, "member_number"),
+        (6, "phone"),
+        (6, "email"),
+        (6, "status"),
+        (7, "forening"),
+    }
+    assert "Dubbel" not in r.text and "Fel Status" not in r.text  # no values echoed
+    assert session.exec(select(func.count()).select_from(Member)).one() == 0
+    missing = _upload(client, "number,name\n1,x\n")
+    assert missing.status_code == 422 and "member_number" in missing.json()["detail"]
+    renamed = _upload(
+        client,
+        "Medlemsnr,Namn,Förening,Inträde,Status\n"
+        "3001,Eva Ek,S-föreningen Frösön,2026-04-02,Active\n",
+        member_number_column="Medlemsnr",
+        name_column="Namn",
+        forening_column="Förening",
+        joined_column="Inträde",
+        status_column="Status",
+        kommun="2380",
+    )
+    assert renamed.status_code == 200, renamed.text
+
+
+def test_import_upload_limit_and_other_units(client, anon_client, session, org, settings):
+    settings.import_max_upload_mb = 1
+    big = HEADER + "x" * (2 * 2**20)
+    assert _upload(client, big).status_code == 413
+    other = f.kommun(session, "0180", "Stockholm", f.partidistrikt(session, "01", "Stockholm"))
+    far = f.forening(session, other, "S-föreningen Söder")
+    r = _upload(client, HEADER + f"9,Far Away,,,{far.id},2026-04-01,active\n")
+    assert r.status_code == 403
+
+
+def test_cli_import_members(cli_session, org, tmp_path):
+    path = tmp_path / "register.csv"
+    path.write_text(HEADER + f"4001,Fia Fors,,,{org.f.id},2026-04-30,active\n")
+    result = CliRunner().invoke(cli_app, ["import-members", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 created" in result.output and "1 new members" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + f"4002,,,,{org.f.id},2026-04-30,active\n")
+    result = CliRunner().invoke(cli_app, ["import-members", str(bad)])
+    assert result.exit_code == 1 and "line': 2" in result.output
+
+
+# -- follow-ups, claims, cool-downs -----------------------------------------------------
+
+
+def test_followups_claims_outcomes_and_cooldown(client, session, org, clock, settings):
+    m = f.member(session, org.f, "2026-04-30")
+    late = f.member(session, org.f, "2026-04-20")
+    a = f.user(session, Role.volunteer, org.f)
+    b = f.user(session, Role.volunteer, org.f)
+    lead = f.user(session, Role.forening_lead, org.f)
+    for caller in (a, b):
+        followup.assign_caller(
+            session=session,
+            scope=Scope(session=session, user=lead),
+            user_id=caller.id,
+            forening_id=org.f.id,
+            call_list_id=None,
+        )
+    ha, hb = f.auth_headers(session, a, clock.now), f.auth_headers(session, b, clock.now)
+    listed = client.get("/members/followups", headers=ha).json()
+    assert [t["member_id"] for t in listed["items"]] == [late.id, m.id]
+    assert [t["overdue"] for t in listed["items"]] == [True, False]  # due 27 April, 7 May
+    assert listed["items"][0]["member_name"] == late.name
+    task = f.followup_of(session, m)
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=ha).status_code == 200
+    taken = client.post(f"/member-tasks/{task.id}/claim", headers=hb)
+    assert taken.status_code == 409 and "another caller" in taken.json()["detail"]
+    assert (
+        client.post(
+            f"/member-tasks/{task.id}/outcome", headers=hb, json={"outcome": "reached"}
+        ).status_code
+        == 409
+    )
+    r = client.post(f"/member-tasks/{task.id}/outcome", headers=ha, json={"outcome": "no_answer"})
+    assert r.status_code == 200 and r.json()["next_attempt_at"].startswith("2026-05-04T14:00")
+    clock.advance(hours=3, minutes=59)
+    cooling = client.post(f"/member-tasks/{task.id}/claim", headers=hb)
+    assert cooling.status_code == 409 and "cooling down" in cooling.json()["detail"]
+    clock.advance(minutes=1)
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=hb).status_code == 200
+    clock.advance(minutes=settings.members_claim_minutes)  # b's claim expires unused
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=ha).status_code == 200
+    done = client.post(f"/member-tasks/{task.id}/outcome", headers=ha, json={"outcome": "reached"})
+    assert done.json()["closed"] and done.json()["contacted_on"] == "2026-05-04"
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=hb).status_code == 409
+    attempts = session.exec(select(MemberAttempt).where(MemberAttempt.task_id == task.id)).all()
+    assert [x.outcome for x in attempts] == ["no_answer", "reached"]
+
+
+def _fresh_database(backend: str, tmp_path):
+    if backend == "sqlite":
+        from contextlib import nullcontext
+
+        return nullcontext(f"sqlite:///{tmp_path / 'claims.sqlite3'}")
+    return throwaway_database()
+
+
+def test_two_callers_claiming_one_member_at_once_one_wins(database_url, tmp_path, settings):
+    """Committed transactions on a database of its own: a real race, not a savepoint."""
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with _fresh_database(backend, tmp_path) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            with Session(engine) as s:
+                k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+                fo = f.forening(s, k)
+                m = f.member(s, fo)
+                callers = [f.user(s, Role.volunteer, fo) for _ in range(2)]
+                lead = f.user(s, Role.forening_lead, fo)
+                for c in callers:
+                    followup.assign_caller(
+                        session=s,
+                        scope=Scope(session=s, user=lead),
+                        user_id=c.id,
+                        forening_id=fo.id,
+                        call_list_id=None,
+                    )
+                task_id = f.followup_of(s, m).id
+                ids = [c.id for c in callers]
+                s.commit()
+            barrier = threading.Barrier(2)
+            results: dict[int, str] = {}
+
+            def claim(user_id: int) -> None:
+                from api.errors import Conflict
+                from api.models import User, utcnow
+
+                with Session(engine) as s:
+                    user = s.get(User, user_id)
+                    scope = Scope(session=s, user=user)
+                    s.commit()  # SQLite: no transaction (and write lock) held at the barrier
+                    barrier.wait()
+                    try:
+                        followup.claim_task(
+                            session=s,
+                            scope=scope,
+                            task_id=task_id,
+                            now=utcnow(),
+                            settings=settings,
+                            route="test",
+                        )
+                        s.commit()
+                        results[user_id] = "won"
+                    except Conflict:
+                        s.rollback()
+                        results[user_id] = "409"
+
+            threads = [threading.Thread(target=claim, args=(i,)) for i in ids]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert sorted(results.values()) == ["409", "won"]
+            with Session(engine) as s:
+                winner = next(i for i, r in results.items() if r == "won")
+                assert s.get(MemberTask, task_id).claimed_by_user_id == winner
+        finally:
+            engine.dispose()
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+def test_contacted_within_7_days_and_course_shares_per_unit(client, session, org, clock):
+    on_time = f.member(session, org.f, "2026-04-01")
+    late_m = f.member(session, org.f, "2026-04-01")
+    never = f.member(session, org.f2, "2026-04-10")
+    f.member(session, org.f2, "2026-05-01")  # not due until 8 May, not contacted yet
+    f.member(session, org.f3, "2025-12-01")  # before the campaign year
+    f.followup_of(session, on_time).contacted_on = date(2026, 4, 8)  # on the due day
+    f.followup_of(session, late_m).contacted_on = date(2026, 4, 9)
+    session.flush()
+    course = client.post(
+        "/courses",
+        json={
+            "name": "Grundkurs steg 1",
+            "starts_on": "2026-04-25",
+            "place": "Folkets hus",
+            "kommun_id": org.k.id,
+        },
+    )
+    assert course.status_code == 201
+    cid = course.json()["id"]
+    assert client.post(f"/courses/{cid}/attendance", json={"member_ids": [on_time.id]}).json() == {
+        "attended": 1
+    }
+    clock.advance(days=100)  # every offer is due now: 1 offered of 4
+    r = client.get(f"/campaigns/{org.camp.id}/members-progress/kommun/2380").json()
+    u = r["unit"]
+    assert (u["new_members"], u["due"], u["contacted_7d"], u["contacted_late"]) == (4, 4, 1, 1)
+    assert u["new_members_contacted_7d"] == 0.25 and u["contacted_target"] == 1.0
+    assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (1, 1, 0.25)
+    by_name = {c["unit_name"]: c for c in r["children"]}
+    assert by_name["S-föreningen Frösön"]["new_members_contacted_7d"] == 0.5
+    assert by_name["S-föreningen Brunflo"]["new_members_contacted_7d"] == 0.0
+    pd = client.get(
+        f"/campaigns/{org.camp.id}/members-progress/partidistrikt/{org.camp.partidistrikt_id}"
+    )
+    assert pd.json()["unit"]["contacted_7d"] == 1
+    assert [c["unit_name"] for c in pd.json()["children"]] == ["Krokom", "Östersund"]
+    csv = client.get(f"/campaigns/{org.camp.id}/members-export").text
+    assert "S-föreningen Frösön" in csv and never.name not in csv
+
+
+def test_due_count_excludes_members_whose_week_is_not_over(client, session, org):
+    f.member(session, org.f, "2026-05-01")  # due 8 May; today is 4 May
+    u = client.get(f"/campaigns/{org.camp.id}/members-progress/forening/{org.f.id}").json()["unit"]
+    assert (u["new_members"], u["due"], u["new_members_contacted_7d"]) == (1, 0, None)
+
+
+# -- call lists ------------------------------------------------------------------------------
+
+
+def test_call_list_split_among_callers_with_do_not_call(client, session, org, clock):
+    members = [f.member(session, org.f, "2020-01-01", new=False) for _ in range(5)]
+    members[0].do_not_call = True
+    f.member(session, org.f, "2020-01-01", new=False, status="left")
+    session.flush()
+    a, b = f.user(session, Role.volunteer, org.f), f.user(session, Role.volunteer, org.f)
+    r = client.post(
+        "/call-lists",
+        json={
+            "name": "Ring alla medlemmar",
+            "forening_id": org.f.id,
+            "caller_ids": [a.id, b.id],
+            "cooldown_hours": 2,
+        },
+    )
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert (p["total"], p["do_not_call"], p["open"]) == (5, 1, 4)
+    assert sorted(p["by_caller"].values()) == [2, 3]
+    ha = f.auth_headers(session, a, clock.now)
+    mine = client.get(f"/call-lists/{p['id']}/entries", headers=ha).json()["items"]
+    assert mine and members[0].id not in [t["member_id"] for t in mine]  # skipped: closed
+    assert all(t["assigned_user_id"] == a.id for t in mine)
+    theirs = session.exec(
+        select(MemberTask).where(
+            MemberTask.call_list_id == p["id"], MemberTask.assigned_user_id == b.id
+        )
+    ).first()
+    assert client.post(f"/member-tasks/{theirs.id}/claim", headers=ha).status_code == 404
+    t = mine[0]["id"]
+    assert client.post(f"/member-tasks/{t}/claim", headers=ha).status_code == 200
+    client.post(f"/member-tasks/{t}/outcome", headers=ha, json={"outcome": "no_answer"})
+    progress = client.get(f"/call-lists/{p['id']}").json()
+    assert progress["waiting"] == 1 and progress["by_outcome"] == {"no_answer": 1}
+    clock.advance(hours=2)
+    assert client.post(f"/member-tasks/{t}/claim", headers=ha).status_code == 200
+    # Flagged do-not-call later: the open entry is skipped.
+    client.patch(f"/members/{members[1].id}", json={"do_not_call": True})
+    assert client.get(f"/call-lists/{p['id']}").json()["do_not_call"] == 2
+
+
+# -- scope: callers ------------------------------------------------------------------------
+
+
+def test_callers_see_only_their_tasks_and_never_the_register(client, session, org, clock):
+    own = f.member(session, org.f)
+    other = f.member(session, org.f2)
+    caller = f.user(session, Role.volunteer, org.f)
+    plain = f.user(session, Role.volunteer, org.f)
+    assert (
+        client.post("/callers", json={"user_id": caller.id, "forening_id": org.f.id}).status_code
+        == 201
+    )
+    # Only a volunteer of that förening may be its caller.
+    assert (
+        client.post("/callers", json={"user_id": caller.id, "forening_id": org.f2.id}).status_code
+        == 422
+    )
+    h = f.auth_headers(session, caller, clock.now)
+    items = client.get("/members/followups", headers=h).json()["items"]
+    assert [t["member_id"] for t in items] == [own.id]
+    assert (
+        client.get("/members/followups", headers=f.auth_headers(session, plain, clock.now)).json()[
+            "total"
+        ]
+        == 0
+    )
+    assert (
+        client.post(
+            f"/member-tasks/{f.followup_of(session, other).id}/claim", headers=h
+        ).status_code
+        == 404
+    )
+    assert client.get("/members", headers=h).status_code == 403
+    assert client.get(f"/members/{own.id}", headers=h).status_code == 404
+    assert client.get(f"/members/{own.id}/export", headers=h).status_code == 404
+    assert client.get("/members/audit", headers=h).status_code == 403
+    assignment = client.get("/callers").json()[0]["id"]
+    assert client.delete(f"/callers/{assignment}").status_code == 204
+    assert client.get("/members/followups", headers=h).json()["total"] == 0
+
+
+def test_forening_lead_sees_only_own_forening(client, session, org, clock):
+    own, other = f.member(session, org.f), f.member(session, org.f2)
+    h = f.auth_headers(session, f.user(session, Role.forening_lead, org.f), clock.now)
+    assert [m["id"] for m in client.get("/members", headers=h).json()["items"]] == [own.id]
+    assert client.get(f"/members/{other.id}", headers=h).status_code == 404
+    assert client.post(f"/members/{own.id}/erase", headers=h).status_code == 403
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def test_every_read_path_is_audited_without_member_data(client, session, org, clock):
+    m = f.member(session, org.f, name="Greta Granlund", phone="070-9999999", email="g@example.org")
+    r = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id})
+    paths = [
+        ("list", lambda: client.get("/members")),
+        ("read", lambda: client.get(f"/members/{m.id}")),
+        ("list", lambda: client.get("/members/followups")),
+        ("list", lambda: client.get(f"/call-lists/{r.json()['id']}/entries")),
+        ("export", lambda: client.get(f"/members/{m.id}/export")),
+        ("claim", lambda: client.post(f"/member-tasks/{f.followup_of(session, m).id}/claim")),
+        ("update", lambda: client.patch(f"/members/{m.id}", json={"do_not_call": False})),
+    ]
+    for action, call in paths:
+        before = len(_audits(session, action))
+        assert call().status_code == 200
+        assert len(_audits(session, action)) > before, action
+    dump = " ".join(str(a.model_dump()) for a in _audits(session))
+    for secret in ("Greta", "Granlund", "9999999", "g@example.org"):
+        assert secret not in dump
+    review = client.get("/members/audit", params={"member_id": m.id}).json()
+    assert {"read", "export", "claim"} <= {a["action"] for a in review["items"]}
+    lead = f.user(session, Role.forening_lead, org.f2)
+    other = client.get("/members/audit", headers=f.auth_headers(session, lead, clock.now)).json()
+    assert other["total"] == 0
+
+
+def test_audit_log_is_append_only(session, org):
+    session.add(MemberAudit(action="read", member_id=1))
+    session.flush()
+    with pytest.raises(Exception, match="append-only"), session.begin_nested():
+        session.execute(text("UPDATE member_audit SET action = 'x'"))
+    with pytest.raises(Exception, match="append-only"), session.begin_nested():
+        session.execute(text("DELETE FROM member_audit"))
+
+
+# -- GDPR: export and erasure ------------------------------------------------------------
+
+
+def _dump(session: Session) -> str:
+    """Every row of every table as text (both backends)."""
+    from sqlmodel import SQLModel
+
+    out = []
+    for table in SQLModel.metadata.sorted_tables:
+        for row in session.execute(table.select()).all():
+            out.append(repr(tuple(row)))
+    return "\n".join(out)
+
+
+def test_export_and_erasure_leave_no_trace_and_every_total(client, session, org, clock):
+    name, phone, email = "Hjalmar Hemlig", "070-5551234", "hjalmar.hemlig@example.org"
+    m = f.member(session, org.f, "2026-04-01", name=name, phone=phone, email=email)
+    f.member(session, org.f, "2026-04-01")
+    cl = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id}).json()
+    task = f.followup_of(session, m)
+    client.post(f"/member-tasks/{task.id}/claim")
+    client.post(f"/member-tasks/{task.id}/outcome", json={"outcome": "reached"})
+    course = client.post(
+        "/courses",
+        json={
+            "name": "Grundkurs",
+            "starts_on": "2026-04-20",
+            "place": "Folkets hus",
+            "kommun_id": org.k.id,
+        },
+    ).json()
+    client.post(f"/courses/{course['id']}/attendance", json={"member_ids": [m.id]})
+    exported = client.get(f"/members/{m.id}/export").json()
+    assert exported["member"]["name"] == name and exported["tasks"] and exported["course_offer"]
+    progress_url = f"/campaigns/{org.camp.id}/members-progress/kommun/2380"
+    before = (client.get(progress_url).json(), client.get(f"/call-lists/{cl['id']}").json())
+    assert name in _dump(session)
+    assert client.post(f"/members/{m.id}/erase").status_code == 200
+    session.expire_all()
+    dump = _dump(session)
+    for trace in (name, "Hjalmar", "Hemlig", phone, "5551234", email, m.member_number):
+        assert trace not in dump
+    assert (client.get(progress_url).json(), client.get(f"/call-lists/{cl['id']}").json()) == before
+    assert client.get(f"/members/{m.id}").status_code == 404
+    assert any(a.action == "erase" and a.member_id == m.id for a in _audits(session))
+
+
+def test_retention_purges_old_call_outcomes_and_members_who_left(session, org, settings):
+    gone = f.member(session, org.f, "2020-01-01", status="left", left_on=date(2025, 10, 1))
+    recent = f.member(session, org.f, "2020-01-01", status="left", left_on=date(2026, 3, 1))
+    cl = CallList(name="Gammal", kommun_id=org.k.id, forening_id=org.f.id, ends_on=date(2026, 1, 1))
+    session.add(cl)
+    session.flush()
+    session.add(
+        MemberTask(
+            kind=TaskKind.call,
+            call_list_id=cl.id,
+            member_id=recent.id,
+            forening_id=org.f.id,
+            kommun_id=org.k.id,
+        )
+    )
+    session.flush()
+    gone_id = gone.id
+    counts = privacy.purge(session=session, settings=settings, today=date(2026, 5, 4))
+    assert counts == {"call_lists": 1, "call_tasks": 1, "call_attempts": 0, "members_erased": 1}
+    session.expire_all()
+    assert session.get(Member, gone_id) is None and session.get(Member, recent.id) is not None
+    assert session.get(CallList, cl.id).purged_at is not None
+    assert (
+        privacy.purge(session=session, settings=settings, today=date(2026, 5, 4))["call_lists"] == 0
+    )
+
+
+def test_purge_is_a_registered_job():
+    from api.jobs import JOBS
+    from api.settings import Settings
+
+    job = next(j for j in JOBS if j.name == "members_purge")
+    assert job.trigger(Settings(_env_file=None, nightly_hour=23, nightly_minute=45)) == {
+        "trigger": "cron",
+        "hour": 0,
+        "minute": 15,
+    }
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+def test_demo_has_members_followups_a_course_and_a_call_list(session):
+    from api.demo import load_demo
+    from api.members.models import Course
+    from api.members.progress import members_progress_of_units
+    from api.models import Campaign, Partidistrikt
+    from api.settings import get_settings
+
+    today = date(2026, 5, 4)
+    load_demo(session=session, districts_path=get_settings().demo_districts_path, today=today)
+    counts = [session.exec(select(func.count()).select_from(m)).one() for m in (Member, MemberTask)]
+    load_demo(session=session, districts_path=get_settings().demo_districts_path, today=today)
+    assert [
+        session.exec(select(func.count()).select_from(m)).one() for m in (Member, MemberTask)
+    ] == counts
+    pd = session.exec(select(Partidistrikt)).one()
+    camp = session.exec(select(Campaign)).one()
+    u = members_progress_of_units(
+        session=session, campaign=camp, kind="partidistrikt", ids=[pd.id], today=today
+    )[pd.id]
+    assert u.contacted_7d > 0 and u.contacted_late > 0 and u.due > u.contacted_7d + u.contacted_late
+    assert u.attended > 0 and session.exec(select(Course)).first() is not None
+    call_list = session.exec(select(CallList)).one()
+    assert (
+        session.exec(
+            select(func.count())
+            .select_from(MemberTask)
+            .where(MemberTask.call_list_id == call_list.id)
+        ).one()
+        > 0
+    )
+    linked = session.exec(select(Member).where(Member.user_id.is_not(None))).all()
+    assert linked == []  # demo members use no volunteer's email
+
+
+def test_nightly_email_shows_each_forenings_new_members_contacted_in_time(session, org):
+    from api.reports.render import render_parts
+    from api.reports.service import build_report
+
+    reached = f.member(session, org.f, "2026-04-01")
+    f.member(session, org.f, "2026-04-01")
+    f.followup_of(session, reached).contacted_on = date(2026, 4, 3)
+    session.flush()
+    lead = f.user(session, Role.kommun_lead, org.k)
+    report = build_report(session=session, user=lead, today=date(2026, 5, 4))
+    assert [(n.unit_name, n.contacted_7d, n.due) for n in report.new_members] == [
+        ("S-föreningen Frösön", 1, 2)
+    ]
+    text, html = render_parts(report=report, cid="<chart@x>")
+    assert "Nya medlemmar kontaktade inom 7 dagar" in text
+    assert "S-föreningen Frösön: 1 av 2 i tid" in text and "Frösön" in html
+    assert reached.name not in text and reached.name not in html
+
+
+def test_a_failed_statement_carries_no_member_data_into_the_log(session, org):
+    from sqlalchemy.exc import IntegrityError
+
+    first = f.member(session, org.f, new=False)
+    twin = Member(**(first.model_dump(exclude={"id"}) | {"name": "Ingrid Igenkännbar"}))
+    with pytest.raises(IntegrityError) as failed, session.begin_nested():
+        session.add(twin)
+        session.flush()
+    # (PostgreSQL's own detail names the duplicate key, the member number; never the name.)
+    assert "Igenkännbar" not in str(failed.value) and first.phone not in str(failed.value)
