@@ -97,6 +97,17 @@ ACCESS: dict[tuple[str, str], Expect] = {
     # the topic list is shared by every partidistrikt: operators change it (knacka topic)
     ("POST", "/topics"): _all(403),
     ("PATCH", "/topics/{code}"): _all(403),
+    # turfs: members read their kommun's turfs (another kommun's are answered as missing);
+    # leads of the turf's district assign them; members of its kommun claim a free one
+    ("GET", "/turfs"): _all(200, 403),
+    ("GET", "/me/turfs"): _all(200),
+    ("GET", "/turfs/{code}"): _all(200, 404),
+    ("POST", "/turfs/{code}/lease"): _by((403, 404), (201, 404), (201, 404), (201, 404)),
+    ("DELETE", "/turfs/{code}/lease"): _all(200, 404),  # the volunteer holds the own lease
+    ("POST", "/turfs/claim/{link_code}"): _by((201, 404), (201, 404), (403, 404), (403, 404)),
+    ("GET", "/turfs/{code}/qr.svg"): _all(200, 404),
+    ("GET", "/turfs/{code}/walklist.csv"): _all(200, 404),
+    ("GET", "/turfs/{code}/walklist"): _all(200, 404),
 }
 
 # Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in

@@ -24,6 +24,7 @@ from api.progress.snapshots import rebuild_changed, rebuild_days
 from api.reports import outbox
 from api.reports.service import build_report, lead_recipients, render_email
 from api.settings import Settings, get_settings
+from api.turfs.coverage import rebuild_turf_stats
 
 __all__ = ["JOBS", "Job", "run_nightly", "send_outbox", "run_scheduler"]
 
@@ -81,6 +82,7 @@ def _aggregate(for_day: date, holder: str, now: datetime) -> int:
             else:
                 since = state.watermark - WATERMARK_LAG
                 rows = rebuild_changed(session, since, for_day)
+            rows += rebuild_turf_stats(session, state.watermark and state.watermark - WATERMARK_LAG)
             state.watermark = now
             session.add(state)
             finished = session.get(JobRun, run.id)

@@ -16,6 +16,7 @@ from api.fastdb import close_fast_db
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 from api.topics.router import router as topics_router
+from api.turfs.router import router as turfs_router
 
 __all__ = ["create_app"]
 
@@ -58,6 +59,7 @@ def create_app() -> FastAPI:
     app.include_router(campaigns_router)
     app.include_router(progress_router)
     app.include_router(topics_router)
+    app.include_router(turfs_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Phones' clocks drift; a time this far ahead of the server is still accepted.
     clock_skew_minutes: int = 5
 
+    # Turfs: how long a lease lasts unless the lead says otherwise, and the address printed
+    # QR codes point at (empty: the address the request came in on).
+    turf_lease_days: int = Field(default=14, ge=1, le=365)
+    public_url: str = ""
+
 
 @lru_cache
 def get_settings() -> Settings:

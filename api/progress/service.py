@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, case, false, func, literal, union_all
+from sqlalchemy import Select, and_, case, false, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -18,6 +18,7 @@ from api.errors import NotFound, Unprocessable
 from api.models import Campaign, ContactLog, DailyGrain, DailyStat, JobRun, Target, UnitKind
 from api.org import tree
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
+from api.turfs.coverage import district_coverage
 
 __all__ = [
     "NIGHTLY_JOB",
@@ -409,6 +410,9 @@ EXPORT_HEADER = [
     "enhet_kod",  # a kommun's SCB code, a district's code; empty for other units
 ]
 
+# Appended for districts and turfs: doors knocked, households, share of households knocked.
+COVERAGE_HEADER = ["dörrar_knackade", "hushåll", "täckning"]
+
 
 def export_rows(
     *,
@@ -429,9 +433,10 @@ def export_rows(
             scope.require(False, f"kommun {kommun}")
         top, top_id = tree.HOME_KIND, found.id
     model = tree.level(level).model
-    units = tree.units_under(
-        session, level, top, [top_id], where=scope.seen_filter(level, model.id)
-    )
+    where = scope.seen_filter(level, model.id)
+    if level == UnitKind.turf:
+        where = and_(where, col(model.retired_at).is_(None))
+    units = tree.units_under(session, level, top, [top_id], where=where)
     found = progress_of_units(
         session=session,
         campaign=campaign,
@@ -440,9 +445,18 @@ def export_rows(
         today=today,
         covered=covered_through(session),
     )
-    rows: list[list[object]] = [list(EXPORT_HEADER)]
+    # Door-level coverage as of the last nightly run (api.turfs.coverage), at the end.
+    coverage = None
+    if level in (UnitKind.district, UnitKind.turf):
+        ids = {u.id for u in units}
+        by = {"district_ids": ids} if level == UnitKind.district else {"turf_ids": ids}
+        coverage = district_coverage(session=session, **by)
+    rows: list[list[object]] = [
+        list(EXPORT_HEADER) + (COVERAGE_HEADER if coverage is not None else [])
+    ]
     for unit in units:
         progress = found[unit.id]
+        extra = [] if coverage is None else list(coverage.get(unit.id, (0, 0, None)))
         for m in progress.metrics:
             rows.append(
                 [
@@ -457,6 +471,7 @@ def export_rows(
                     None if m.projected is None else round(m.projected, 1),
                     m.status,
                     getattr(unit, "code", None),
+                    *extra,
                 ]
             )
     return rows
