@@ -11,6 +11,7 @@ import io
 import math
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from html import escape
 
 import segno
@@ -91,6 +92,9 @@ def claim_url(base: str, turf: Turf) -> str:
     return f"{base.rstrip('/')}/app/t/{turf.link_code}"
 
 
+# Encoding takes ~15 ms in pure Python; a turf's link never changes, and lists are printed
+# again and again.
+@lru_cache(maxsize=2048)
 def qr_svg(url: str, *, scale: int = 4, inline: bool = False) -> str:
     """The QR code of ``url`` as SVG (a document, or an element for inline use)."""
     code = segno.make(url, error="m")
