@@ -642,3 +642,13 @@ def test_the_visit_table_in_the_database_matches(engine):
         ["id", "client_uuid", "address_id", "turf_id", "status", "day"]
     )
     assert not [c for c in inspect(engine).get_columns("contact_log") if "address" in c["name"]]
+
+
+def test_a_log_naming_a_turf_cannot_move_to_another_district(area, session, clock):
+    c, h, turf = area["c"], area["h"], area["turf"]
+    made = c.post("/contacts", headers=h["vol"], json=_record(clock, turf=turf.code)).json()
+    moved = c.patch(f"/contacts/{made['id']}", headers=h["vol"], json={"district_code": "23800001"})
+    assert moved.status_code == 422 and moved.json()["detail"].startswith("district_code:")
+    assert session.get(ContactLog, made["id"]).district_id == area["d0"].id
+    same = c.patch(f"/contacts/{made['id']}", headers=h["vol"], json={"outcome": "refused"})
+    assert same.status_code == 200
