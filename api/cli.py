@@ -274,7 +274,8 @@ def render_email_command(
 
     from api.contacts.rules import local_day
     from api.models import User, utcnow
-    from api.reports.service import build_report, render_email
+    from api.reports.render import render_email
+    from api.reports.service import build_report
 
     settings = get_settings()
     today = date.fromisoformat(day) if day else local_day(utcnow(), settings.timezone)

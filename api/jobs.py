@@ -1,32 +1,36 @@
 """Scheduled jobs. They run in their own process (``knacka scheduler``), never in web
-workers; every job is listed in JOBS. A job runs under a lease row in ``job_state``, so
-two scheduler processes never run it at once, and each night is recorded in ``job_run``.
+workers; every job is listed in JOBS. A job runs under a lock that dies with its process
+(api/joblock.py), so two processes never run it at once and a killed one never keeps the
+next waiting; each night is recorded in ``job_run``.
 """
 
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, func, select
+from sqlmodel import Session, func, select
 
 from api import db
 from api.contacts.rules import local_day
-from api.mail import MailError, send_message
-from api.models import JobRun, JobState, User, utcnow
+from api.joblock import job_lock
+from api.mail import MailError, SmtpSender, smtp_session
+from api.models import ContactLog, JobRun, JobRunStatus, JobState, OutboxStatus, User, utcnow
 from api.progress.service import NIGHTLY_JOB
 from api.progress.snapshots import rebuild_changed, rebuild_days
 from api.reports import outbox
-from api.reports.service import build_report, lead_recipients, render_email
+from api.reports.render import render_email
+from api.reports.service import build_report, lead_recipients
 from api.settings import Settings, get_settings
 from api.turfs.coverage import rebuild_turf_stats
 
-__all__ = ["JOBS", "Job", "run_nightly", "send_outbox", "run_scheduler"]
+__all__ = ["JOBS", "Job", "Mailer", "retry_outbox", "run_nightly", "run_scheduler", "send_outbox"]
 
 log = logging.getLogger("knacka.jobs")
 
@@ -34,41 +38,99 @@ log = logging.getLogger("knacka.jobs")
 # behind the watermark makes sure a slow commit is never skipped.
 WATERMARK_LAG = timedelta(minutes=5)
 MAX_CATCH_UP_NIGHTS = 62
-OUTBOX_LEASE = "outbox"
+OUTBOX_LOCK = "outbox"
+# A job host's clock this far ahead of the database's is not worth a warning.
+CLOCK_TOLERANCE = timedelta(minutes=1)
+
+# Opens one SMTP connection for a batch of messages (api.mail.smtp_session).
+Mailer = Callable[[Settings], AbstractContextManager[SmtpSender]]
 
 
 def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _acquire(name: str, holder: str, now: datetime, minutes: int) -> bool:
-    """Take the job's lease if nobody holds a live one; atomic on both backends."""
-    with db.session_scope() as session:
-        dialect = session.get_bind().dialect.name
-        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(JobState)
-        session.execute(ins.values(name=name).on_conflict_do_nothing(index_elements=["name"]))
-    with db.session_scope() as session:
-        taken = session.execute(
-            update(JobState)
-            .where(
-                JobState.name == name,
-                or_(col(JobState.lease_until).is_(None), col(JobState.lease_until) < now),
+@contextmanager
+def _locked(name: str) -> Iterator[bool]:
+    """The job's lock; job_state.holder names the process holding it, for operators."""
+    holder = _holder()
+    with job_lock(db.get_engine(), name) as taken:
+        if not taken:
+            yield False
+            return
+        with db.session_scope() as session:
+            dialect = session.get_bind().dialect.name
+            ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(JobState)
+            session.execute(ins.values(name=name).on_conflict_do_nothing(index_elements=["name"]))
+            session.execute(
+                update(JobState)
+                .where(JobState.name == name)
+                .values(holder=holder, lease_until=None)
             )
-            .values(holder=holder, lease_until=now + timedelta(minutes=minutes))
-        ).rowcount
-    return taken == 1
+        try:
+            yield True
+        finally:
+            with db.session_scope() as session:
+                session.execute(
+                    update(JobState)
+                    .where(JobState.name == name, JobState.holder == holder)
+                    .values(holder=None)
+                )
 
 
-def _release(name: str, holder: str) -> None:
+def _close_stale_runs(name: str) -> int:
+    """Runs still 'running' while we hold the job's lock: their process died mid-run."""
     with db.session_scope() as session:
-        session.execute(
-            update(JobState)
-            .where(JobState.name == name, JobState.holder == holder)
-            .values(holder=None, lease_until=None)
+        return session.execute(
+            update(JobRun)
+            .where(JobRun.job == name, JobRun.status == JobRunStatus.running)
+            .values(
+                status=JobRunStatus.failed,
+                finished_at=utcnow(),
+                error="the process running it stopped; closed by the next run",
+            )
+        ).rowcount
+
+
+def _undo_unfinished_nights(session: Session, clock: datetime, settings: Settings) -> int:
+    """Nights recorded as built that the database's clock has not finished (left by a run
+    with a future --now before runs were held to that clock): they hide later logs from
+    progress, so they are marked failed to be built again, and a watermark from the future
+    is dropped so that the next build reads every log."""
+    undone = session.execute(
+        update(JobRun)
+        .where(
+            JobRun.job == NIGHTLY_JOB,
+            JobRun.status == JobRunStatus.succeeded,
+            JobRun.for_day >= local_day(clock, settings.timezone),
         )
+        .values(status=JobRunStatus.failed, error="built before the night had ended")
+    ).rowcount
+    state = session.get(JobState, NIGHTLY_JOB)
+    if state.watermark is not None and state.watermark > clock:
+        state.watermark = None
+        session.add(state)
+    return undone
 
 
-def _aggregate(for_day: date, holder: str, now: datetime) -> int:
+def _database_now(session: Session) -> datetime:
+    """The database server's clock: the one clock every writer's commits are ordered by."""
+    value = session.execute(text("SELECT CURRENT_TIMESTAMP")).scalar_one()
+    if isinstance(value, str):  # SQLite: "YYYY-MM-DD HH:MM:SS" in UTC
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _seen_through(session: Session) -> datetime | None:
+    """How far the logs this run reads are known to go: the newest change time they carry,
+    never later than the database's clock (a writer whose clock runs ahead must not push
+    the watermark past logs still to come). Read before the rebuild, so that a log
+    committed meanwhile is read again next night rather than skipped."""
+    latest = session.exec(select(func.max(ContactLog.changed_at))).one()
+    return None if latest is None else min(latest, _database_now(session))
+
+
+def _aggregate(for_day: date, holder: str) -> int:
     """One night's snapshots: every day whose logs changed since the watermark, in one
     transaction with the run's success record."""
     with db.session_scope() as session:
@@ -76,25 +138,74 @@ def _aggregate(for_day: date, holder: str, now: datetime) -> int:
         session.add(run)
     try:
         with db.session_scope() as session:
+            seen = _seen_through(session)
             state = session.get(JobState, NIGHTLY_JOB)
             if state.watermark is None:
                 rows = rebuild_days(session, None)  # the first run: everything
             else:
-                since = state.watermark - WATERMARK_LAG
-                rows = rebuild_changed(session, since, for_day)
+                rows = rebuild_changed(session, state.watermark - WATERMARK_LAG, for_day)
             rows += rebuild_turf_stats(session, state.watermark and state.watermark - WATERMARK_LAG)
-            state.watermark = now
+            # The logs' own change times, not the job's clock or its --now: a clock ahead
+            # of the writers' would skip every log they stamp "earlier" from now on.
+            if seen is not None:
+                state.watermark = seen
             session.add(state)
             finished = session.get(JobRun, run.id)
-            finished.status, finished.rows, finished.finished_at = "succeeded", rows, utcnow()
+            finished.status, finished.rows = JobRunStatus.succeeded, rows
+            finished.finished_at = utcnow()
             session.add(finished)
         return rows
     except Exception as exc:
         with db.session_scope() as session:
             failed = session.get(JobRun, run.id)
-            failed.status, failed.error, failed.finished_at = "failed", repr(exc)[:2000], utcnow()
+            failed.status, failed.error = JobRunStatus.failed, repr(exc)[:2000]
+            failed.finished_at = utcnow()
             session.add(failed)
         raise
+
+
+def _send_one(
+    *,
+    settings: Settings,
+    sender: SmtpSender,
+    outbox_id: int,
+    user_id: int,
+    day: date,
+    now: datetime,
+) -> OutboxStatus | None:
+    """Build, claim, send and record one email; only this email fails if anything does."""
+    error, permanent, skipped, lost = None, False, False, False
+    message = None
+    try:
+        with db.session_scope() as session:
+            user = session.get(User, user_id)
+            report = None
+            if user.is_active and user.nightly_email:
+                report = build_report(session=session, user=user, today=day)
+            message = None if report is None else render_email(report=report, settings=settings)
+        if message is None:
+            skipped, error = True, "opted out, inactive, or no running campaign"
+    except Exception as exc:  # a broken report must not stop the others
+        log.exception("building the email for user %s failed", user_id)
+        error, permanent = f"could not build the email: {exc!r}"[:2000], True
+    if message is not None:
+        with db.session_scope() as session:  # committed before any SMTP traffic
+            if not outbox.claim(session=session, outbox_id=outbox_id):
+                return None  # no longer pending: never send what someone else may have sent
+        try:
+            sender.send(message)
+        except MailError as exc:
+            error, permanent, lost = exc.message, exc.permanent, exc.maybe_delivered
+    with db.session_scope() as session:
+        return outbox.record_result(
+            session=session,
+            outbox_id=outbox_id,
+            now=now,
+            error=error,
+            permanent=permanent,
+            skipped=skipped,
+            lost=lost,
+        )
 
 
 def send_outbox(
@@ -102,115 +213,104 @@ def send_outbox(
     settings: Settings,
     day: date,
     now: Callable[[], datetime] = utcnow,
-    send: Callable = send_message,
+    mailer: Mailer = smtp_session,
 ) -> dict[str, int]:
-    """Send the day's due emails one by one; one bad recipient never stops the others."""
+    """Send the day's due emails, a batch per SMTP connection; one bad recipient never
+    stops the others. The caller holds the outbox's lock."""
     counts: dict[str, int] = {}
     with db.session_scope() as session:
-        counts["lost"] = outbox.mark_lost(session=session)
+        counts[OutboxStatus.lost.value] = outbox.mark_lost(session=session)
+    after = 0
     while True:
         with db.session_scope() as session:
-            row = outbox.claim_next(session=session, day=day, now=now())
-            if row is None:
-                break
-            outbox_id, user_id = row.id, row.user_id
-        error, permanent, skipped = None, False, False
-        try:
-            with db.session_scope() as session:
-                user = session.get(User, user_id)
-                report = None
-                if user.is_active and user.nightly_email:
-                    report = build_report(session=session, user=user, today=day)
-                message = None if report is None else render_email(report=report, settings=settings)
-            if message is None:
-                skipped, error = True, "opted out, inactive, or no running campaign"
-            else:
-                send(settings=settings, message=message)
-        except MailError as exc:
-            error, permanent = exc.message, exc.permanent
-        except Exception as exc:  # a broken report must not stop the others
-            log.exception("building the email for user %s failed", user_id)
-            error, permanent = f"could not build the email: {exc!r}"[:2000], True
-        with db.session_scope() as session:
-            status = outbox.record_result(
-                session=session,
-                outbox_id=outbox_id,
-                now=now(),
-                error=error,
-                permanent=permanent,
-                skipped=skipped,
+            batch = outbox.due_batch(
+                session=session, day=day, now=now(), after=after, limit=settings.smtp_batch_size
             )
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+        if not batch:
+            return counts
+        after = batch[-1][0]
+        with mailer(settings) as sender:
+            for outbox_id, user_id in batch:
+                status = _send_one(
+                    settings=settings,
+                    sender=sender,
+                    outbox_id=outbox_id,
+                    user_id=user_id,
+                    day=day,
+                    now=now(),
+                )
+                if status is not None:
+                    counts[status.value] = counts.get(status.value, 0) + 1
 
 
 def run_nightly(
     *,
     settings: Settings | None = None,
     now: datetime | None = None,
-    send: Callable = send_message,
+    mailer: Mailer = smtp_session,
     emails: bool = True,
 ) -> dict[str, object]:
     """Build the snapshots of every night not yet done (catching up missed ones), then
-    queue and send today's progress emails. Does nothing if another process holds the lease."""
+    queue and send today's progress emails. Does nothing if another process is running it."""
     settings = settings or get_settings()
-    now = now or utcnow()
-    holder = _holder()
-    if not _acquire(NIGHTLY_JOB, holder, now, settings.job_lease_minutes):
-        return {"status": "skipped", "reason": "another process holds the lease"}
-    try:
-        today = local_day(now, settings.timezone)
-        night = today - timedelta(days=1)
+    asked = now or utcnow()
+    with _locked(NIGHTLY_JOB) as taken:
+        if not taken:
+            return {"status": "skipped", "reason": "another process is running it"}
+        result: dict[str, object] = {"status": "ran"}
+        stale = _close_stale_runs(NIGHTLY_JOB)
+        if stale:
+            result["closed_stale_runs"] = stale
         with db.session_scope() as session:
+            clock = _database_now(session)
+            undone = _undo_unfinished_nights(session, clock, settings)
+            if undone:
+                result["undone_nights"] = undone
             last = session.exec(
                 select(func.max(JobRun.for_day)).where(
-                    JobRun.job == NIGHTLY_JOB, JobRun.status == "succeeded"
+                    JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
                 )
             ).one()
+        # A night is closed only once the database's clock has passed it: snapshots of a
+        # night still going on would hide the rest of its logs from progress.
+        now = min(asked, clock)
+        if asked - now > CLOCK_TOLERANCE:
+            log.warning("now %s is ahead of the database's clock; using %s", asked, now)
+            result["now"] = now.isoformat()
+        today = local_day(now, settings.timezone)
+        night = today - timedelta(days=1)
         earliest = night - timedelta(days=MAX_CATCH_UP_NIGHTS)
         first = night if last is None else max(last + timedelta(days=1), earliest)
         nights = [first + timedelta(days=i) for i in range((night - first).days + 1)]
-        rows = sum(_aggregate(n, holder, now) for n in nights)
+        holder = _holder()
+        result["nights"] = [n.isoformat() for n in nights]
+        result["rows"] = sum(_aggregate(n, holder) for n in nights)
         if not emails:
-            return {"status": "ran", "nights": [n.isoformat() for n in nights], "rows": rows}
+            return result
         with db.session_scope() as session:
-            queued = outbox.enqueue(
-                session=session,
-                user_ids=[u.id for u in lead_recipients(session)],
-                day=today,
-                now=now,
+            result["queued"] = outbox.enqueue(
+                session=session, user_ids=lead_recipients(), day=today, now=now
             )
-        sent = _send_under_lease(settings=settings, day=today, now=now, send=send)
-        return {
-            "status": "ran",
-            "nights": [n.isoformat() for n in nights],
-            "rows": rows,
-            "queued": queued,
-            "emails": sent,
-        }
-    finally:
-        _release(NIGHTLY_JOB, holder)
+        result["emails"] = _send_locked(settings=settings, day=today, now=now, mailer=mailer)
+        return result
 
 
-def _send_under_lease(
-    *, settings: Settings, day: date, now: datetime, send: Callable = send_message
+def _send_locked(
+    *, settings: Settings, day: date, now: datetime, mailer: Mailer = smtp_session
 ) -> dict[str, int | str]:
-    """Send the outbox under its own lease (not the night's, so that a retry running at
+    """Send the outbox under its own lock (not the night's, so that a retry running at
     02:30 can never make the nightly job skip its night)."""
-    holder = _holder()
-    if not _acquire(OUTBOX_LEASE, holder, now, settings.job_lease_minutes):
-        return {"skipped": "another process is sending; it sends these too"}
-    try:
-        return send_outbox(settings=settings, day=day, now=lambda: now, send=send)
-    finally:
-        _release(OUTBOX_LEASE, holder)
+    with _locked(OUTBOX_LOCK) as taken:
+        if not taken:
+            return {"skipped": "another process is sending; it sends these too"}
+        return send_outbox(settings=settings, day=day, now=lambda: now, mailer=mailer)
 
 
 def retry_outbox(*, settings: Settings | None = None, now: datetime | None = None) -> dict:
     """Send emails whose earlier attempt got a temporary (4xx) answer."""
     settings = settings or get_settings()
     now = now or utcnow()
-    return _send_under_lease(settings=settings, day=local_day(now, settings.timezone), now=now)
+    return _send_locked(settings=settings, day=local_day(now, settings.timezone), now=now)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,32 @@
-"""Sending email over SMTP."""
+"""Sending email over SMTP: one connection for a whole batch of messages."""
 
 import logging
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from api.errors import AppError
 from api.settings import Settings
 
-__all__ = ["MailError", "build_message", "send_message"]
+__all__ = ["MailError", "SmtpSender", "build_message", "send_message", "smtp_session"]
 
 _log = logging.getLogger("knacka.mail")
 
 
 class MailError(AppError):
-    """Delivery failed; ``smtp_code`` is the server's reply code, None if it never replied."""
+    """Delivery failed; ``smtp_code`` is the server's reply code, None if it never replied.
+    ``maybe_delivered``: the connection broke after the message was handed over, so the
+    server may have accepted it."""
 
     status_code = 503
 
-    def __init__(self, message: str, smtp_code: int | None = None):
+    def __init__(self, message: str, smtp_code: int | None = None, maybe_delivered: bool = False):
         super().__init__(message)
         self.smtp_code = smtp_code
+        self.maybe_delivered = maybe_delivered
 
     @property
     def permanent(self) -> bool:
@@ -44,35 +49,117 @@ def build_message(
     return msg
 
 
-def send_message(*, settings: Settings, message: EmailMessage) -> None:
-    """Deliver one message to the configured SMTP server, or raise MailError."""
-    if not settings.smtp_host:
-        body = message.get_body(("plain",))
-        _log.warning(
-            "KNACKA_SMTP_HOST is not set; not sending this email to %s:\n%s",
-            message["To"],
-            body.get_content() if body else message.as_string(),
-        )
-        return
-    try:
-        with smtplib.SMTP(
-            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
-        ) as smtp:
-            if settings.smtp_starttls:
+class _SMTP(smtplib.SMTP):
+    """Knows whether the current message reached the DATA stage, after which a lost
+    connection may or may not have delivered it."""
+
+    data_started = False
+
+    def data(self, msg):
+        self.data_started = True
+        return super().data(msg)
+
+
+class SmtpSender:
+    """Sends messages over one SMTP connection, opened on the first message. A connection
+    the server dropped (say while idle between messages) is opened again once per message;
+    a refusal fails only the message it was about."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._smtp: _SMTP | None = None
+        self._unreachable: str | None = None
+
+    def _connect(self) -> _SMTP:
+        s = self._settings
+        smtp = _SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+        try:
+            if s.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())
-            if settings.smtp_username:
-                smtp.login(settings.smtp_username, settings.smtp_password or "")
-            refused = smtp.send_message(message)
-    except smtplib.SMTPRecipientsRefused as exc:
-        code = min(c for c, _ in exc.recipients.values())
-        raise MailError(f"email: {message['To']} was refused ({exc.recipients})", code) from exc
-    except smtplib.SMTPResponseException as exc:
-        raise MailError(
-            f"email: could not send to {message['To']} ({exc.smtp_code} {exc.smtp_error!r})",
-            exc.smtp_code,
-        ) from exc
-    except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"email: could not send to {message['To']} ({exc})") from exc
-    if refused:
-        code = min(c for c, _ in refused.values())
-        raise MailError(f"email: {message['To']} was refused ({refused})", code)
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    def close(self) -> None:
+        """Say goodbye to the server, if it is still there."""
+        if self._smtp is not None:
+            with suppress(OSError, smtplib.SMTPException):
+                self._smtp.quit()
+            self._drop()
+
+    def _open(self) -> _SMTP:
+        try:
+            return self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            s = self._settings
+            # Never the message's fault, so never permanent; the rest of the batch fails
+            # at once instead of waiting out a connect timeout each.
+            self._unreachable = f"could not reach {s.smtp_host}:{s.smtp_port} ({exc})"
+            raise MailError(f"email: {self._unreachable}") from exc
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver one message, or raise MailError about this message only."""
+        if not self._settings.smtp_host:
+            body = message.get_body(("plain",))
+            _log.warning(
+                "KNACKA_SMTP_HOST is not set; not sending this email to %s:\n%s",
+                message["To"],
+                body.get_content() if body else message.as_string(),
+            )
+            return
+        if self._unreachable is not None:
+            raise MailError(f"email: {self._unreachable}")
+        to = message["To"]
+        for attempt in (1, 2):
+            smtp = self._smtp = self._smtp or self._open()
+            smtp.data_started = False
+            try:
+                refused = smtp.send_message(message)
+                break
+            except smtplib.SMTPRecipientsRefused as exc:
+                code = min(c for c, _ in exc.recipients.values())
+                raise MailError(f"email: {to} was refused ({exc.recipients})", code) from exc
+            except smtplib.SMTPResponseException as exc:
+                if exc.smtp_code == 421:  # the server is closing the connection
+                    self._drop()
+                raise MailError(
+                    f"email: could not send to {to} ({exc.smtp_code} {exc.smtp_error!r})",
+                    exc.smtp_code,
+                ) from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                self._drop()
+                if smtp.data_started:
+                    raise MailError(
+                        f"email: the connection broke while sending to {to} ({exc})",
+                        maybe_delivered=True,
+                    ) from exc
+                if attempt == 2:
+                    raise MailError(f"email: could not send to {to} ({exc})") from exc
+        if refused:
+            code = min(c for c, _ in refused.values())
+            raise MailError(f"email: {to} was refused ({refused})", code)
+
+
+@contextmanager
+def smtp_session(settings: Settings) -> Iterator[SmtpSender]:
+    """A sender for a batch of messages over one connection, closed at the end. Without
+    an SMTP host (development) messages are written to the log instead."""
+    sender = SmtpSender(settings)
+    try:
+        yield sender
+    finally:
+        sender.close()
+
+
+def send_message(*, settings: Settings, message: EmailMessage) -> None:
+    """Deliver one message on a connection of its own, or raise MailError."""
+    with smtp_session(settings) as sender:
+        sender.send(message)

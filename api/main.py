@@ -11,7 +11,7 @@ from api.auth.router import router as auth_router
 from api.campaigns.router import router as campaigns_router
 from api.contacts.router import router as contacts_router
 from api.districts.router import router as districts_router
-from api.errors import install_handlers
+from api.errors import ERROR_RESPONSES, UndocumentedMethods, concrete_paths, install_handlers
 from api.fastdb import close_fast_db
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
@@ -49,20 +49,28 @@ def create_app() -> FastAPI:
         summary="Canvassing and campaign field work: districts, conversations, progress.",
         version="0.1.0",
         lifespan=_lifespan,
+        # Every operation documents the error answers, in the one shape they all have.
+        responses=ERROR_RESPONSES,
     )
     install_handlers(app)
     # Routes are matched in order, at a cost per route tried: phones' logging comes first.
-    app.include_router(contacts_router)
-    app.include_router(auth_router)
-    app.include_router(org_router)
-    app.include_router(districts_router)
-    app.include_router(campaigns_router)
-    app.include_router(progress_router)
-    app.include_router(topics_router)
-    app.include_router(turfs_router)
+    routers = [
+        contacts_router,
+        auth_router,
+        org_router,
+        districts_router,
+        campaigns_router,
+        progress_router,
+        topics_router,
+        turfs_router,
+    ]
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    routes = [route for router in routers for route in router.routes] + app.router.routes
+    app.add_middleware(UndocumentedMethods, paths=concrete_paths(routes))
     return app

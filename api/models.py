@@ -34,6 +34,7 @@ __all__ = [
     "DailyStat",
     "EmailOutbox",
     "JobRun",
+    "JobRunStatus",
     "JobState",
     "ContactAudit",
     "ContactKind",
@@ -46,6 +47,7 @@ __all__ = [
     "ForeningKind",
     "Kommun",
     "LoginCode",
+    "OutboxStatus",
     "Outcome",
     "Partidistrikt",
     "Role",
@@ -201,6 +203,8 @@ class LoginCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     failed_attempts: int = 0
+    # The address the code was asked from: the hourly limits count per client as well.
+    client: str | None = Field(default=None, max_length=64, index=True)
 
 
 class DeviceToken(SQLModel, table=True):
@@ -387,8 +391,29 @@ class DailyStat(SQLModel, table=True):
     volunteers: int  # distinct volunteers that day
 
 
+class JobRunStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class OutboxStatus(StrEnum):
+    """pending -> sending -> sent | pending (4xx, retried later) | failed (5xx, or too many
+    tries); lost: the sender died mid-send, never resent; skipped: opted out, inactive or no
+    running campaign by the time it was sent."""
+
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    lost = "lost"
+    skipped = "skipped"
+
+
 class JobState(SQLModel, table=True):
-    """One row per scheduled job: who holds its lease, and how far it has processed."""
+    """One row per scheduled job: which process runs it now (for operators; the lock itself
+    is api/joblock.py's, which dies with the process), and how far it has processed.
+    ``lease_until`` is no longer used."""
 
     __tablename__ = "job_state"
 
@@ -409,7 +434,7 @@ class JobRun(SQLModel, table=True):
     holder: str = Field(max_length=120)
     started_at: datetime = _ts()
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    status: str = Field(default="running", max_length=20)  # running, succeeded, failed
+    status: str = Field(default=JobRunStatus.running, max_length=20)  # a JobRunStatus
     rows: int = 0
     error: str | None = None
 
@@ -425,9 +450,7 @@ class EmailOutbox(SQLModel, table=True):
     user_id: int = Field(foreign_key="app_user.id", index=True)
     day: date = Field(index=True)
     kind: str = Field(max_length=40)
-    # pending, sending, sent, failed (5xx), lost (crashed mid-send; not retried), skipped
-    # (opted out or no running campaign by the time it was sent)
-    status: str = Field(default="pending", max_length=20, index=True)
+    status: str = Field(default=OutboxStatus.pending, max_length=20, index=True)  # OutboxStatus
     attempts: int = 0
     next_attempt_at: datetime = _ts()
     last_error: str | None = None

@@ -28,10 +28,17 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout_seconds: float = 10.0
+    # Messages sent over one SMTP connection before it is closed and a new one opened.
+    smtp_batch_size: int = 100
     mail_from: str = "Knacka <noreply@knacka.invalid>"
 
     login_code_minutes: int = 10
+    # Codes per hour for one address asked from one client; from one client for any
+    # addresses; and for one address from all clients. Counting per client as well keeps a
+    # stranger from using up a user's codes.
     login_codes_per_hour: int = 5
+    login_codes_per_hour_per_client: int = 20
+    login_codes_per_hour_per_email: int = 20
     login_code_attempts: int = 5
     # A device token dies after this many days without use, and on revocation.
     device_token_idle_days: int = 180
@@ -40,7 +47,6 @@ class Settings(BaseSettings):
     nightly_hour: int = 2
     nightly_minute: int = 30
     outbox_retry_minutes: int = 15
-    job_lease_minutes: int = 30
 
     # District imports over the API: the upload, what a .zip may unpack to, and how long
     # reading the file may take (in a child process) before it is given up.

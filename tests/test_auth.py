@@ -2,6 +2,7 @@
 
 import re
 
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.models import DeviceToken, LoginCode, Role
@@ -67,7 +68,7 @@ def test_unknown_address_gets_the_same_answer_and_no_email(anon_client, inbox):
     r = anon_client.post("/auth/code", json={"email": "okand@example.org"})
     assert r.status_code == 202 and inbox.messages == []
     bad = anon_client.post("/auth/code", json={"email": "inte-en-adress"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "email"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "email"]
 
 
 def test_code_is_single_use_and_expires(anon_client, session, inbox, clock):
@@ -84,29 +85,70 @@ def test_code_is_single_use_and_expires(anon_client, session, inbox, clock):
     assert expired.status_code == 400
 
 
-def test_a_newer_code_replaces_the_older(anon_client, session, inbox):
+def test_an_earlier_code_stays_valid_after_a_new_request(anon_client, session, inbox):
     vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
     anon_client.post("/auth/code", json={"email": vol.email})
     older = _code_from(inbox.messages[-1])
     anon_client.post("/auth/code", json={"email": vol.email})
     newer = _code_from(inbox.messages[-1])
+    r = anon_client.post("/auth/token", data={"username": vol.email, "password": older})
+    assert r.status_code == 200, r.text
     if older != newer:
-        r = anon_client.post("/auth/token", data={"username": vol.email, "password": older})
-        assert r.status_code == 400
-    r = anon_client.post("/auth/token", data={"username": vol.email, "password": newer})
-    assert r.status_code == 200
+        r = anon_client.post("/auth/token", data={"username": vol.email, "password": newer})
+        assert r.status_code == 200, r.text
+    again = anon_client.post("/auth/token", data={"username": vol.email, "password": newer})
+    assert again.status_code == 400
 
 
-def test_wrong_guesses_spend_the_code(anon_client, session, inbox):
+def _from(anon_client, host: str) -> TestClient:
+    """Another client address in front of the same app and transaction."""
+    return TestClient(anon_client.app, client=(host, 50000))
+
+
+def test_strangers_cannot_use_up_a_users_codes(anon_client, session, inbox, clock):
     vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
-    anon_client.post("/auth/code", json={"email": vol.email})
-    code = _code_from(inbox.messages[-1])
-    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    stranger = _from(anon_client, "203.0.113.66")
+    for _ in range(6):
+        assert stranger.post("/auth/code", json={"email": vol.email}).status_code == 202
+    assert len(inbox.to(vol.email)) == 5
+    # The user, from their own phone, still gets a code, and signs in with it.
+    r = _sign_in(_from(anon_client, "198.51.100.7"), vol, inbox)
+    assert r.status_code == 200, r.text
+    assert len(inbox.to(vol.email)) == 6
+
+
+def test_code_requests_are_limited_per_client_and_per_address(
+    anon_client, session, inbox, settings
+):
+    settings.login_codes_per_hour_per_client = 3
+    settings.login_codes_per_hour_per_email = 4
+    forening = f.forening(session, f.kommun(session))
+    users = [f.user(session, Role.volunteer, forening) for _ in range(4)]
+    one = _from(anon_client, "203.0.113.1")
+    for u in users:
+        assert one.post("/auth/code", json={"email": u.email}).status_code == 202
+    assert [len(inbox.to(u.email)) for u in users] == [1, 1, 1, 0]
+    many = [_from(anon_client, f"198.51.100.{i}") for i in range(5)]
+    for c in many:
+        assert c.post("/auth/code", json={"email": users[0].email}).status_code == 202
+    assert len(inbox.to(users[0].email)) == 4
+    stored = session.exec(select(LoginCode.client).where(LoginCode.user_id == users[0].id))
+    assert set(stored) == {"203.0.113.1", "198.51.100.0", "198.51.100.1", "198.51.100.2"}
+
+
+def test_wrong_guesses_spend_every_live_code(anon_client, session, inbox):
+    vol = f.user(session, Role.volunteer, f.forening(session, f.kommun(session)))
+    codes = []
+    for _ in range(2):
+        anon_client.post("/auth/code", json={"email": vol.email})
+        codes.append(_code_from(inbox.messages[-1]))
+    wrong = next(f"{n:06d}" for n in range(10**6) if f"{n:06d}" not in codes)
     for _ in range(5):
         r = anon_client.post("/auth/token", data={"username": vol.email, "password": wrong})
         assert r.status_code == 400
-    r = anon_client.post("/auth/token", data={"username": vol.email, "password": code})
-    assert r.status_code == 400
+    for code in codes:
+        r = anon_client.post("/auth/token", data={"username": vol.email, "password": code})
+        assert r.status_code == 400
 
 
 def test_code_requests_are_rate_limited(anon_client, session, inbox, clock):

@@ -143,7 +143,7 @@ SHAPE = [
 def test_malformed_input_names_the_field(field, case, change, loc):
     r = field["client"].post("/contacts", json=record(field["clock"], **change))
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == loc
+    assert r.json()["errors"][0]["loc"] == loc
     assert _rows(field["session"]) == 0
 
 

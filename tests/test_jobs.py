@@ -1,23 +1,42 @@
 """The nightly job and its emails, against databases of their own (the job commits in
 several transactions, as it does in production) and a real SMTP server on loopback."""
 
+import asyncio
 import json
 import subprocess
+import sys
+import threading
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from aiosmtpd.controller import Controller
+from sqlalchemy import event, inspect
 from sqlmodel import Session, func, select
 
-from api import db
+from api import db, jobs
+from api.auth.scope import Scope
+from api.contacts.rules import local_day
 from api.db import make_engine
 from api.jobs import retry_outbox, run_nightly
-from api.mail import send_message
+from api.mail import build_message, smtp_session
 from api.migrate import upgrade
-from api.models import DailyGrain, DailyStat, EmailOutbox, JobRun, Role
-from api.testing import ROOT, knacka_argv, knacka_env
+from api.models import (
+    DailyGrain,
+    DailyStat,
+    EmailOutbox,
+    JobRun,
+    JobRunStatus,
+    JobState,
+    OutboxStatus,
+    Role,
+    UnitKind,
+    utcnow,
+)
+from api.progress.service import unit_progress
+from api.testing import ROOT, free_port, knacka_argv, knacka_env
 from tests import factories as f
-from tests.conftest import BACKENDS, postgres_database
+from tests.conftest import BACKENDS, Inbox, postgres_database
 
 NIGHT = "2026-05-04T02:30:00+02:00"  # closes the night of 2026-05-03
 
@@ -156,7 +175,7 @@ def test_missed_nights_are_caught_up(job_db, inbox, settings):
     later = datetime.fromisoformat("2026-05-08T02:30:00+02:00")
     result = run_nightly(settings=settings, now=later, emails=False)
     assert result["nights"] == ["2026-05-04", "2026-05-05", "2026-05-06", "2026-05-07"]
-    runs = _count(engine, JobRun, JobRun.status == "succeeded")
+    runs = _count(engine, JobRun, JobRun.status == JobRunStatus.succeeded)
     assert runs == 5
     with Session(engine) as s:
         may5 = s.exec(
@@ -203,7 +222,7 @@ def test_temporary_failure_is_retried_and_permanent_one_fails_alone(job_db, inbo
     assert retried == {"lost": 0, "sent": 1}
     assert len(inbox.to(p["ost_lead"].email)) == 1 and inbox.to(p["are_lead"].email) == []
     with Session(engine) as s:
-        failed = s.exec(select(EmailOutbox).where(EmailOutbox.status == "failed")).one()
+        failed = s.exec(select(EmailOutbox).where(EmailOutbox.status == OutboxStatus.failed)).one()
     assert failed.user_id == p["are_lead"].id and "550" in failed.last_error
 
 
@@ -216,14 +235,21 @@ def test_crash_mid_send_and_rerun_never_duplicates(job_db, inbox, settings):
     w = _world(engine)
     sent = []
 
-    def dying_send(*, settings, message):
-        send_message(settings=settings, message=message)
-        sent.append(message["To"])
-        if len(sent) == 2:
-            raise Crash  # delivered, but the process dies before recording it
+    @contextmanager
+    def dying_mailer(settings):
+        with smtp_session(settings) as real:
+
+            class Dying:
+                def send(self, message):
+                    real.send(message)
+                    sent.append(message["To"])
+                    if len(sent) == 2:
+                        raise Crash  # delivered, but the process dies before recording it
+
+            yield Dying()
 
     with pytest.raises(Crash):
-        run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), send=dying_send)
+        run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), mailer=dying_mailer)
     rerun = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
     assert rerun["emails"] == {"lost": 1, "sent": 2}
     addresses = [m["To"] for m in inbox.messages]
@@ -275,3 +301,341 @@ def test_incremental_run_follows_corrections_and_withdrawals(job_db, inbox, sett
 
     assert day_total(other_id) == 1
     assert day_total(old_id) == 10 - 2  # vol_a's ten that day, one moved, one withdrawn
+
+
+class CountingInbox(Inbox):
+    """An inbox that counts SMTP connections (one EHLO each), can hold one address's DATA
+    until released, and can drop every open connection as an idle timeout would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connections = 0
+        self.hold: str | None = None
+        self.cut: str | None = None
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.transports: list = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.connections += 1
+        self.transports.append(server.transport)
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.cut in envelope.rcpt_tos:  # the message arrived; the reply never leaves
+            server.transport.close()
+            return "250 OK"
+        if self.hold in envelope.rcpt_tos:
+            self.held.set()
+            while not self.released.is_set():
+                await asyncio.sleep(0.05)
+            return "451 4.3.0 the sender went away"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def smtp(settings):
+    handler = CountingInbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
+    handler.drop_all = lambda: _drop_all(controller, handler)
+    yield handler
+    handler.released.set()
+    controller.stop()
+
+
+def _drop_all(controller: Controller, handler: CountingInbox) -> None:
+    """Close every open connection on the server's side, and wait until it is done."""
+    done = threading.Event()
+
+    def close():
+        for transport in handler.transports:
+            transport.close()
+        handler.transports.clear()
+        done.set()
+
+    controller.loop.call_soon_threadsafe(close)
+    assert done.wait(10)
+
+
+def _leads(w) -> list:
+    return [w["people"][k] for k in ("admin", "ost_lead", "are_lead", "frosön_lead")]
+
+
+def test_one_smtp_connection_per_batch(job_db, smtp, settings):
+    _, engine = job_db
+    w = _world(engine)
+    settings.smtp_batch_size = 3
+    result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    assert result["emails"] == {"lost": 0, "sent": 4}
+    assert smtp.connections == 2  # four emails in batches of three
+    assert sorted(m["To"] for m in smtp.messages) == sorted(u.email for u in _leads(w))
+
+
+def test_recipients_are_queued_by_one_statement(job_db, smtp, settings):
+    _, engine = job_db
+    _world(engine)
+    inserts = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO EMAIL_OUTBOX"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert result["queued"] == 4 and len(inserts) == 1 and "SELECT" in inserts[0]
+
+
+def test_refusals_fail_their_own_message_on_a_shared_connection(job_db, smtp, settings):
+    _, engine = job_db
+    w = _world(engine)
+    p = w["people"]
+    smtp.replies[p["ost_lead"].email] = ["451 4.3.0 try again later"]
+    smtp.replies[p["are_lead"].email] = ["550 5.1.1 no such mailbox"]
+    result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    assert result["emails"] == {"lost": 0, "sent": 2, "pending": 1, "failed": 1}
+    assert smtp.connections == 1
+    assert {m["To"] for m in smtp.messages} == {p["admin"].email, p["frosön_lead"].email}
+
+
+def test_a_dropped_connection_is_opened_again(smtp, settings):
+    messages = [
+        build_message(settings=settings, to=f"lead-{i}@example.org", subject="s", text="t")
+        for i in range(3)
+    ]
+    with smtp_session(settings) as sender:
+        sender.send(messages[0])
+        smtp.drop_all()  # the server hung up while the sender was busy elsewhere
+        sender.send(messages[1])
+        sender.send(messages[2])
+    assert [m["To"] for m in smtp.messages] == [m["To"] for m in messages]
+    assert smtp.connections == 2
+
+
+def test_a_connection_cut_after_the_message_is_never_resent(job_db, smtp, settings):
+    _, engine = job_db
+    w = _world(engine)
+    cut = w["people"]["ost_lead"]
+    smtp.cut = cut.email
+    night = datetime.fromisoformat(NIGHT)
+    result = run_nightly(settings=settings, now=night)
+    assert result["emails"] == {"lost": 1, "sent": 3}  # the server may have it: not resent
+    assert smtp.connections == 2  # the rest went over a new connection
+    assert retry_outbox(settings=settings, now=night + timedelta(hours=2)) == {"lost": 0}
+    with Session(engine) as s:
+        row = s.exec(select(EmailOutbox).where(EmailOutbox.user_id == cut.id)).one()
+    assert row.status == OutboxStatus.lost and "broke" in row.last_error
+
+
+def test_an_unreachable_server_fails_the_batch_as_temporary(job_db, settings):
+    _, engine = job_db
+    _world(engine)
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", free_port()  # nobody listens
+    result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    assert result["emails"] == {"lost": 0, "pending": 4}
+    with Session(engine) as s:
+        errors = s.exec(select(EmailOutbox.last_error)).all()
+    assert all("could not reach 127.0.0.1" in e for e in errors)
+
+
+def test_without_an_smtp_host_emails_go_to_the_log(job_db, settings, caplog):
+    _, engine = job_db
+    w = _world(engine)
+    settings.smtp_host = ""
+    with caplog.at_level("WARNING", logger="knacka.mail"):
+        result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    assert result["emails"] == {"lost": 0, "sent": 4}
+    assert f"not sending this email to {w['people']['admin'].email}" in caplog.text
+    assert "Samtal: 38 av 1 000" in caplog.text
+
+
+def test_the_email_shows_all_three_metrics_in_both_parts(job_db, smtp, settings):
+    _, engine = job_db
+    w = _world(engine)
+    with Session(engine) as s:
+        camp = s.get(f.Campaign, w["campaign"].id)
+        ost = s.get(f.Kommun, w["ost"].id)
+        f.target(s, camp, ost, "active_volunteers", 4)
+        f.target(s, camp, ost, "new_members", 10)
+        s.commit()
+    run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
+    mail = smtp.to(w["people"]["ost_lead"].email)[0]
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "Samtal: 34 av 600" in text
+    assert "Aktiva volontärer: 1 av 4  █████░░░░░░░░░░░░░░░ 25 %" in text
+    assert "Nya medlemmar: 0 av 10  ░░░░░░░░░░░░░░░░░░░░ 0 %" in text
+    for label, target, pct in (("Samtal", 600, 6), ("Aktiva volontärer", 4, 25)):
+        row = html.split(f"<b>{label}</b>")[1].split("</tr>")[0]
+        assert f'<td align="right">{target}</td>' in row and f"width:{pct}%" in row
+    assert '<td align="right">10</td>' in html.split("<b>Nya medlemmar</b>")[1]
+
+
+def _conversations(engine, unit, campaign_id: int, today: date) -> int:
+    """The unit's conversations as progress shows them on ``today``."""
+    with Session(engine) as s:
+        found = unit_progress(
+            session=s,
+            scope=Scope.operator(s),
+            campaign_id=campaign_id,
+            unit_kind=UnitKind.kommun,
+            unit_id=unit.id,
+            today=today,
+            check_scope=False,
+        )
+    return next(m.actual for m in found.metrics if m.metric == "conversations")
+
+
+def _received(engine, author, district, occurred: datetime, received: datetime) -> None:
+    with Session(engine) as s:
+        log = f.contact(s, s.get(f.User, author.id), s.get(f.District, district.id), occurred)
+        log.received_at = log.changed_at = received
+        s.add(log)
+        s.commit()
+
+
+def test_a_log_stamped_by_a_lagging_web_clock_is_aggregated_next_night(job_db, settings):
+    _, engine = job_db
+    w = _world(engine)
+    night = datetime.fromisoformat(NIGHT)
+    run_nightly(settings=settings, now=night, emails=False)
+    # Synced after that run through a web server whose clock is ten minutes behind the
+    # job host's, for a day the run has already closed.
+    with Session(engine) as s:
+        district = s.exec(select(f.District).where(f.District.code == "23800001")).one()
+    occurred = datetime.fromisoformat("2026-05-03T10:00:00+00:00")
+    _received(engine, w["people"]["vol_a"], district, occurred, night - timedelta(minutes=10))
+    run_nightly(settings=settings, now=night + timedelta(days=1), emails=False)
+    assert _conversations(engine, w["ost"], w["campaign"].id, date(2026, 5, 5)) == 34 + 1
+
+
+def test_a_future_now_hides_no_log_committed_after_it(job_db, settings, monkeypatch):
+    _, engine = job_db
+    real = utcnow()
+    today = local_day(real, settings.timezone)
+    with Session(engine, expire_on_commit=False) as s:
+        pd = f.partidistrikt(s)
+        kommun = f.kommun(s, pd=pd)
+        forening = f.forening(s, kommun, "S-föreningen Frösön")
+        district = f.district(s, kommun, "23800001", 0, forening)
+        camp = f.campaign(
+            s,
+            pd,
+            (today - timedelta(days=30)).isoformat(),
+            (today + timedelta(days=90)).isoformat(),
+        )
+        volunteer = f.user(s, Role.volunteer, forening)
+        f.contact(s, volunteer, district, real - timedelta(days=2))
+        s.commit()
+    ahead = run_nightly(settings=settings, now=real + timedelta(days=30), emails=False)
+    assert ahead["status"] == "ran" and "now" in ahead  # held back to the database's clock
+    # Synced after that run, by the real clock: one log of today, one of yesterday.
+    _received(engine, volunteer, district, real, utcnow())
+    _received(engine, volunteer, district, real - timedelta(days=1), utcnow())
+    assert _conversations(engine, kommun, camp.id, today) >= 2  # today's is live at once
+    # The next night, by the database's clock too.
+    tomorrow = real + timedelta(days=1)
+    monkeypatch.setattr(jobs, "_database_now", lambda session: tomorrow + timedelta(hours=1))
+    run_nightly(settings=settings, now=tomorrow, emails=False)
+    assert _conversations(engine, kommun, camp.id, today + timedelta(days=1)) == 3
+
+
+def test_nights_built_ahead_of_the_clock_before_are_built_again(job_db, settings):
+    _, engine = job_db
+    w = _world(engine)
+    night = datetime.fromisoformat(NIGHT)
+    run_nightly(settings=settings, now=night, emails=False)
+    # What a run with a future --now left behind before runs were held to the database's
+    # clock: a night not yet over recorded as built, and a watermark from the future.
+    real = utcnow()
+    with Session(engine) as s:
+        ahead = local_day(real, settings.timezone) + timedelta(days=29)
+        s.add(JobRun(job="nightly", for_day=ahead, holder="old", status=JobRunStatus.succeeded))
+        state = s.get(JobState, "nightly")
+        state.watermark = real + timedelta(days=30)
+        s.add(state)
+        s.commit()
+        district = s.exec(select(f.District).where(f.District.code == "23800001")).one()
+    occurred = datetime.fromisoformat("2026-05-03T10:00:00+00:00")
+    _received(engine, w["people"]["vol_a"], district, occurred, utcnow())
+    again = run_nightly(settings=settings, now=real, emails=False)
+    assert again["undone_nights"] == 1
+    assert _conversations(engine, w["ost"], w["campaign"].id, date(2026, 5, 5)) == 34 + 1
+
+
+def _job_env(url: str, settings) -> dict:
+    return knacka_env(
+        url, KNACKA_SMTP_HOST=settings.smtp_host or "", KNACKA_SMTP_PORT=str(settings.smtp_port)
+    )
+
+
+def test_a_job_killed_mid_send_blocks_no_rerun(job_db, smtp, settings):
+    url, engine = job_db
+    w = _world(engine)
+    p = w["people"]
+    smtp.hold = p["ost_lead"].email  # the second email: the job dies during its DATA
+    cmd = knacka_argv("run-job", "nightly", "--now", NIGHT)
+    proc = subprocess.Popen(cmd, env=_job_env(url, settings), cwd=ROOT)
+    try:
+        assert smtp.held.wait(120), "the job never reached the second email"
+    finally:
+        proc.kill()  # SIGKILL: no finally block, no lease released by hand
+        proc.wait(60)
+    smtp.released.set()
+    night = datetime.fromisoformat(NIGHT)
+    # Neither the outbox nor the night waits for the dead process.
+    retried = retry_outbox(settings=settings, now=night + timedelta(minutes=1))
+    assert retried == {"lost": 1, "sent": 2}
+    rerun = run_nightly(settings=settings, now=night)
+    assert rerun["status"] == "ran" and rerun["nights"] == [] and rerun["queued"] == 0
+    assert rerun["emails"] == {"lost": 0}
+    delivered = sorted(m["To"] for m in smtp.messages)
+    assert delivered == sorted(p[k].email for k in ("admin", "are_lead", "frosön_lead"))
+    with Session(engine) as s:
+        lost = s.exec(select(EmailOutbox).where(EmailOutbox.status == OutboxStatus.lost)).one()
+    assert lost.user_id == p["ost_lead"].id
+
+
+# The real command, stuck in the middle of building the snapshots until it is killed.
+STUCK_JOB = """
+import pathlib, sys, time
+import api.jobs
+marker = pathlib.Path(sys.argv[1])
+def stuck(*args, **kwargs):
+    marker.touch()
+    time.sleep(600)
+api.jobs.rebuild_days = api.jobs.rebuild_changed = stuck
+from api.cli import main
+sys.argv = ["knacka", "run-job", "nightly", "--now", sys.argv[2]]
+main()
+"""
+
+
+def test_a_job_killed_mid_aggregate_is_closed_and_rerun_at_once(job_db, settings, tmp_path):
+    url, engine = job_db
+    _world(engine)
+    marker = tmp_path / "aggregating"
+    cmd = [sys.executable, "-c", STUCK_JOB, str(marker), NIGHT]
+    proc = subprocess.Popen(cmd, env=_job_env(url, settings), cwd=ROOT)
+    try:
+        for _ in range(1200):
+            if marker.exists() or proc.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        assert marker.exists(), "the job never started aggregating"
+    finally:
+        proc.kill()
+        proc.wait(60)
+    assert _count(engine, JobRun, JobRun.status == JobRunStatus.running) == 1
+    rerun = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT), emails=False)
+    assert rerun["status"] == "ran" and rerun["nights"] == ["2026-05-03"]
+    assert rerun["closed_stale_runs"] == 1
+    with Session(engine) as s:
+        runs = s.exec(select(JobRun).order_by(JobRun.id)).all()
+    assert [r.status for r in runs] == [JobRunStatus.failed, JobRunStatus.succeeded]
+    assert "stopped" in runs[0].error and runs[0].finished_at is not None

@@ -32,9 +32,9 @@ def test_partidistrikt_read_update_list_within_scope(client, session, admin):
 def test_partidistrikt_are_created_by_operators(client, session):
     bad = client.post("/partidistrikt", json={"code": "2", "name": "X"})
     assert bad.status_code == 422
-    assert bad.json()["detail"][0]["loc"] == ["body", "code"]
+    assert bad.json()["errors"][0]["loc"] == ["body", "code"]
     extra = client.post("/partidistrikt", json={"code": "24", "name": "C", "colour": "red"})
-    assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "colour"]
+    assert extra.status_code == 422 and extra.json()["errors"][0]["loc"] == ["body", "colour"]
     refused = client.post("/partidistrikt", json={"code": "24", "name": "Hallands län"})
     assert refused.status_code == 403 and "knacka import-kommuner" in refused.json()["detail"]
     operator = Scope.operator(session)
@@ -67,7 +67,7 @@ def test_kommun_crud_filter_and_errors(client, session):
     bad_code = client.post(
         "/kommuner", json={"code": "23x0", "name": "X", "partidistrikt_id": jamt.id}
     )
-    assert bad_code.status_code == 422 and bad_code.json()["detail"][0]["loc"] == ["body", "code"]
+    assert bad_code.status_code == 422 and bad_code.json()["errors"][0]["loc"] == ["body", "code"]
     listed = client.get("/kommuner", params={"partidistrikt_id": jamt.id}).json()
     assert [k["code"] for k in listed["items"]] == ["2380"]
     assert client.get("/kommuner/2380").json()["name"] == "Östersund"
@@ -100,7 +100,7 @@ def test_forening_crud_filter_and_rules(client, session):
     )
     assert dup.status_code == 409 and dup.json()["detail"].startswith("name:")
     bad_kind = client.post("/foreningar", json={"name": "X", "kind": "club", "kommun_id": ost.id})
-    assert bad_kind.status_code == 422 and bad_kind.json()["detail"][0]["loc"] == ["body", "kind"]
+    assert bad_kind.status_code == 422 and bad_kind.json()["errors"][0]["loc"] == ["body", "kind"]
     assert client.get("/foreningar", params={"kommun_id": ost.id}).json()["total"] == 2
     workplace = client.get("/foreningar", params={"kind": "workplace"}).json()["items"]
     assert [w["name"] for w in workplace] == ["S-klubben Östersunds sjukhus"]

@@ -9,7 +9,16 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from api.campaigns.service import largest_remainder
-from api.models import Campaign, DailyGrain, DailyStat, Forening, JobRun, Role, UnitKind
+from api.models import (
+    Campaign,
+    DailyGrain,
+    DailyStat,
+    Forening,
+    JobRun,
+    JobRunStatus,
+    Role,
+    UnitKind,
+)
 from api.progress.service import expected_share
 from api.progress.snapshots import rebuild_days
 from tests import factories as f
@@ -162,7 +171,7 @@ def test_targets_that_do_not_add_up_are_reported(client, jamt):
         json={"unit_kind": "kommun", "unit_id": jamt["ost"].id, "metric": "Samtal", "value": -1},
     )
     assert bad.status_code == 422
-    assert {e["loc"][-1] for e in bad.json()["detail"]} == {"metric", "value"}
+    assert {e["field"] for e in bad.json()["errors"]} == {"metric", "value"}
 
 
 def test_pace_curves(jamt):
@@ -185,7 +194,7 @@ def _log(session, who, district, day: str, n: int = 1, **fields):
 
 def _close_night(session, night: date) -> None:
     rebuild_days(session, None)
-    session.add(JobRun(job="nightly", for_day=night, holder="test", status="succeeded"))
+    session.add(JobRun(job="nightly", for_day=night, holder="test", status=JobRunStatus.succeeded))
     session.flush()
 
 
@@ -371,3 +380,25 @@ def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(session):
         )
         assert one.daily == reference.daily
     assert compared == 1 + 8 + len(session.exec(select(Forening)).all()) + 83
+
+
+def test_exports_never_carry_a_live_formula(client, session, jamt):
+    cid = jamt["campaign"].id
+    hostile = ['=HYPERLINK("http://evil.invalid","klicka")', "+1+1", "-2+3", "@SUM(A1)", "\tx"]
+    for name in [*hostile, "Bell\x07 and escape\x1b"]:
+        f.forening(session, jamt["ost"], name)
+    f.target(session, jamt["campaign"], jamt["ost"], "conversations", 500)
+    params = {"level": "forening"}
+    rows = list(csv.reader(io.StringIO(client.get(f"/campaigns/{cid}/export", params=params).text)))
+    names = {r[2] for r in rows[1:]}
+    assert {"'" + n for n in hostile} <= names
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
+    xlsx = client.get(f"/campaigns/{cid}/export", params=params | {"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    cells = [c for row in sheet.iter_rows() for c in row]
+    assert not [c.value for c in cells if c.data_type == "f"]
+    assert {"'" + n for n in hostile} <= {c.value for c in cells if c.column == 3}
+    # XML cannot carry every control character: those are replaced, not a 500.
+    assert "Bell\ufffd and escape\ufffd" in {c.value for c in cells if c.column == 3}
+    # Numbers stay numbers: the förening's id and its target.
+    assert all(isinstance(row[1], int) for row in sheet.iter_rows(min_row=2, values_only=True))

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
@@ -22,10 +22,18 @@ router = APIRouter(tags=["accounts"])
 
 
 @router.post("/auth/code", status_code=status.HTTP_202_ACCEPTED)
-def request_code(session: SessionDep, settings: SettingsDep, now: NowDep, body: CodeRequest):
-    """Email a one-time sign-in code. The answer is the same whether or not the address has
-    an account, so that nobody can probe who is a member."""
-    service.request_code(session=session, settings=settings, email=body.email, now=now)
+def request_code(
+    request: Request, session: SessionDep, settings: SettingsDep, now: NowDep, body: CodeRequest
+):
+    """Email a one-time sign-in code, valid for some minutes; codes sent earlier stay valid.
+    The answer is the same whether or not the address has an account, so that nobody can
+    probe who is a member, and whether or not an hourly limit held the code back."""
+    # Behind a reverse proxy on another host this is the proxy's address unless uvicorn
+    # trusts its X-Forwarded-For (FORWARDED_ALLOW_IPS).
+    client = request.client.host if request.client else ""
+    service.request_code(
+        session=session, settings=settings, email=body.email, client=client, now=now
+    )
     return {"detail": "if the address has an account, a sign-in code is on its way"}
 
 

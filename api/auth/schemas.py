@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, StrictBool, StringConstraints
 
 from api.models import Role, UnitKind
 from api.validation import Name
@@ -52,7 +52,7 @@ class Invite(BaseModel):
 class Preferences(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nightly_email: bool
+    nightly_email: StrictBool
 
 
 class UserRead(BaseModel):

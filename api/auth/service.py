@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
 from api.auth.schemas import Invite
@@ -65,21 +65,43 @@ def _active_user_by_email(session: Session, email: str) -> User | None:
     ).first()
 
 
-def request_code(*, session: Session, settings: Settings, email: str, now: datetime) -> None:
+def _over_limits(
+    session: Session, settings: Settings, user_id: int, client: str, since: datetime
+) -> str | None:
+    """Which hourly limit a new code for this user, asked from this client, would pass."""
+    recent = LoginCode.created_at >= since
+    from_client = LoginCode.client == client
+    for_user, for_user_from_client = session.exec(
+        select(func.count(), func.coalesce(func.sum(case((from_client, 1), else_=0)), 0))
+        .select_from(LoginCode)
+        .where(LoginCode.user_id == user_id, recent)
+    ).one()
+    if for_user_from_client >= settings.login_codes_per_hour:
+        return "for this address from this client"
+    if for_user >= settings.login_codes_per_hour_per_email:
+        return "for this address"
+    from_client_total = session.exec(
+        select(func.count()).select_from(LoginCode).where(from_client, recent)
+    ).one()
+    if from_client_total >= settings.login_codes_per_hour_per_client:
+        return "from this client"
+    return None
+
+
+def request_code(
+    *, session: Session, settings: Settings, email: str, client: str, now: datetime
+) -> None:
     """Email a one-time sign-in code to an active user; unknown addresses get nothing."""
     user = _active_user_by_email(session, email)
     if user is None:
         return
-    since = now - timedelta(hours=1)
-    recent = session.exec(
-        select(func.count())
-        .select_from(LoginCode)
-        .where(LoginCode.user_id == user.id, LoginCode.created_at >= since)
-    ).one()
     # The caller always gets the same answer (202): a 429 or a 503 here would tell anyone
     # which addresses have accounts. Both cases are logged instead.
-    if recent >= settings.login_codes_per_hour:
-        _log.warning("sign-in codes for user %s: hourly limit reached; none sent", user.id)
+    limit = _over_limits(session, settings, user.id, client, now - timedelta(hours=1))
+    if limit is not None:
+        _log.warning(
+            "sign-in codes for user %s: hourly limit %s reached; none sent", user.id, limit
+        )
         return
     code = f"{secrets.randbelow(10**6):06d}"
     text = (
@@ -96,18 +118,15 @@ def request_code(*, session: Session, settings: Settings, email: str, now: datet
     except MailError as exc:
         _log.error("sign-in code for user %s not sent: %s", user.id, exc.message)
         return
-    # Only the newest code is valid: older unused ones end here.
-    session.execute(
-        update(LoginCode)
-        .where(LoginCode.user_id == user.id, col(LoginCode.used_at).is_(None))
-        .values(used_at=now)
-    )
+    # Earlier codes stay valid until they expire or are used: if a new request voided them,
+    # anyone could keep a user from signing in by asking for codes in their name.
     session.add(
         LoginCode(
             user_id=user.id,
             code_hash=_code_hash(user.id, code),
             created_at=now,
             expires_at=now + timedelta(minutes=settings.login_code_minutes),
+            client=client[:64],
         )
     )
 
@@ -115,32 +134,39 @@ def request_code(*, session: Session, settings: Settings, email: str, now: datet
 def exchange_code(
     *, session: Session, settings: Settings, email: str, code: str, device_name: str, now: datetime
 ) -> tuple[str, DeviceToken] | Refused:
-    """Trade a valid one-time code for a new device token (returned once, stored hashed)."""
+    """Trade any live one-time code for a new device token (returned once, stored hashed)."""
     refused = Refused("code: invalid or expired sign-in code; request a new one")
     user = _active_user_by_email(session, email)
     if user is None:
         return refused
-    login = session.exec(
-        select(LoginCode)
-        .where(LoginCode.user_id == user.id, col(LoginCode.used_at).is_(None))
-        .order_by(col(LoginCode.created_at).desc())
-    ).first()
-    if login is None or login.expires_at <= now:
+    live = session.exec(
+        select(LoginCode).where(
+            LoginCode.user_id == user.id,
+            col(LoginCode.used_at).is_(None),
+            LoginCode.expires_at > now,
+        )
+    ).all()
+    if not live:
         return refused
-    this = LoginCode.id == login.id
-    if not secrets.compare_digest(login.code_hash, _code_hash(user.id, code.strip())):
-        # Atomic updates: parallel guesses must each count.
+    guess = _code_hash(user.id, code.strip())
+    # Every live code is compared, so the time taken does not tell which one matched.
+    matches = [c for c in live if secrets.compare_digest(c.code_hash, guess)]
+    if not matches:
+        # A wrong guess counts against every live code, so that more codes in flight do not
+        # mean more guesses. Atomic updates: parallel guesses must each count.
+        ids = col(LoginCode.id).in_([c.id for c in live])
         session.execute(
-            update(LoginCode).where(this).values(failed_attempts=LoginCode.failed_attempts + 1)
+            update(LoginCode).where(ids).values(failed_attempts=LoginCode.failed_attempts + 1)
         )
         spent = LoginCode.failed_attempts >= settings.login_code_attempts
         session.execute(
             update(LoginCode)
-            .where(this, spent, col(LoginCode.used_at).is_(None))
+            .where(ids, spent, col(LoginCode.used_at).is_(None))
             .values(used_at=now)
         )
         return refused
     # Only one of two parallel exchanges of the same code may win it.
+    this = LoginCode.id == matches[0].id
     claim = update(LoginCode).where(this, col(LoginCode.used_at).is_(None)).values(used_at=now)
     if session.execute(claim).rowcount != 1:
         return refused

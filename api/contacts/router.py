@@ -18,7 +18,7 @@ from api.contacts.schemas import (
 )
 from api.db import SessionDep, SessionFactoryDep
 from api.deps import BearerDep, NowDep, ScopeDep, SettingsDep, current_user
-from api.errors import AppError
+from api.errors import AppError, ErrorBody
 from api.fastdb import FastDbDep
 from api.pagination import Page, PageDep
 from api.turfs import coverage as visits
@@ -34,7 +34,13 @@ _STATUS = {"created": 201, "duplicate": 200, "conflict": 409, "invalid": 422, "f
     "/contacts",
     response_model=ContactResult,
     status_code=201,
-    responses={200: {"description": "A replay: the record was already applied"}},
+    responses={
+        200: {"model": ContactResult, "description": "A replay: the record was already applied"},
+        # A refused record is answered with its result; a malformed request with an error.
+        403: {"model": ContactResult | ErrorBody, "description": "Beyond the caller's reach"},
+        409: {"model": ContactResult | ErrorBody, "description": "The uuid has another body"},
+        422: {"model": ContactResult | ErrorBody, "description": "A field is invalid"},
+    },
 )
 async def log_contact(
     open_session: SessionFactoryDep,

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api.models import ContactKind, Outcome
 from api.topics.schemas import TopicCode
@@ -40,7 +40,7 @@ class _ContactFields(_Strict):
         default=None, ge=1, le=1000, description="Stall/street only: conversations in this record"
     )
     topics: list[TopicCode] = Field(default_factory=list, max_length=10)
-    new_member: bool = False
+    new_member: StrictBool = False
 
 
 class ContactIn(_ContactFields):
@@ -72,7 +72,7 @@ class ContactCorrection(_Strict):
     outcome: Outcome | None = None
     count: int | None = Field(default=None, ge=1, le=1000)
     topics: list[TopicCode] | None = Field(default=None, max_length=10)
-    new_member: bool | None = None
+    new_member: StrictBool | None = None
     district_code: DistrictCode | None = None
 
 

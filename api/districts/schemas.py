@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.validation import Name
 
@@ -29,7 +29,8 @@ class DistrictRead(BaseModel):
     area_m2: float
     voters: int | None
     households: int | None
-    bbox: tuple[float, float, float, float]
+    # A list, not a tuple: schema tools (the fuzzer among them) misread a tuple's prefixItems.
+    bbox: list[float] = Field(min_length=4, max_length=4, description="west, south, east, north")
     updated_at: datetime
 
 

@@ -11,6 +11,7 @@ from api.deps import NowDep, ScopeDep, SettingsDep
 from api.models import UnitKind
 from api.progress import service
 from api.progress.schemas import ChildProgress, UnitProgress
+from api.spreadsheet import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
 
 router = APIRouter(tags=["progress"])
 
@@ -70,7 +71,19 @@ def child_progress(
     return ChildProgress(children_kind=kind, children=children)
 
 
-@router.get("/campaigns/{campaign_id}/export")
+@router.get(
+    "/campaigns/{campaign_id}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The progress table, as the format asked for",
+            "content": {
+                CSV_MEDIA_TYPE: {"schema": {"type": "string"}},
+                XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 def export_progress(
     session: SessionDep,
     scope: ScopeDep,
@@ -96,6 +109,5 @@ def export_progress(
     filename = f"progress-{campaign_id}-{level}-{today.isoformat()}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if format == "xlsx":
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return Response(service.to_xlsx(rows), media_type=media, headers=headers)
-    return Response(service.to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(to_xlsx(rows), media_type=XLSX_MEDIA_TYPE, headers=headers)
+    return Response(to_csv(rows), media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8", headers=headers)

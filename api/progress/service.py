@@ -3,8 +3,6 @@ live contact logs after it. A whole level of units is computed at once, in a fix
 of queries whatever the number of units (``progress_of_units``); one unit's page adds its
 daily figures (``unit_progress``)."""
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,7 +13,16 @@ from sqlmodel import Session, col, select
 from api.auth.scope import Scope
 from api.campaigns.service import METRICS, get_campaign
 from api.errors import NotFound, Unprocessable
-from api.models import Campaign, ContactLog, DailyGrain, DailyStat, JobRun, Target, UnitKind
+from api.models import (
+    Campaign,
+    ContactLog,
+    DailyGrain,
+    DailyStat,
+    JobRun,
+    JobRunStatus,
+    Target,
+    UnitKind,
+)
 from api.org import tree
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
 from api.turfs.coverage import district_coverage
@@ -63,7 +70,7 @@ def covered_through(session: Session) -> date | None:
     """The last night whose snapshots the nightly job has built."""
     return session.exec(
         select(func.max(JobRun.for_day)).where(
-            JobRun.job == NIGHTLY_JOB, JobRun.status == "succeeded"
+            JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
         )
     ).one()
 
@@ -475,24 +482,3 @@ def export_rows(
                 ]
             )
     return rows
-
-
-def to_csv(rows: list[list[object]]) -> str:
-    """CSV text (UTF-8, comma-separated) of export rows."""
-    out = io.StringIO()
-    csv.writer(out).writerows(["" if v is None else v for v in row] for row in rows)
-    return out.getvalue()
-
-
-def to_xlsx(rows: list[list[object]]) -> bytes:
-    """An XLSX workbook of export rows."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "Progress"
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()

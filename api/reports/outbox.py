@@ -1,78 +1,98 @@
 """The nightly email outbox: at most one email per recipient per day.
 
-States: pending -> sending -> sent | pending (4xx, retried later) | failed (5xx, or too many
-tries). A row moves to 'sending' in a committed transaction before any SMTP traffic, so a
-crash mid-send leaves it 'sending'; the next run marks such rows 'lost' and never resends
-them. That trades a possibly lost email for never sending one twice.
+States (OutboxStatus): pending -> sending -> sent | pending (4xx, retried later) | failed
+(5xx, or too many tries). A row moves to 'sending' in a committed transaction right before
+its SMTP conversation, so a crash mid-send leaves it 'sending'; the next run marks such rows
+'lost' and never resends them. That trades a possibly lost email for never sending one twice.
+Only one process sends at a time (the outbox's job lock), so a pending row read in a batch is
+still pending when its turn comes.
 """
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Date, Integer, Select, String, literal, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from api.models import EmailOutbox
+from api.models import EmailOutbox, OutboxStatus, UTCDateTime
 
-__all__ = ["KIND", "MAX_ATTEMPTS", "claim_next", "enqueue", "mark_lost", "record_result"]
+__all__ = [
+    "KIND",
+    "MAX_ATTEMPTS",
+    "claim",
+    "due_batch",
+    "enqueue",
+    "mark_lost",
+    "record_result",
+]
 
 KIND = "nightly_progress"
 MAX_ATTEMPTS = 5
 RETRY_AFTER = timedelta(minutes=15)
 
 
-def enqueue(*, session: Session, user_ids: list[int], day: date, now: datetime) -> int:
-    """Queue the day's email for each user unless it is already queued; returns new rows."""
-    if not user_ids:
-        return 0
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(EmailOutbox.__table__)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "day", "kind"])
-    connection = session.connection()
-    values = {
-        "day": day,
-        "kind": KIND,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
+def enqueue(*, session: Session, user_ids: Select, day: date, now: datetime) -> int:
+    """Queue the day's email for each user ``user_ids`` selects unless it is already queued,
+    in one INSERT ... SELECT; returns the number of new rows."""
+    table = EmailOutbox.__table__
+    constants = {
+        "day": literal(day, Date()),
+        "kind": literal(KIND, String()),
+        "status": literal(OutboxStatus.pending.value, String()),
+        "attempts": literal(0, Integer()),
+        "next_attempt_at": literal(now, UTCDateTime()),
+        "created_at": literal(now, UTCDateTime()),
     }
-    stmt = stmt.returning(EmailOutbox.__table__.c.id)
-    return sum(len(connection.execute(stmt.values(user_id=u, **values)).all()) for u in user_ids)
+    # Added to the recipients' own query, so that it keeps its WHERE: SQLite needs one
+    # between an INSERT's SELECT and its ON CONFLICT.
+    rows = user_ids.add_columns(*constants.values())
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    stmt = stmt.from_select(["user_id", *constants], rows).on_conflict_do_nothing(
+        index_elements=["user_id", "day", "kind"]
+    )
+    # An INSERT's row count is only kept when asked for.
+    return session.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
 
 
 def mark_lost(*, session: Session) -> int:
     """Rows left 'sending' by a crashed run: never resent."""
     return session.execute(
         update(EmailOutbox)
-        .where(EmailOutbox.status == "sending")
-        .values(status="lost", last_error="the sender stopped mid-send; not resent")
+        .where(EmailOutbox.status == OutboxStatus.sending)
+        .values(status=OutboxStatus.lost, last_error="the sender stopped mid-send; not resent")
     ).rowcount
 
 
-def claim_next(*, session: Session, day: date, now: datetime) -> EmailOutbox | None:
-    """Move the next due email of ``day`` to 'sending'; the caller commits before sending."""
-    row = session.exec(
-        select(EmailOutbox)
+def due_batch(
+    *, session: Session, day: date, now: datetime, after: int, limit: int
+) -> list[tuple[int, int]]:
+    """(outbox id, user id) of the next ``limit`` due emails of ``day`` past id ``after``."""
+    rows = session.exec(
+        select(EmailOutbox.id, EmailOutbox.user_id)
         .where(
             EmailOutbox.day == day,
-            EmailOutbox.status == "pending",
+            EmailOutbox.status == OutboxStatus.pending,
             EmailOutbox.next_attempt_at <= now,
+            col(EmailOutbox.id) > after,
         )
         .order_by(EmailOutbox.id)
-    ).first()
-    if row is None:
-        return None
-    claimed = session.execute(
-        update(EmailOutbox)
-        .where(col(EmailOutbox.id) == row.id, EmailOutbox.status == "pending")
-        .values(status="sending", attempts=EmailOutbox.attempts + 1)
-    ).rowcount
-    if claimed != 1:
-        return None
-    session.refresh(row)
-    return row
+        .limit(limit)
+    ).all()
+    return [(outbox_id, user_id) for outbox_id, user_id in rows]
+
+
+def claim(*, session: Session, outbox_id: int) -> bool:
+    """Move a pending email to 'sending'; the caller commits before sending it."""
+    return (
+        session.execute(
+            update(EmailOutbox)
+            .where(col(EmailOutbox.id) == outbox_id, EmailOutbox.status == OutboxStatus.pending)
+            .values(status=OutboxStatus.sending, attempts=EmailOutbox.attempts + 1)
+        ).rowcount
+        == 1
+    )
 
 
 def record_result(
@@ -83,17 +103,21 @@ def record_result(
     error: str | None = None,
     permanent: bool = False,
     skipped: bool = False,
-) -> str:
+    lost: bool = False,
+) -> OutboxStatus:
     """Store how a send ended; returns the new status."""
     row = session.get(EmailOutbox, outbox_id)
     if skipped:
-        row.status, row.last_error = "skipped", error
+        status = OutboxStatus.skipped
     elif error is None:
-        row.status, row.sent_at, row.last_error = "sent", now, None
+        status, row.sent_at = OutboxStatus.sent, now
+    elif lost:  # the server may have it; sending it again could deliver it twice
+        status = OutboxStatus.lost
     elif permanent or row.attempts >= MAX_ATTEMPTS:
-        row.status, row.last_error = "failed", error
+        status = OutboxStatus.failed
     else:
-        row.status, row.last_error = "pending", error
-        row.next_attempt_at = now + RETRY_AFTER * row.attempts
+        status = OutboxStatus.pending
+        row.next_attempt_at = now + RETRY_AFTER * max(row.attempts, 1)
+    row.status, row.last_error = status, error
     session.add(row)
-    return row.status
+    return status

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.validation import Label
 
@@ -29,4 +29,4 @@ class TopicUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: Label | None = None
-    active: bool | None = None
+    active: StrictBool | None = None

@@ -6,7 +6,6 @@ No PDF: every browser prints this page to paper or to PDF, and a PDF library tha
 HTML (WeasyPrint) needs system libraries (Pango) that a pure-Python install does not have.
 """
 
-import csv
 import io
 import math
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import shapely
 from sqlmodel import Session, select
 
 from api.models import Address, District, Turf, TurfAddress
+from api.spreadsheet import to_csv
 from api.turfs.coverage import answered_addresses
 
 __all__ = [
@@ -105,35 +105,25 @@ def qr_svg(url: str, *, scale: int = 4, inline: bool = False) -> str:
     return out.getvalue().decode()
 
 
-def _cell(value: object) -> str:
-    """A spreadsheet must not run a cell as a formula (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def walk_csv(rows: list[WalkRow]) -> str:
-    """The walk list as CSV: one line per address in walking order."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["ordning", "address_id", "gata", "nummer", "uppgång", "postnummer", "postort",
-         "hushåll", "svarat"]
-    )  # fmt: skip
+    """The walk list as CSV: one line per address in walking order (formula-safe)."""
+    header = ["ordning", "address_id", "gata", "nummer", "uppgång", "postnummer", "postort"]
+    lines: list[list[object]] = [[*header, "hushåll", "svarat"]]
     for r in rows:
-        writer.writerow(
+        lines.append(
             [
                 r.position,
                 r.address_id,
-                _cell(r.street),
-                _cell(r.number),
-                _cell(r.entrance),
-                _cell(r.postcode),
-                _cell(r.postort),
+                r.street,
+                r.number,
+                r.entrance,
+                r.postcode,
+                r.postort,
                 r.households,
                 "ja" if r.answered else "",
             ]
         )
-    return out.getvalue()
+    return to_csv(lines)
 
 
 # -- the printable page ---------------------------------------------------------------------
