@@ -124,6 +124,11 @@ def to_read(*, session: Session, scope: Scope, turfs: list[Turf], now: datetime)
         ).all()
     )
     me = scope.user.id if scope.user is not None else None
+    # Whoever leads a district leads its turfs: asked once per district, not per turf.
+    leads: dict[int, bool] = {}
+    for t in turfs:
+        if t.id in leases and t.district_id not in leads:
+            leads[t.district_id] = scope.leads(t.district_id, UnitKind.district)
     out = []
     for t in turfs:
         lease = leases.get(t.id)
@@ -138,7 +143,7 @@ def to_read(*, session: Session, scope: Scope, turfs: list[Turf], now: datetime)
                 lease=None
                 if lease is None
                 else _lease_read(
-                    lease, lead=scope.leads(t), me=me, users=users, foreningar=foreningar
+                    lease, lead=leads[t.district_id], me=me, users=users, foreningar=foreningar
                 ),
                 link_code=t.link_code,
             )
