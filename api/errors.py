@@ -2,6 +2,7 @@
 ``{"detail": "<field>: <problem>", "errors": [{"field": ..., "message": ...}, ...]}``."""
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -14,6 +15,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+
+_log = logging.getLogger("knacka.errors")
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -96,6 +99,7 @@ _ERROR_STATUSES = {
     409: "Conflicts with what exists",
     413: "Too many records in one request",
     422: "A field is invalid",
+    503: "The database cannot be reached for a moment; retry (see Retry-After)",
 }
 _ERROR_REF = "#/components/schemas/ErrorBody"
 # Declared on every operation by the app factory, so that no answer is undocumented. Errors
@@ -302,6 +306,26 @@ def _document_error_model(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _connection_lost(exc: Exception) -> bool:
+    """Whether a database error means the server or the connection went away."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(
+        marker in text
+        for marker in (
+            "connection refused",
+            "shutting down",
+            "terminating connection",
+            "server closed the connection",
+            "connection is closed",
+            "could not connect",
+            "the database system is starting up",
+            "consuming input failed",
+        )
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     """Render every error in the one documented shape, and document that shape."""
     _document_error_model(app)
@@ -316,6 +340,19 @@ def install_handlers(app: FastAPI) -> None:
         if name is not None:
             return _error_response(404, f"{name}: {request.path_params[name]} not found")
         return _error_response(422, "a value is out of range or too long for its field")
+
+    # A database that restarts or fails over drops every pooled connection at once: the
+    # requests in flight get an honest "try again", not a 500, and the pool reconnects.
+    from sqlalchemy.exc import OperationalError
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+        if not _connection_lost(exc):
+            raise exc
+        _log.warning("database unavailable: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+        return _error_response(
+            503, "database: unavailable for a moment; try again", headers={"Retry-After": "2"}
+        )
 
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:

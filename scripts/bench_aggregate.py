@@ -231,8 +231,14 @@ def load_org(conn, now: datetime) -> dict:
         "'partidistrikt', %s, %s, true, true) RETURNING id",
         (ADMIN_EMAIL, pd_id, now),
     ).fetchone()[0]
-    # Where each volunteer canvasses: the district id range of their förening (geographic
-    # föreningar hold consecutive ids) or of their kommun (workplace clubs).
+    map_volunteers(conn)
+    return {"partidistrikt": pd_id, "admin": admin_id, "kommuner": [k[0] for k in kommuner]}
+
+
+def map_volunteers(conn) -> None:
+    """Where each volunteer canvasses (table bench_volunteer, which ``generate_contacts``
+    draws from): the district id range of their förening (geographic föreningar hold
+    consecutive ids) or of their kommun (workplace clubs)."""
     conn.execute(
         """
         CREATE UNLOGGED TABLE bench_volunteer AS
@@ -254,7 +260,6 @@ def load_org(conn, now: datetime) -> dict:
     ).fetchone()[0]
     if gaps:
         raise RuntimeError("the föreningar's district ids are not consecutive")
-    return {"partidistrikt": pd_id, "admin": admin_id, "kommuner": [k[0] for k in kommuner]}
 
 
 def load_campaign(conn, pd_id: int, starts: date, ends: date, contacts: int, now) -> int:
@@ -318,12 +323,13 @@ def generate_contacts(
     params: dict,
 ) -> None:
     """Insert ``n`` contact logs in sessions, in the connection's transaction."""
+    volunteers = conn.execute("SELECT count(*) FROM bench_volunteer").fetchone()[0]
     conn.execute(
         _SESSIONS.format(day=day_sql),
         {
             "max_sessions": n // 10 + 1,
             "n": n,
-            "volunteers": VOLUNTEERS,
+            "volunteers": volunteers,
             "id_base": id_base,
             **params,
         },

@@ -30,6 +30,13 @@ SMOKE = {
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
         "ratio",
     ),
+    "bench_national.py": (
+        [
+            *("--contacts", "20000", "--new-records", "500", "--leads", "60"),
+            *("--requests", "10", "--warmup", "2"),
+        ],
+        "nightly run:",
+    ),
 }
 
 

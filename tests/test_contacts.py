@@ -194,7 +194,7 @@ def test_a_bad_district_code_is_one_invalid_record_not_a_failed_batch(field, cod
     assert _rows(field["session"]) == 2
     single = c.post("/contacts", json=record(clock, district_code=code))
     assert single.status_code == 422
-    assert single.json()["detail"][0]["loc"] == ["body", "district_code"]
+    assert single.json()["errors"][0]["loc"] == ["body", "district_code"]
 
 
 def test_oversized_batch_is_413_and_writes_nothing(field, settings):
@@ -296,7 +296,7 @@ def test_the_schema_has_no_place_for_a_person_or_an_opinion():
         "changed_at",
         "withdrawn_at",
         "withdrawn_by_user_id",
-        "turf_id",  # the turf walked, never the address (tests/test_turfs.py)
+        "turf_id",  # the turf walked, never the address (see the visit table)
     }
     text_columns = [
         c.name

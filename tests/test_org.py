@@ -132,13 +132,13 @@ def test_names_with_control_characters_are_refused(client, session, name):
         "/foreningar", json={"name": name, "kind": "geographic", "kommun_id": ost.id}
     )
     assert made.status_code == 422, made.text
-    assert made.json()["detail"][0]["loc"] == ["body", "name"]
-    assert "control character" in made.json()["detail"][0]["msg"]
+    assert made.json()["errors"][0]["loc"] == ["body", "name"]
+    assert "control character" in made.json()["errors"][0]["message"]
     geo = f.forening(session, ost)
     renamed = client.patch(f"/foreningar/{geo.id}", json={"name": name})
-    assert renamed.status_code == 422 and renamed.json()["detail"][0]["loc"] == ["body", "name"]
+    assert renamed.status_code == 422 and renamed.json()["errors"][0]["loc"] == ["body", "name"]
     kommun = client.patch("/kommuner/2380", json={"name": name})
-    assert kommun.status_code == 422 and kommun.json()["detail"][0]["loc"] == ["body", "name"]
+    assert kommun.status_code == 422 and kommun.json()["errors"][0]["loc"] == ["body", "name"]
 
 
 def test_names_are_stripped_and_inner_spaces_kept(client, session):
@@ -155,7 +155,7 @@ def test_kommun_codes_are_four_ascii_digits(client, session, code):
     jamt = f.partidistrikt(session)
     r = client.post("/kommuner", json={"code": code, "name": "X", "partidistrikt_id": jamt.id})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == ["body", "code"]
+    assert r.json()["errors"][0]["loc"] == ["body", "code"]
 
 
 def test_shipped_kommun_list_is_scbs_290_kommuner_in_21_lan():
@@ -224,7 +224,7 @@ def test_every_body_that_takes_a_name_refuses_control_characters(client, session
         json={"email": "ny@example.org", "display_name": "Anna\r\nBcc: x", "unit_id": frosön.id},
     )
     assert invited.status_code == 422
-    assert invited.json()["detail"][0]["loc"] == ["body", "display_name"]
+    assert invited.json()["errors"][0]["loc"] == ["body", "display_name"]
     campaign = {
         "name": "Valåret\n2026",
         "partidistrikt_id": admin.unit_id,
@@ -232,5 +232,5 @@ def test_every_body_that_takes_a_name_refuses_control_characters(client, session
         "ends_on": "2026-09-13",
     }
     made = client.post("/campaigns", json=campaign)
-    assert made.status_code == 422 and made.json()["detail"][0]["loc"] == ["body", "name"]
+    assert made.status_code == 422 and made.json()["errors"][0]["loc"] == ["body", "name"]
     assert client.post("/campaigns", json=campaign | {"name": "Valåret 2026"}).status_code == 201
