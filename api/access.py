@@ -108,6 +108,14 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/turfs/{code}/qr.svg"): _all(200, 404),
     ("GET", "/turfs/{code}/walklist.csv"): _all(200, 404),
     ("GET", "/turfs/{code}/walklist"): _all(200, 404),
+    # the leads' map: the page and its files need no token (it signs in itself); its data
+    # is the caller's scope (a campaign or unit of another partidistrikt: 403/404)
+    ("GET", "/karta"): _all(200, anonymous=200),
+    ("GET", "/karta/static/{path}"): _all(200, anonymous=200),
+    ("GET", "/map/districts.geojson"): _all(200, 403),
+    ("GET", "/map/turfs/{code}/addresses.geojson"): _all(200, 404),
+    ("GET", "/map/outlines.geojson"): _all(200),
+    ("GET", "/map/chart.png"): _all(200, 404),
 }
 
 # Who sets a target, by the kind of its unit: whoever leads a unit above it (its parent in

@@ -26,7 +26,7 @@ from api.progress.service import NIGHTLY_JOB
 from api.progress.snapshots import rebuild_changed, rebuild_days
 from api.reports import outbox
 from api.reports.render import render_email
-from api.reports.service import build_report, lead_recipients
+from api.reports.service import ProgressBook, build_report, lead_recipients
 from api.settings import Settings, get_settings
 from api.turfs.coverage import rebuild_turf_stats
 
@@ -170,24 +170,25 @@ def _send_one(
     sender: SmtpSender,
     outbox_id: int,
     user_id: int,
-    day: date,
+    book: ProgressBook,
     now: datetime,
 ) -> OutboxStatus | None:
     """Build, claim, send and record one email; only this email fails if anything does."""
     error, permanent, skipped, lost = None, False, False, False
     message = None
     try:
-        with db.session_scope() as session:
-            user = session.get(User, user_id)
-            report = None
-            if user.is_active and user.nightly_email:
-                report = build_report(session=session, user=user, today=day)
-            message = None if report is None else render_email(report=report, settings=settings)
+        user = book.session.get(User, user_id)
+        report = None
+        if user.is_active and user.nightly_email:
+            report = build_report(session=book.session, user=user, today=book.today, book=book)
+        message = None if report is None else render_email(report=report, settings=settings)
         if message is None:
             skipped, error = True, "opted out, inactive, or no running campaign"
     except Exception as exc:  # a broken report must not stop the others
         log.exception("building the email for user %s failed", user_id)
         error, permanent = f"could not build the email: {exc!r}"[:2000], True
+    finally:
+        book.release()
     if message is not None:
         with db.session_scope() as session:  # committed before any SMTP traffic
             if not outbox.claim(session=session, outbox_id=outbox_id):
@@ -221,26 +222,34 @@ def send_outbox(
     with db.session_scope() as session:
         counts[OutboxStatus.lost.value] = outbox.mark_lost(session=session)
     after = 0
-    while True:
-        with db.session_scope() as session:
-            batch = outbox.due_batch(
-                session=session, day=day, now=now(), after=after, limit=settings.smtp_batch_size
-            )
-        if not batch:
-            return counts
-        after = batch[-1][0]
-        with mailer(settings) as sender:
-            for outbox_id, user_id in batch:
-                status = _send_one(
-                    settings=settings,
-                    sender=sender,
-                    outbox_id=outbox_id,
-                    user_id=user_id,
+    # One read-only session for the figures every email shares, computed once a run.
+    with db.session_scope() as reading:
+        book = ProgressBook(reading, day)
+        while True:
+            book.release()
+            with db.session_scope() as session:
+                batch = outbox.due_batch(
+                    session=session,
                     day=day,
                     now=now(),
+                    after=after,
+                    limit=settings.smtp_batch_size,
                 )
-                if status is not None:
-                    counts[status.value] = counts.get(status.value, 0) + 1
+            if not batch:
+                return counts
+            after = batch[-1][0]
+            with mailer(settings) as sender:
+                for outbox_id, user_id in batch:
+                    status = _send_one(
+                        settings=settings,
+                        sender=sender,
+                        outbox_id=outbox_id,
+                        user_id=user_id,
+                        book=book,
+                        now=now(),
+                    )
+                    if status is not None:
+                        counts[status.value] = counts.get(status.value, 0) + 1
 
 
 def run_nightly(

@@ -13,6 +13,7 @@ from api.contacts.router import router as contacts_router
 from api.districts.router import router as districts_router
 from api.errors import ERROR_RESPONSES, UndocumentedMethods, concrete_paths, install_handlers
 from api.fastdb import close_fast_db
+from api.map.router import router as map_router
 from api.org.router import router as org_router
 from api.progress.router import router as progress_router
 from api.topics.router import router as topics_router
@@ -63,6 +64,7 @@ def create_app() -> FastAPI:
         progress_router,
         topics_router,
         turfs_router,
+        map_router,
     ]
     for router in routers:
         app.include_router(router)

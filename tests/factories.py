@@ -324,3 +324,67 @@ def lease(
     session.add(obj)
     session.flush()
     return obj
+
+
+def map_turfs(
+    session: Session, district_: District, n: int = 2, households: int = 40, knocked: int = 0
+) -> list:
+    """``n`` turfs stored directly, side by side within the district's box, each with one
+    address and a coverage snapshot of ``knocked`` households (turf cutting is not needed)."""
+    import uuid
+
+    import shapely
+    from shapely.geometry import box
+
+    from api.models import Address, Turf, TurfAddress, TurfStat
+
+    step = (district_.max_lon - district_.min_lon) / n
+    turfs = []
+    for i in range(n):
+        x0 = district_.min_lon + i * step
+        part = box(x0, district_.min_lat, x0 + step, district_.max_lat)
+        code = f"{district_.code}-{i + 1}"
+        turf = Turf(
+            code=code,
+            district_id=district_.id,
+            kommun_id=district_.kommun_id,
+            households=households,
+            address_count=1,
+            walk_length_m=350.0,
+            geom_wkb=shapely.to_wkb(part),
+            min_lon=part.bounds[0],
+            min_lat=part.bounds[1],
+            max_lon=part.bounds[2],
+            max_lat=part.bounds[3],
+            link_code=uuid.uuid4().hex[:12],
+        )
+        session.add(turf)
+        session.flush()
+        centre = part.centroid
+        address = Address(
+            key=f"test:{code}",
+            district_id=district_.id,
+            kommun_id=district_.kommun_id,
+            street="Storgatan",
+            number=str(i + 1),
+            postcode="83130",
+            postort="Östersund",
+            lon=centre.x,
+            lat=centre.y,
+            households=households,
+        )
+        session.add(address)
+        session.flush()
+        session.add(TurfAddress(turf_id=turf.id, address_id=address.id, position=1))
+        session.add(
+            TurfStat(
+                turf_id=turf.id,
+                doors_knocked=1 if knocked else 0,
+                households_knocked=knocked,
+                answered=1 if knocked else 0,
+                conversations=0,
+            )
+        )
+        session.flush()
+        turfs.append(turf)
+    return turfs

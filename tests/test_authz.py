@@ -279,6 +279,18 @@ REQUESTS = {
         "url": f"/turfs/{w.T[s].code}/walklist.csv"
     },
     ("GET", "/turfs/{code}/walklist"): lambda w, s, r, c: {"url": f"/turfs/{w.T[s].code}/walklist"},
+    ("GET", "/karta"): lambda w, s, r, c: {"url": "/karta"},
+    ("GET", "/karta/static/{path}"): lambda w, s, r, c: {"url": "/karta/static/karta.js"},
+    ("GET", "/map/districts.geojson"): lambda w, s, r, c: {
+        "url": f"/map/districts.geojson?campaign={w.camp[s].id}&turfs=true"
+    },
+    ("GET", "/map/turfs/{code}/addresses.geojson"): lambda w, s, r, c: {
+        "url": f"/map/turfs/{w.T[s].code}/addresses.geojson"
+    },
+    ("GET", "/map/outlines.geojson"): lambda w, s, r, c: {"url": "/map/outlines.geojson"},
+    ("GET", "/map/chart.png"): lambda w, s, r, c: {
+        "url": f"/map/chart.png?campaign={w.camp[s].id}&unit_kind=forening&unit={w.F[s].id}"
+    },
 }
 
 

@@ -26,6 +26,7 @@ SMOKE = {
         "ratio",
     ),
     "bench_walklist.py": (["--requests", "20", "--warmup", "2"], "walk list: p50"),
+    "bench_map.py": (["--requests", "5", "--warmup", "1"], "assets:"),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],
         "ratio",

@@ -27,9 +27,10 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from api.auth.service import issue_device_token
-from api.db import fast_db, make_engine, session_factory, unit_of_work
+from api.db import make_engine, session_factory, unit_of_work
 from api.demo import load_demo
 from api.deps import settings as settings_dep
+from api.fastdb import fast_db
 from api.main import create_app
 from api.migrate import upgrade
 from api.models import DeviceToken, User, utcnow

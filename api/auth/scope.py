@@ -138,16 +138,6 @@ class Scope:
                 clauses.append(col(column) == self.member_of)
         return or_(*clauses)
 
-    def seen_ids(self, kind: UnitKind, ids: set[int]) -> set[int]:
-        """The subset of ``ids`` (units of ``kind``) the caller sees, in one query."""
-        if self.unrestricted or not ids:
-            return set(ids)
-        model = tree.level(kind).model
-        found = self.session.exec(
-            tree.ids_under(kind, kind, ids).where(self.seen_filter(kind, model.id))
-        )
-        return set(found)
-
     # -- the shapes most callers ask about ----------------------------------------------------
 
     @cached_property
@@ -182,12 +172,6 @@ class Scope:
 
     def leads_kommun(self, kommun_id: int) -> bool:
         return self.unrestricted or kommun_id in self.led_kommun_ids
-
-    def leads_forening(self, forening: Forening) -> bool:
-        return self.leads(forening)
-
-    def sees_forening(self, forening: Forening) -> bool:
-        return self.sees(forening)
 
     def sees_district(self, district: District) -> bool:
         return self.unrestricted or district.kommun_id in self.home_kommun_ids
@@ -225,10 +209,6 @@ class Scope:
             return False
         rank = list(Role)
         return rank.index(role) <= rank.index(self.role)
-
-    def may_grant(self, role: Role, kind: UnitKind, unit_id: int) -> bool:
-        """Whether the caller may invite someone with ``role`` in that unit."""
-        return self.may_grant_role(role) and self.leads(unit_id, kind)
 
     # -- answers ----------------------------------------------------------------------------
 

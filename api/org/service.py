@@ -170,7 +170,7 @@ def get_forening(*, session: Session, scope: Scope, forening_id: int) -> Forenin
     found = session.get(Forening, forening_id)
     if found is None:
         raise NotFound(f"förening {forening_id} not found")
-    scope.require(scope.sees_forening(found), f"förening {forening_id}")
+    scope.require(scope.sees(found), f"förening {forening_id}")
     return found
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "MEMBER_KIND",
     "Level",
     "ancestor_ids",
+    "ancestor_select",
     "ancestors_of",
     "child_kind",
     "get_unit",
@@ -175,7 +176,7 @@ def _path(kind: UnitKind, at: UnitKind) -> list[tuple[Level, str]] | None:
     return None
 
 
-def _ancestor_select(kind: UnitKind, at: UnitKind) -> tuple[Select, Any, Any] | None:
+def ancestor_select(kind: UnitKind, at: UnitKind) -> tuple[Select, Any, Any] | None:
     """SELECT (unit_id, ancestor_id) for every unit of ``kind`` and its ancestor at level
     ``at``, with the two underlying columns for WHERE clauses; None when ``at`` is not
     above ``kind``."""
@@ -204,7 +205,7 @@ def ids_under(kind: UnitKind | str, at: UnitKind | str, ancestor_ids: Iterable[i
     model = level(kind).model
     if kind == at:
         return select(model.id).where(col(model.id).in_(ids))
-    found = _ancestor_select(kind, at)
+    found = ancestor_select(kind, at)
     if found is None:  # ``at`` is not above ``kind``: nothing of it lies below
         return select(model.id).where(false())
     query, unit, ancestor = found
@@ -222,7 +223,7 @@ def ancestor_ids(
     ids = set(ids)
     if not ids:
         return {}
-    select_ = _ancestor_select(kind, at)
+    select_ = ancestor_select(kind, at)
     if select_ is None:
         return dict.fromkeys(ids)
     query, unit, _ = select_
@@ -243,7 +244,7 @@ def ancestors_of(session: Session, unit: object) -> dict[UnitKind, int | None]:
         parent_kind, column = lv.parents[0]
         parent_id = getattr(unit, column)
         for k in missing:
-            select_ = _ancestor_select(parent_kind, k)
+            select_ = ancestor_select(parent_kind, k)
             if select_ is None or parent_id is None:
                 found[k] = None
                 continue
@@ -294,13 +295,17 @@ def units_under(
     ancestor_ids_: Iterable[int],
     *,
     where: Any = None,
+    columns: list[Any] | None = None,
 ) -> list[Any]:
-    """Every ``kind`` unit below the given units of level ``at``, in the level's order."""
+    """Every ``kind`` unit below the given units of level ``at``, in the level's order: rows
+    of the model, or of just ``columns`` (no geometry to fetch, say)."""
     lv = level(kind)
-    query = select(lv.model).where(col(lv.model.id).in_(ids_under(kind, at, ancestor_ids_)))
+    wanted = select(*columns) if columns else select(lv.model)
+    query = wanted.where(col(lv.model.id).in_(ids_under(kind, at, ancestor_ids_)))
     if where is not None:
         query = query.where(where)
-    return list(session.exec(query.order_by(*(getattr(lv.model, c) for c in lv.order))))
+    query = query.order_by(*(getattr(lv.model, c) for c in lv.order))
+    return list(session.execute(query).all() if columns else session.exec(query))
 
 
 def work_mapping(kind: UnitKind | str) -> tuple[str, Select | None]:
@@ -313,5 +318,5 @@ def work_mapping(kind: UnitKind | str) -> tuple[str, Select | None]:
         return lv.work_column, None
     for below in LEVELS:
         if below.work_column is not None and _path(below.kind, kind) is not None:
-            return below.work_column, _ancestor_select(below.kind, kind)[0]
+            return below.work_column, ancestor_select(below.kind, kind)[0]
     raise ValueError(f"no level below {kind.value} records field work")

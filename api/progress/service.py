@@ -32,6 +32,7 @@ __all__ = [
     "RECENT_DAYS",
     "child_progress",
     "covered_through",
+    "daily_of_units",
     "expected_share",
     "export_rows",
     "progress_of_units",
@@ -108,7 +109,7 @@ class _Window:
         )
 
 
-def _sources(kind: UnitKind, ids: set[int], w: _Window):
+def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
     """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
     new_members, user) rows for ``ids``; user only where the source has one."""
     column, mapping = tree.work_mapping(kind)
@@ -183,7 +184,7 @@ def _sources(kind: UnitKind, ids: set[int], w: _Window):
     return snapshot, live, grain
 
 
-def _figures(session: Session, kind: UnitKind, ids: set[int], w: _Window):
+def _figures(session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window):
     """Per unit: totals, recent sums (for the projection), and active people."""
     snapshot, live, grain = _sources(kind, ids, w)
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
@@ -222,11 +223,11 @@ def _figures(session: Session, kind: UnitKind, ids: set[int], w: _Window):
 def _metrics(
     campaign: Campaign,
     w: _Window,
+    share_now: float,
     totals: dict[str, int],
     recent: dict[str, int],
     targets: dict[str, int],
 ) -> list[MetricProgress]:
-    share_now = expected_share(campaign, w.last)
     days_left = max(0, (campaign.ends_on - w.last).days)
     recent_days = max(1, (w.last - w.recent_from).days)
     metrics = []
@@ -261,17 +262,25 @@ def progress_of_units(
     session: Session,
     campaign: Campaign,
     kind: UnitKind,
-    ids: list[int],
+    ids: list[int] | Select,
     today: date,
     covered: date | None,
 ) -> dict[int, UnitProgress]:
-    """Every metric of every unit in ``ids`` (one level), without daily figures, in a fixed
-    number of queries; the caller has checked scope."""
-    wanted = set(ids)
-    if not wanted:
-        return {}
+    """Every metric of every unit in ``ids`` (one level: a list, or a SELECT of ids, which
+    keeps thousands of ids out of the statements), without daily figures, in a fixed number
+    of queries; the caller has checked scope."""
+    if isinstance(ids, Select):
+        wanted = ids
+        model = tree.level(kind).model
+        found = session.execute(select(model.id, model.name).where(col(model.id).in_(ids)))
+        names = dict(found.all())
+        ids = list(names)
+    else:
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        names = tree.names(session, kind, wanted)
     w = _Window.of(campaign, today, covered)
-    names = tree.names(session, kind, wanted)
     targets: dict[int, dict[str, int]] = defaultdict(dict)
     for unit_id, metric, value in session.execute(
         select(Target.unit_id, Target.metric, Target.value).where(
@@ -283,6 +292,7 @@ def progress_of_units(
         targets[unit_id][metric] = value
     summed, active = _figures(session, kind, wanted, w)
     days_left = max(0, (campaign.ends_on - w.last).days)
+    share_now = expected_share(campaign, w.last)
     result = {}
     for unit_id in ids:
         if unit_id not in names:
@@ -299,9 +309,9 @@ def progress_of_units(
             unit_name=names[unit_id],
             today=today,
             days_left=days_left,
-            expected_share=expected_share(campaign, w.last),
+            expected_share=share_now,
             covered_through=covered,
-            metrics=_metrics(campaign, w, totals, recent, targets[unit_id]),
+            metrics=_metrics(campaign, w, share_now, totals, recent, targets[unit_id]),
             active_volunteers_30d=people_30,
             daily=[],
         )
@@ -337,6 +347,33 @@ def resolve_unit(*, session: Session, scope: Scope, kind: UnitKind, ref: str) ->
     if unit is None or not scope.sees(unit):
         raise NotFound(f"{kind.value} {ref} not found among the units you see")
     return unit
+
+
+def daily_of_units(
+    *,
+    session: Session,
+    campaign: Campaign,
+    kind: UnitKind,
+    ids: list[int] | Select,
+    since: date,
+    today: date,
+    covered: date | None,
+) -> dict[int, dict[date, int]]:
+    """Conversations per day from ``since`` for every unit in ``ids``, in one query."""
+    wanted = ids if isinstance(ids, Select) else set(ids)
+    if not isinstance(ids, Select) and not wanted:
+        return {}
+    w = _Window.of(campaign, today, covered)
+    snapshot, live, _ = _sources(kind, wanted, w)
+    rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
+    found: dict[int, dict[date, int]] = defaultdict(dict)
+    for unit, day, conversations in session.execute(
+        select(rows.c.unit, rows.c.day, func.sum(rows.c.conversations))
+        .where(rows.c.day >= since)
+        .group_by(rows.c.unit, rows.c.day)
+    ):
+        found[unit][day] = int(conversations or 0)
+    return found
 
 
 def unit_progress(
@@ -388,19 +425,24 @@ def child_progress(
     if child is None:
         return None, []
     model = tree.level(child).model
-    units = tree.units_under(
-        session, child, unit_kind, [unit_id], where=scope.seen_filter(child, model.id)
+    order = tree.units_under(
+        session,
+        child,
+        unit_kind,
+        [unit_id],
+        where=scope.seen_filter(child, model.id),
+        columns=[model.id],
     )
     covered = covered if covered is not None else covered_through(session)
     found = progress_of_units(
         session=session,
         campaign=campaign,
         kind=child,
-        ids=[u.id for u in units],
+        ids=[u.id for u in order],
         today=today,
         covered=covered,
     )
-    return child, [found[u.id] for u in units if u.id in found]
+    return child, [found[u.id] for u in order if u.id in found]
 
 
 EXPORT_HEADER = [
@@ -443,12 +485,13 @@ def export_rows(
     where = scope.seen_filter(level, model.id)
     if level == UnitKind.turf:
         where = and_(where, col(model.retired_at).is_(None))
-    units = tree.units_under(session, level, top, [top_id], where=where)
+    code = [model.code] if hasattr(model, "code") else []
+    units = tree.units_under(session, level, top, [top_id], where=where, columns=[model.id, *code])
     found = progress_of_units(
         session=session,
         campaign=campaign,
         kind=level,
-        ids=[u.id for u in units],
+        ids=tree.ids_under(level, top, [top_id]).where(where),
         today=today,
         covered=covered_through(session),
     )

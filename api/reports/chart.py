@@ -47,5 +47,6 @@ def daily_chart_png(days: list[date], actual: list[int], needed: list[float]) ->
     # Only digits in the image: the built-in font has no å/ä/ö; the caption is in the HTML.
     draw.text((_PAD, 6), f"{top:.0f}", fill=_PACE, font=font)
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    # Fast compression: thousands of charts a night; the few bytes saved are not worth it.
+    image.save(out, format="PNG", compress_level=1)
     return out.getvalue()

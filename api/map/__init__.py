@@ -1,0 +1,1 @@
+"""The leads' map: progress choropleth, turfs, and assigning turfs from the map."""
