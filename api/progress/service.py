@@ -272,7 +272,9 @@ def progress_of_units(
     if isinstance(ids, Select):
         wanted = ids
         model = tree.level(kind).model
-        found = session.execute(select(model.id, model.name).where(col(model.id).in_(ids)))
+        # A level without names (turfs) is named by its key, as in tree.names.
+        label = getattr(model, "name", None) or getattr(model, tree.level(kind).key)
+        found = session.execute(select(model.id, label).where(col(model.id).in_(ids)))
         names = dict(found.all())
         ids = list(names)
     else:
