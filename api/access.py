@@ -110,6 +110,17 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/app/sw.js"): _all(200, anonymous=200),
     ("GET", "/app/static/{name}"): _all(200, anonymous=200),
     ("GET", "/app/api/turfs/{code}/doors"): _all(200, 404),
+    # turfs: members read their kommun's turfs (another kommun's are answered as missing);
+    # leads of the turf's district assign them; members of its kommun claim a free one
+    ("GET", "/turfs"): _all(200, 403),
+    ("GET", "/me/turfs"): _all(200),
+    ("GET", "/turfs/{code}"): _all(200, 404),
+    ("POST", "/turfs/{code}/lease"): _by((403, 404), (201, 404), (201, 404), (201, 404)),
+    ("DELETE", "/turfs/{code}/lease"): _all(200, 404),  # the volunteer holds the own lease
+    ("POST", "/turfs/claim/{link_code}"): _by((201, 404), (201, 404), (403, 404), (403, 404)),
+    ("GET", "/turfs/{code}/qr.svg"): _all(200, 404),
+    ("GET", "/turfs/{code}/walklist.csv"): _all(200, 404),
+    ("GET", "/turfs/{code}/walklist"): _all(200, 404),
     # the leads' map: the page and its files need no token (it signs in itself); its data
     # is the caller's scope (a campaign or unit of another partidistrikt: 403/404)
     ("GET", "/karta"): _all(200, anonymous=200),

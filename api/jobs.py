@@ -29,6 +29,7 @@ from api.reports import outbox
 from api.reports.render import render_email
 from api.reports.service import ProgressBook, build_report, lead_recipients
 from api.settings import Settings, get_settings
+from api.turfs.coverage import rebuild_turf_stats
 
 __all__ = ["JOBS", "Job", "Mailer", "retry_outbox", "run_nightly", "run_scheduler", "send_outbox"]
 
@@ -144,6 +145,7 @@ def _aggregate(for_day: date, holder: str) -> int:
                 rows = rebuild_days(session, None)  # the first run: everything
             else:
                 rows = rebuild_changed(session, state.watermark - WATERMARK_LAG, for_day)
+            rows += rebuild_turf_stats(session, state.watermark and state.watermark - WATERMARK_LAG)
             # The logs' own change times, not the job's clock or its --now: a clock ahead
             # of the writers' would skip every log they stamp "earlier" from now on.
             if seen is not None:

@@ -22,6 +22,7 @@ from api.progress.router import router as progress_router
 from api.results.router import router as results_router
 from api.topics.router import router as topics_router
 from api.turfs.cutting_router import router as turf_cutting_router
+from api.turfs.router import router as turfs_router
 
 __all__ = ["create_app"]
 
@@ -70,6 +71,7 @@ def create_app() -> FastAPI:
         addresses_router,
         results_router,
         app_router,
+        turfs_router,
         map_router,
         turf_cutting_router,
         members_router,

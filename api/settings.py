@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # Phones' clocks drift; a time this far ahead of the server is still accepted.
     clock_skew_minutes: int = 5
 
+    # Turfs: how long a lease lasts unless the lead says otherwise, and the address printed
+    # QR codes point at (empty: the address the request came in on).
+    turf_lease_days: int = Field(default=14, ge=1, le=365)
+    public_url: str = ""
     # The leads' map (/karta): the basemap's tile URL template and its attribution; an
     # empty URL draws no basemap (the kommun and län outlines are drawn either way).
     basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"

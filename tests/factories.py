@@ -22,6 +22,7 @@ from api.models import (
     Target,
     Turf,
     TurfAddress,
+    TurfLease,
     UnitKind,
     User,
     utcnow,
@@ -238,22 +239,27 @@ _address_no = 0
 def address(
     session: Session,
     district_: District,
+    street: str = "Storgatan",
+    number: str | None = None,
+    households: int = 1,
     lon: float | None = None,
     lat: float | None = None,
-    households: int = 1,
 ) -> Address:
-    """An address stored directly (no import), by default inside the district's box."""
+    """An address stored directly (no import), inside its district's square unless placed."""
     global _address_no
     _address_no += 1
     obj = Address(
         key=f"test-{_address_no}",
         district_id=district_.id,
         kommun_id=district_.kommun_id,
-        street="Storgatan",
-        number=str(_address_no),
-        lon=(district_.min_lon + district_.max_lon) / 2 if lon is None else lon,
-        lat=(district_.min_lat + district_.max_lat) / 2 if lat is None else lat,
+        street=street,
+        number=str(_address_no) if number is None else number,
+        postcode="83130",
+        postort="Östersund",
+        lon=district_.min_lon + 0.001 * (_address_no % 9 + 1) if lon is None else lon,
+        lat=district_.min_lat + 0.001 * (_address_no % 7 + 1) if lat is None else lat,
         households=households,
+        households_source="file",
     )
     session.add(obj)
     session.flush()
@@ -297,6 +303,66 @@ def app_turf(session: Session, district_: District, n: int = 1, addresses: int =
         session.add(TurfAddress(turf_id=turf_.id, address_id=address.id, position=i + 1))
     session.flush()
     return turf_
+
+
+def turf(
+    session: Session,
+    district_: District,
+    n: int = 1,
+    addresses: list[Address] | None = None,
+    link_code: str | None = None,
+) -> Turf:
+    """A turf over the south-west quarter of its district, with ``addresses`` walked in the
+    order given (stored as TurfAddress rows)."""
+    import shapely
+    from shapely.geometry import box
+
+    addresses = addresses or []
+    half = (district_.max_lon - district_.min_lon) / 2
+    poly = box(district_.min_lon, district_.min_lat, district_.min_lon + half, district_.max_lat)
+    minx, miny, maxx, maxy = poly.bounds
+    obj = Turf(
+        code=f"{district_.code}-{n}",
+        district_id=district_.id,
+        kommun_id=district_.kommun_id,
+        households=sum(a.households for a in addresses),
+        address_count=len(addresses),
+        walk_length_m=120.0 * len(addresses),
+        geom_wkb=shapely.to_wkb(poly),
+        min_lon=minx,
+        min_lat=miny,
+        max_lon=maxx,
+        max_lat=maxy,
+        link_code=link_code or f"t{district_.code}x{n}".lower(),
+    )
+    session.add(obj)
+    session.flush()
+    for position, a in enumerate(addresses, start=1):
+        session.add(TurfAddress(turf_id=obj.id, address_id=a.id, position=position))
+    session.flush()
+    return obj
+
+
+def lease(
+    session: Session,
+    turf_: Turf,
+    holder: User | Forening,
+    now: datetime,
+    days: int = 14,
+) -> TurfLease:
+    """A live lease of ``turf_`` held by a volunteer or a förening."""
+    from datetime import timedelta
+
+    obj = TurfLease(
+        turf_id=turf_.id,
+        user_id=holder.id if isinstance(holder, User) else None,
+        forening_id=holder.id if isinstance(holder, Forening) else None,
+        leased_at=now,
+        expires_at=now + timedelta(days=days),
+    )
+    session.add(obj)
+    session.flush()
+    return obj
 
 
 def map_turfs(

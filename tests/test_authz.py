@@ -60,9 +60,15 @@ def world(session, clock):
         who = w.vol[0] if role == "volunteer" else f.user(session, Role(role), units[role])
         raw, device = issue_device_token(session=session, user=who, name="test", now=clock.now)
         w.callers[role] = ({"Authorization": f"Bearer {raw}"}, device.id)
+    # turfs: a free one and one leased to the side's volunteer, in the förening's district
+    w.T, w.TL = [], []
+    for side in (OWN, OTHER):
+        homes = [f.address(session, w.D[side], number=str(n)) for n in (1, 2)]
+        w.T.append(f.turf(session, w.D[side], 1, homes[:1]))
+        w.TL.append(f.turf(session, w.D[side], 2, homes[1:]))
+        f.lease(session, w.TL[side], w.vol[side], clock.now)
     other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
     w.other_device_id = other_device[1].id
-    w.T = [f.map_turfs(session, d, n=1)[0] for d in w.D]
     f.members_world(session, w)
     session.flush()
     return w
@@ -282,6 +288,23 @@ REQUESTS = {
     ("GET", "/app/api/turfs/{code}/doors"): lambda w, s, r, c: {
         "url": f"/app/api/turfs/{w.T[s].code}/doors"
     },
+    # turfs: T is free, TL leased to the side's volunteer
+    ("GET", "/turfs"): lambda w, s, r, c: {"url": f"/turfs?district={w.D[s].code}"},
+    ("GET", "/me/turfs"): lambda w, s, r, c: {"url": "/me/turfs"},
+    ("GET", "/turfs/{code}"): lambda w, s, r, c: {"url": f"/turfs/{w.T[s].code}"},
+    ("POST", "/turfs/{code}/lease"): lambda w, s, r, c: {
+        "url": f"/turfs/{w.T[s].code}/lease",
+        "json": {"user_id": w.vol[s].id},
+    },
+    ("DELETE", "/turfs/{code}/lease"): lambda w, s, r, c: {"url": f"/turfs/{w.TL[s].code}/lease"},
+    ("POST", "/turfs/claim/{link_code}"): lambda w, s, r, c: {
+        "url": f"/turfs/claim/{w.T[s].link_code}"
+    },
+    ("GET", "/turfs/{code}/qr.svg"): lambda w, s, r, c: {"url": f"/turfs/{w.T[s].code}/qr.svg"},
+    ("GET", "/turfs/{code}/walklist.csv"): lambda w, s, r, c: {
+        "url": f"/turfs/{w.T[s].code}/walklist.csv"
+    },
+    ("GET", "/turfs/{code}/walklist"): lambda w, s, r, c: {"url": f"/turfs/{w.T[s].code}/walklist"},
     ("GET", "/karta"): lambda w, s, r, c: {"url": "/karta"},
     ("GET", "/karta/static/{path}"): lambda w, s, r, c: {"url": "/karta/static/karta.js"},
     ("GET", "/map/districts.geojson"): lambda w, s, r, c: {

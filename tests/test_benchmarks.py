@@ -33,6 +33,7 @@ SMOKE = {
         ["--latency-ms", "20", "--down-kbps", "8000", "--up-kbps", "8000", "--runs", "1"],
         "reopen:",
     ),
+    "bench_walklist.py": (["--requests", "20", "--warmup", "2"], "walk list: p50"),
     "bench_map.py": (["--requests", "5", "--warmup", "1"], "assets:"),
     "bench_aggregate.py": (
         ["--contacts", "20000", "--new-records", "500", "--requests", "10", "--warmup", "2"],

@@ -443,6 +443,7 @@ BOTH_PATHS = [
     ("location", "created", False),
     ("kommun_lead", "created", False),
     ("district_admin", "created", False),
+    ("turf", "created", False),  # checked against its district on the general path
 ]
 
 
@@ -514,6 +515,8 @@ def test_both_logging_paths_take_and_refuse_the_same_records(
         body = record(clock, district_code=None, location={"lon": f.LON + 0.005, "lat": f.LAT})
     elif case == "kommun_lead":
         token = _token(session, f.user(session, Role.kommun_lead, ost), clock)
+    elif case == "turf":
+        body["turf"] = f.turf(session, field["districts"][0], 1).code
     elif case == "district_admin":
         pd = session.get(Partidistrikt, ost.partidistrikt_id)
         token = _token(session, f.user(session, Role.district_admin, pd), clock)

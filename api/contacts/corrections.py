@@ -66,6 +66,13 @@ def correct_contact(
         if district is None:
             raise Unprocessable(f"district_code: no district {data.district_code}")
         scope.require(scope.sees_district(district), f"district {data.district_code}")
+        if district.id != contact.district_id and contact.turf_id is not None:
+            # The turf lies in the old district; moving the log would leave it naming one
+            # elsewhere (and the old turf's coverage counting it).
+            raise Unprocessable(
+                "district_code: this log names a turf of its district; withdraw it and log "
+                "it again instead"
+            )
         if district.id != contact.district_id:
             changes["district_id"] = [contact.district_id, district.id]
             contact.district_id, contact.kommun_id = district.id, district.kommun_id

@@ -89,7 +89,10 @@ async def log_contact_fast(
 ) -> ContactResult | None:
     """Log a plain new record in a statement shared with others, or None for the general path."""
     earliest, latest = time_window(settings, now)
-    if record.location is not None or not earliest <= record.occurred_at <= latest:
+    # A record naming a turf is checked against its district on the general path.
+    if record.location is not None or record.turf is not None:
+        return None
+    if not earliest <= record.occurred_at <= latest:
         return None
     row = new_row(record, body_hash=body_hash(record), settings=settings, now=now)
     row.update(

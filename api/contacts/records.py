@@ -38,6 +38,9 @@ def body_hash(record: ContactIn) -> str:
     # The location is left out: a stored hash of an exact point (with the other fields
     # known) could be searched back to the door. The district it resolves to is stored.
     canonical = record.model_dump(mode="json", exclude={"location"})
+    # Left out when absent, so that a record's hash is what it was before turfs existed.
+    if canonical.get("turf") is None:
+        canonical.pop("turf", None)
     canonical["topics"] = sorted(set(canonical["topics"]))
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 

@@ -21,6 +21,7 @@ from api.deps import BearerDep, NowDep, ScopeDep, SettingsDep, current_user
 from api.errors import AppError, ErrorBody
 from api.fastdb import FastDbDep
 from api.pagination import Page, PageDep
+from api.turfs import coverage as visits
 
 __all__ = ["router"]
 
@@ -84,14 +85,16 @@ def sync_batch(
     now: NowDep,
     body: Annotated[BatchIn, Body()],
 ):
-    """Apply a phone's offline queue: each record exactly once, with one result per record.
-    Bad records are reported on their own; the others still apply."""
-    if len(body.records) > settings.sync_max_records:
-        raise AppError(
-            f"records: {len(body.records)} records in one batch; the most is "
-            f"{settings.sync_max_records}, so send the rest in another batch",
-            status.HTTP_413_CONTENT_TOO_LARGE,
-        )
+    """Apply a phone's offline queue: each record and each door visit exactly once, with one
+    result per record (``results``) and per visit (``visit_results``). Bad items are
+    reported on their own; the others still apply."""
+    for field, items in (("records", body.records), ("visits", body.visits)):
+        if len(items) > settings.sync_max_records:
+            raise AppError(
+                f"{field}: {len(items)} {field} in one batch; the most is "
+                f"{settings.sync_max_records}, so send the rest in another batch",
+                status.HTTP_413_CONTENT_TOO_LARGE,
+            )
     results = service.log_contacts(
         session=session,
         scope=scope,
@@ -101,11 +104,15 @@ def sync_batch(
     )
     created = sum(r.status == "created" for r in results)
     duplicate = sum(r.status == "duplicate" for r in results)
+    visit_results = visits.log_visits(
+        session=session, scope=scope, settings=settings, raw=body.visits, now=now
+    )
     return BatchOut(
         results=results,
         created=created,
         duplicate=duplicate,
         rejected=len(results) - created - duplicate,
+        visit_results=visit_results,
     )
 
 

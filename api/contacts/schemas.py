@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, mo
 
 from api.models import ContactKind, Outcome
 from api.topics.schemas import TopicCode
+from api.turfs.schemas import TurfCode, VisitResult
 from api.validation import DistrictCode
 
 __all__ = [
@@ -51,6 +52,9 @@ class ContactIn(_ContactFields):
         default=None, description="Used only to find the district; never stored"
     )
     occurred_at: AwareDatetime = Field(description="The phone's clock, with its UTC offset")
+    turf: TurfCode | None = Field(
+        default=None, description="The turf walked, by code; it must lie in the district"
+    )
 
     @model_validator(mode="after")
     def _one_place_and_stall_count(self) -> "ContactIn":
@@ -73,8 +77,10 @@ class ContactCorrection(_Strict):
 
 
 class BatchIn(BaseModel):
-    # Records stay raw here so that one malformed record is reported on its own.
+    # Records and visits stay raw here so that one malformed item is reported on its own.
     records: list[Any]
+    # Door visits (api.turfs.coverage): address, turf, day and a neutral status only.
+    visits: list[Any] = []
 
 
 class FieldError(BaseModel):
@@ -95,6 +101,7 @@ class BatchOut(BaseModel):
     created: int
     duplicate: int
     rejected: int
+    visit_results: list[VisitResult] = []
 
 
 class ContactRead(BaseModel):

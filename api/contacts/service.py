@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from api.auth.scope import Scope
 from api.contacts.records import COLUMNS, body_hash, new_row, time_window
 from api.contacts.schemas import ContactIn, ContactResult, FieldError
-from api.models import ContactLog, ContactTopic, District
+from api.models import ContactLog, ContactTopic, District, Turf
 from api.settings import Settings
 from api.topics.service import active_codes
 from geo import first_covering
@@ -49,9 +49,11 @@ def parse_records(raw: list[Any]) -> list[ContactIn | ContactResult]:
 
 # One array per column: the statement's text is the same for any batch size, so PostgreSQL
 # and psycopg parse and plan it once instead of a new 7,500-parameter statement per batch.
+# The general path also writes the turf a record names (the one-statement path takes none).
+_COLUMNS = {**COLUMNS, "turf_id": "integer"}
 _PG_INSERT = text(
-    f"INSERT INTO contact_log ({', '.join(COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in COLUMNS.items())}) "
+    f"INSERT INTO contact_log ({', '.join(_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _COLUMNS.items())}) "
     "ON CONFLICT (client_uuid) DO NOTHING RETURNING client_uuid, id"
 )
 _PG_TOPICS = text(
@@ -69,7 +71,7 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
     rows = sorted(rows, key=lambda r: r["client_uuid"])
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        arrays = {c: [r[c] for r in rows] for c in COLUMNS}
+        arrays = {c: [r[c] for r in rows] for c in _COLUMNS}
         return {row.client_uuid: row.id for row in session.execute(_PG_INSERT, arrays)}
     stmt = sqlite_insert(ContactLog)
     stmt = stmt.on_conflict_do_nothing(index_elements=["client_uuid"]).returning(
@@ -112,6 +114,17 @@ def _resolve_districts(
         hit = first_covering(lon, lat, [d.geom_wkb for d in candidates])
         by_point[i] = None if hit is None else candidates[hit]
     return by_code, by_point
+
+
+def _resolve_turfs(session: Session, records: list[ContactIn]) -> dict[str, tuple[int, int]]:
+    """(turf id, district id) of the turfs the records name, by code."""
+    codes = {r.turf for r in records if r.turf is not None}
+    if not codes:
+        return {}
+    found = session.exec(
+        select(Turf.code, Turf.id, Turf.district_id).where(col(Turf.code).in_(codes))
+    )
+    return {code: (turf_id, district_id) for code, turf_id, district_id in found}
 
 
 def _applied(session: Session, uuids: set[UUID]) -> dict[UUID, tuple[int, int, str]]:
@@ -168,6 +181,7 @@ def log_contacts(
     user = scope.user
     valid = [r for r in records if isinstance(r, ContactIn)]
     by_code, by_point = _resolve_districts(session, valid)
+    turfs = _resolve_turfs(session, valid)
     topics = active_codes(session=session)
     forening_id = scope.own_forening.id if scope.own_forening else None
     earliest, latest = time_window(settings, now)
@@ -197,6 +211,15 @@ def log_contacts(
             if district is None:
                 errors.append(
                     FieldError(field="district_code", message=f"no district {record.district_code}")
+                )
+        turf_id = None
+        if record.turf is not None and district is not None:
+            turf_id, turf_district = turfs.get(record.turf, (None, None))
+            if turf_id is None:
+                errors.append(FieldError(field="turf", message=f"no turf {record.turf}"))
+            elif turf_district != district.id:
+                errors.append(
+                    FieldError(field="turf", message=f"turf {record.turf} is not in the district")
                 )
         if record.occurred_at > latest:
             errors.append(FieldError(field="occurred_at", message="is in the future"))
@@ -241,6 +264,7 @@ def log_contacts(
                 "district_id": district.id,
                 "kommun_id": district.kommun_id,
                 "forening_id": forening_id,
+                "turf_id": turf_id,
             }
         )
         topic_rows.setdefault(record.client_uuid, sorted(set(record.topics)))

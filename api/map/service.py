@@ -251,7 +251,7 @@ def _seen_districts(session: Session, scope: Scope, kommun: str | None) -> list[
         )
         .join(Kommun, Kommun.id == District.kommun_id)
         .join(Forening, Forening.id == District.forening_id, isouter=True)
-        .where(scope.seen_filter(UnitKind.district, District.id))
+        .where(scope.seen_filter(tree.kind_of(District), District.id))
         .order_by(District.code)
     )
     if kommun is not None:
@@ -306,7 +306,7 @@ def district_collection(
         progress = progress_of_units(
             session=session,
             campaign=campaign,
-            kind=UnitKind.district,
+            kind=tree.kind_of(District),
             ids=ids,
             today=today,
             covered=covered,
@@ -340,7 +340,7 @@ def district_collection(
             "expected_share": round(expected_share(campaign, min(today, campaign.ends_on)), 4),
         }
     if with_turfs:
-        turf_filter = scope.seen_filter(UnitKind.district, Turf.district_id)
+        turf_filter = scope.seen_filter(tree.kind_of(District), Turf.district_id)
         if kommun is not None:
             turf_filter &= Turf.kommun_id == rows[0][9]
         features.extend(_turf_features(session, turf_filter, tolerance, now))
@@ -391,7 +391,7 @@ def _turf_features(
         .join(holder, holder.id == TurfLease.user_id, isouter=True)
         .join(
             user_forening,
-            (user_forening.id == holder.unit_id) & (holder.unit_kind == UnitKind.forening),
+            (user_forening.id == holder.unit_id) & (holder.unit_kind == tree.kind_of(Forening)),
             isouter=True,
         )
         .where(where, col(Turf.retired_at).is_(None))
@@ -454,7 +454,7 @@ def address_collection(*, session: Session, scope: Scope, code: str) -> bytes:
     """The addresses of one turf the caller sees, in walking order, as points."""
     turf = session.exec(
         select(Turf).where(
-            Turf.code == code, scope.seen_filter(UnitKind.district, Turf.district_id)
+            Turf.code == code, scope.seen_filter(tree.kind_of(District), Turf.district_id)
         )
     ).first()
     if turf is None:
@@ -531,7 +531,7 @@ def outline_collection(*, session: Session, scope: Scope, zoom: int) -> bytes:
                 District.id, District.updated_at, Kommun.id, Kommun.code, Kommun.partidistrikt_id
             )
             .join(Kommun, Kommun.id == District.kommun_id)
-            .where(scope.seen_filter(UnitKind.district, District.id))
+            .where(scope.seen_filter(tree.kind_of(District), District.id))
             .order_by(District.id)
         )
     )
@@ -553,7 +553,7 @@ def outline_collection(*, session: Session, scope: Scope, zoom: int) -> bytes:
             for uid, ds in groups.items()
         }
 
-    kommun_names = tree.names(session, UnitKind.kommun, by_kommun)
+    kommun_names = tree.names(session, tree.kind_of(Kommun), by_kommun)
     pd_names = dict(
         session.execute(
             select(Partidistrikt.id, Partidistrikt.name).where(col(Partidistrikt.id).in_(by_pd))

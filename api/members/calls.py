@@ -19,7 +19,8 @@ from api.members.models import (
     TaskKind,
 )
 from api.members.schemas import CallListCreate, CallListProgress
-from api.models import Campaign, UnitKind, User, utcnow
+from api.models import Campaign, Forening, Kommun, User, utcnow
+from api.org import tree
 from api.settings import Settings
 
 __all__ = ["call_list_progress", "create_call_list", "get_call_list"]
@@ -34,12 +35,12 @@ def create_call_list(
         raise Unprocessable("forening_id: give either forening_id or kommun_id")
     if body.forening_id is not None:
         forening = scope.require_unit(
-            UnitKind.forening, body.forening_id, "forening_id", lead=True, field="forening_id"
+            tree.kind_of(Forening), body.forening_id, "forening_id", lead=True, field="forening_id"
         )
         kommun_id, forening_id = forening.kommun_id, forening.id
     else:
         kommun = scope.require_unit(
-            UnitKind.kommun, body.kommun_id, "kommun_id", lead=True, field="kommun_id"
+            tree.kind_of(Kommun), body.kommun_id, "kommun_id", lead=True, field="kommun_id"
         )
         kommun_id, forening_id = kommun.id, None
     ends_on = body.ends_on
@@ -68,7 +69,7 @@ def create_call_list(
     callers: list[int] = []
     for user_id in dict.fromkeys(body.caller_ids):
         user = session.get(User, user_id) if 0 <= user_id < 2**63 else None
-        if user is None or user.unit_kind != UnitKind.forening:
+        if user is None or user.unit_kind != tree.kind_of(Forening):
             raise Unprocessable(f"caller_ids: user {user_id} is not a volunteer of a förening")
         assign_caller(
             session=session,
@@ -112,9 +113,9 @@ def get_call_list(*, session: Session, scope: Scope, call_list_id: int) -> CallL
     found = session.get(CallList, call_list_id) if 0 <= call_list_id < 2**63 else None
     if found is not None:
         if found.forening_id is not None:
-            ok = scope.leads(found.forening_id, UnitKind.forening)
+            ok = scope.leads(found.forening_id, tree.kind_of(Forening))
         else:
-            ok = scope.leads(found.kommun_id, UnitKind.kommun)
+            ok = scope.leads(found.kommun_id, tree.kind_of(Kommun))
         if not ok and scope.user is not None:
             ok = (
                 session.exec(

@@ -9,7 +9,8 @@ from api.errors import NotFound, Unprocessable
 from api.members.models import Course, CourseOffer, Member
 from api.members.schemas import CourseCreate
 from api.members.service import audit
-from api.models import UnitKind
+from api.models import Forening, Kommun
+from api.org import tree
 from api.settings import Settings
 
 __all__ = ["create_course", "list_courses", "offer_course", "record_attendance"]
@@ -19,7 +20,7 @@ def create_course(*, session: Session, scope: Scope, body: CourseCreate) -> Cour
     """A course occasion of a kommun (or one of its föreningar) that the caller leads."""
     if body.forening_id is not None:
         forening = scope.require_unit(
-            UnitKind.forening, body.forening_id, "forening_id", lead=True, field="forening_id"
+            tree.kind_of(Forening), body.forening_id, "forening_id", lead=True, field="forening_id"
         )
         if forening.kommun_id != body.kommun_id:
             raise Unprocessable(
@@ -27,7 +28,7 @@ def create_course(*, session: Session, scope: Scope, body: CourseCreate) -> Cour
             )
     else:
         scope.require_unit(
-            UnitKind.kommun, body.kommun_id, "kommun_id", lead=True, field="kommun_id"
+            tree.kind_of(Kommun), body.kommun_id, "kommun_id", lead=True, field="kommun_id"
         )
     course = Course(**body.model_dump())
     session.add(course)
@@ -62,7 +63,7 @@ def _offers(
     bad = [
         i
         for i in ids
-        if i not in members or not scope.leads(members[i].forening_id, UnitKind.forening)
+        if i not in members or not scope.leads(members[i].forening_id, tree.kind_of(Forening))
     ]
     if bad:
         raise Forbidden(f"member_ids: {bad[:20]} do not exist or are outside your unit")

@@ -23,7 +23,8 @@ from api.members.models import (
 )
 from api.members.schemas import TaskRead
 from api.members.service import audit
-from api.models import Forening, Role, UnitKind, User
+from api.models import Forening, Role, User
+from api.org import tree
 from api.pagination import PageParams
 from api.settings import Settings
 
@@ -51,7 +52,7 @@ def task_filter(session: Session, scope: Scope):
     entries they were assigned."""
     if scope.unrestricted:
         return col(MemberTask.id).is_not(None)
-    clauses = [scope.led_filter(UnitKind.forening, MemberTask.forening_id)]
+    clauses = [scope.led_filter(tree.kind_of(Forening), MemberTask.forening_id)]
     rows = session.exec(
         select(CallerAssignment.forening_id, CallerAssignment.call_list_id).where(
             CallerAssignment.user_id == scope.user.id
@@ -304,11 +305,11 @@ def assign_caller(
 ) -> CallerAssignment:
     """Designate a volunteer of the förening as a caller (for its follow-ups, or a list)."""
     forening = scope.require_unit(
-        UnitKind.forening, forening_id, "forening_id", lead=True, field="forening_id"
+        tree.kind_of(Forening), forening_id, "forening_id", lead=True, field="forening_id"
     )
     user = session.get(User, user_id) if 0 <= user_id < 2**63 else None
     if user is None or not (
-        user.unit_kind == UnitKind.forening and user.unit_id == forening.id and user.is_active
+        user.unit_kind == tree.kind_of(Forening) and user.unit_id == forening.id and user.is_active
     ):
         raise Unprocessable(
             f"user_id: user {user_id} is not an active member of förening {forening.id}"
@@ -354,7 +355,7 @@ def list_callers(
     if not scope.is_lead:
         raise Forbidden("role: only leads designate callers")
     query = select(CallerAssignment).where(
-        scope.led_filter(UnitKind.forening, CallerAssignment.forening_id)
+        scope.led_filter(tree.kind_of(Forening), CallerAssignment.forening_id)
     )
     if forening_id is not None:
         query = query.where(CallerAssignment.forening_id == forening_id)
@@ -364,7 +365,7 @@ def list_callers(
 def unassign_caller(*, session: Session, scope: Scope, assignment_id: int) -> None:
     """Withdraw a caller assignment; their open claims lapse with it."""
     row = session.get(CallerAssignment, assignment_id) if 0 <= assignment_id < 2**63 else None
-    if row is None or not scope.leads(row.forening_id, UnitKind.forening):
+    if row is None or not scope.leads(row.forening_id, tree.kind_of(Forening)):
         raise NotFound(f"caller assignment {assignment_id} not found")
     session.execute(
         update(MemberTask)

@@ -26,7 +26,8 @@ from api.members.models import (
     TaskKind,
 )
 from api.members.service import audit, get_member, to_read
-from api.models import Role, UnitKind, utcnow
+from api.models import Forening, Kommun, Role, utcnow
+from api.org import tree
 from api.pagination import PageParams
 from api.settings import Settings, get_settings
 
@@ -117,8 +118,8 @@ def list_audit(
 
     query = select(MemberAudit).where(
         or_(
-            scope.led_filter(UnitKind.forening, MemberAudit.forening_id),
-            scope.led_filter(UnitKind.kommun, MemberAudit.kommun_id)
+            scope.led_filter(tree.kind_of(Forening), MemberAudit.forening_id),
+            scope.led_filter(tree.kind_of(Kommun), MemberAudit.kommun_id)
             if scope.role in (None, Role.kommun_lead, Role.district_admin)
             else col(MemberAudit.id).is_(None),
         )

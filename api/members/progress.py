@@ -14,7 +14,7 @@ from api.campaigns.service import get_campaign
 from api.errors import Unprocessable
 from api.members.models import CourseOffer, MemberTask, TaskKind
 from api.members.schemas import MembersProgress, UnitMembers
-from api.models import Campaign, UnitKind
+from api.models import Campaign, Forening, Kommun, Partidistrikt, UnitKind
 from api.org import tree
 
 __all__ = [
@@ -33,7 +33,7 @@ METRICS = (
     "new_members_offered_course_3m",
     "new_members_attended_course",
 )
-_KINDS = (UnitKind.partidistrikt, UnitKind.kommun, UnitKind.forening)
+_KINDS = (tree.kind_of(Partidistrikt), tree.kind_of(Kommun), tree.kind_of(Forening))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -49,7 +49,7 @@ def members_progress_of_units(
     if kind not in _KINDS:
         raise Unprocessable(f"unit_kind: member figures exist for {', '.join(_KINDS)}")
     start, end = campaign.starts_on, min(campaign.ends_on, today)
-    forening_ids = tree.ids_under(UnitKind.forening, kind, ids)
+    forening_ids = tree.ids_under(tree.kind_of(Forening), kind, ids)
     task = (
         select(
             MemberTask.forening_id,
@@ -106,7 +106,7 @@ def members_progress_of_units(
         per_forening[f_id][0:4] = [int(v or 0) for v in values]
     for f_id, *values in session.execute(offer).all():
         per_forening[f_id][4:7] = [int(v or 0) for v in values]
-    up = tree.ancestor_ids(session, UnitKind.forening, per_forening.keys(), kind)
+    up = tree.ancestor_ids(session, tree.kind_of(Forening), per_forening.keys(), kind)
     totals: dict[int, list[int]] = {i: [0] * 7 for i in ids}
     for f_id, values in per_forening.items():
         unit_id = up.get(f_id)

@@ -25,7 +25,8 @@ from api.members.models import (
     TaskKind,
 )
 from api.members.schemas import MemberImportOptions, MemberImportSummary, MemberRead
-from api.models import Forening, Kommun, UnitKind, User, utcnow
+from api.models import Forening, Kommun, User, utcnow
+from api.org import tree
 from api.pagination import PageParams
 from api.settings import Settings
 from api.validation import check_kommun_code, check_name, control_character
@@ -74,7 +75,7 @@ def audit(
 
 def member_filter(scope: Scope):
     """A WHERE clause keeping the members whose förening the caller leads."""
-    return scope.led_filter(UnitKind.forening, Member.forening_id)
+    return scope.led_filter(tree.kind_of(Forening), Member.forening_id)
 
 
 def to_read(member: Member) -> MemberRead:
@@ -84,7 +85,7 @@ def to_read(member: Member) -> MemberRead:
 def get_member(*, session: Session, scope: Scope, member_id: int, route: str) -> Member:
     """One member the caller leads (404 for missing and unseen alike), audited as a read."""
     member = session.get(Member, member_id) if 0 <= member_id < 2**63 else None
-    if member is None or not scope.leads(member.forening_id, UnitKind.forening):
+    if member is None or not scope.leads(member.forening_id, tree.kind_of(Forening)):
         raise NotFound(f"member {member_id} not found among the members you lead")
     audit(
         session,
@@ -262,7 +263,7 @@ def import_members(
 
     # Every förening a row may name: those the caller leads (names are unique per kommun).
     led = list(
-        session.exec(select(Forening).where(scope.led_filter(UnitKind.forening, Forening.id)))
+        session.exec(select(Forening).where(scope.led_filter(tree.kind_of(Forening), Forening.id)))
     )
     by_id = {f.id: f for f in led}
     kommun_codes = dict(session.execute(select(Kommun.code, Kommun.id)).all()) if has_kommun else {}

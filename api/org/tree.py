@@ -281,8 +281,10 @@ def names(session: Session, kind: UnitKind | str, ids: Iterable[int]) -> dict[in
     ids = set(ids)
     if not ids:
         return {}
-    model = level(kind).model
-    rows = session.execute(select(model.id, model.name).where(col(model.id).in_(ids)))
+    lv = level(kind)
+    # A level without names (turfs) is named by its key.
+    label = getattr(lv.model, "name", None) or getattr(lv.model, lv.key)
+    rows = session.execute(select(lv.model.id, label).where(col(lv.model.id).in_(ids)))
     return dict(rows.all())
 
 

@@ -90,7 +90,7 @@ def export_progress(
     settings: SettingsDep,
     now: NowDep,
     campaign_id: int,
-    level: Literal["kommun", "forening", "district"] = "kommun",
+    level: Literal["kommun", "forening", "district", "turf"] = "kommun",
     format: Literal["csv", "xlsx"] = "csv",
     kommun: str | None = Query(
         None, description="Only this kommun, by its four-digit SCB code (e.g. 2380)."

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, case, false, func, literal, union_all
+from sqlalchemy import Select, and_, case, false, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -21,10 +21,12 @@ from api.models import (
     JobRun,
     JobRunStatus,
     Target,
+    Turf,
     UnitKind,
 )
 from api.org import tree
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
+from api.turfs.coverage import district_coverage
 
 __all__ = [
     "NIGHTLY_JOB",
@@ -271,7 +273,9 @@ def progress_of_units(
     if isinstance(ids, Select):
         wanted = ids
         model = tree.level(kind).model
-        found = session.execute(select(model.id, model.name).where(col(model.id).in_(ids)))
+        # A level without names (turfs) is named by its key, as in tree.names.
+        label = getattr(model, "name", None) or getattr(model, tree.level(kind).key)
+        found = session.execute(select(model.id, label).where(col(model.id).in_(ids)))
         names = dict(found.all())
         ids = list(names)
     else:
@@ -460,6 +464,9 @@ EXPORT_HEADER = [
 # Appended to the district level only: see api/results/service.py for the formula.
 EXPORT_PRIORITY_HEADER = ["priority", "priority_rank"]
 
+# Appended for districts and turfs: doors knocked, households, share of households knocked.
+COVERAGE_HEADER = ["dörrar_knackade", "hushåll", "täckning"]
+
 
 def export_rows(
     *,
@@ -480,26 +487,38 @@ def export_rows(
             scope.require(False, f"kommun {kommun}")
         top, top_id = tree.HOME_KIND, found.id
     model = tree.level(level).model
-    seen = scope.seen_filter(level, model.id)
+    where = scope.seen_filter(level, model.id)
+    if level == tree.kind_of(Turf):
+        where = and_(where, col(model.retired_at).is_(None))
     code = [model.code] if hasattr(model, "code") else []
-    units = tree.units_under(session, level, top, [top_id], where=seen, columns=[model.id, *code])
+    units = tree.units_under(session, level, top, [top_id], where=where, columns=[model.id, *code])
     found = progress_of_units(
         session=session,
         campaign=campaign,
         kind=level,
-        ids=tree.ids_under(level, top, [top_id]).where(seen),
+        ids=tree.ids_under(level, top, [top_id]).where(where),
         today=today,
         covered=covered_through(session),
     )
-    rows: list[list[object]] = [list(EXPORT_HEADER)]
-    # Districts also carry their priority in the latest election (api.results), at the end.
-    ranked = level == UnitKind.district
+    header = list(EXPORT_HEADER)
+    # Field units carry their door-level coverage as of the last nightly run
+    # (api.turfs.coverage), districts also their priority in the latest election
+    # (api.results): both at the end, after the columns every level has.
+    coverage = None
+    if level in tree.FIELD_KINDS:
+        ids = {u.id for u in units}
+        coverage = district_coverage(session=session, **{f"{level.value}_ids": ids})
+        header += COVERAGE_HEADER
+    ranked = level == tree.COUNTED_KIND
     if ranked:
-        rows[0] += EXPORT_PRIORITY_HEADER
+        header += EXPORT_PRIORITY_HEADER
         priorities = _priorities(session, [u.id for u in units])
+    rows: list[list[object]] = [header]
     for unit in units:
         progress = found[unit.id]
-        extra = list(priorities.get(unit.id, (None, None))) if ranked else []
+        extra = [] if coverage is None else list(coverage.get(unit.id, (0, 0, None)))
+        if ranked:
+            extra += list(priorities.get(unit.id, (None, None)))
         for m in progress.metrics:
             rows.append(
                 [

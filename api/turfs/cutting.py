@@ -17,13 +17,14 @@ from api.errors import Unprocessable
 from api.models import (
     Address,
     District,
+    Forening,
     Kommun,
     Turf,
     TurfAddress,
     TurfLease,
-    UnitKind,
     Visit,
 )
+from api.org import tree
 from api.turfs.cutting_schemas import CutRequest, CutSummary, DistrictCutSummary
 from geo.turfs import CUT_CRS, cut_district, polygonal_part
 
@@ -59,7 +60,7 @@ def districts_to_cut(*, session: Session, scope: Scope, request: CutRequest) -> 
         return [district.id]
     if request.forening_id is not None:
         forening = scope.require_unit(
-            UnitKind.forening,
+            tree.kind_of(Forening),
             request.forening_id,
             "forening_id: cutting its districts",
             lead=True,
