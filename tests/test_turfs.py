@@ -564,9 +564,11 @@ def test_turf_stats_are_rebuilt_for_changed_turfs_and_exported(area, session, cl
 
     export = c.get(f"/campaigns/{camp.id}/export?level=district", headers=h["klead"])
     rows = list(csv.reader(io.StringIO(export.text)))
-    assert rows[0][-3:] == ["dörrar_knackade", "hushåll", "täckning"]
+    # Districts carry coverage, then their election priority (api.results), at the end.
+    at = rows[0].index("dörrar_knackade")
+    assert rows[0][at : at + 3] == ["dörrar_knackade", "hushåll", "täckning"]
     d0 = [r for r in rows[1:] if r[10] == "23800000"]
-    assert d0 and all(r[-3:] == ["1", "6", "0.3333"] for r in d0)
+    assert d0 and all(r[at : at + 3] == ["1", "6", "0.3333"] for r in d0)
     turfs = c.get(f"/campaigns/{camp.id}/export?level=turf", headers=h["klead"])
     assert turfs.status_code == 200, turfs.text
     rows = list(csv.reader(io.StringIO(turfs.text)))
