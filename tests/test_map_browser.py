@@ -151,7 +151,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        # Never `playwright install`: the system's Chromium is used.
+        # The system's Chromium, never a browser that Playwright downloads.
         chromium = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
