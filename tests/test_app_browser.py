@@ -328,6 +328,7 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     assert _count(live["url"], user_id) == 21
     page.evaluate("location.hash = 'queue'")
     refused = page.locator("#queue li.rejected")
+    refused.first.wait_for()  # the queue screen renders after the hash changes
     assert refused.count() == 1
     assert "topics" in refused.inner_text() and "Nekad (invalid)" in refused.inner_text()
     assert _axe(page) == [], "the queue"
