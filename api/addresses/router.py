@@ -16,9 +16,10 @@ from api.addresses.schemas import (
 )
 from api.db import SessionDep
 from api.deps import ScopeDep, SettingsDep
-from api.districts.router import DistrictLeadDep, _receive_upload, _upload_body
+from api.districts.router import DistrictLeadDep
 from api.errors import Unprocessable
 from api.pagination import Page, PageDep
+from api.uploads import receive_upload, upload_body
 
 router = APIRouter(tags=["addresses"])
 
@@ -33,7 +34,7 @@ class AddressImportParams(AddressImportOptions):
 @router.post(
     "/addresses/import",
     response_model=AddressImportSummary,
-    openapi_extra=_upload_body(
+    openapi_extra=upload_body(
         "CSV, GeoJSON, GeoPackage, or a zipped GeoJSON, GeoPackage or Shapefile", "address"
     ),
 )
@@ -51,12 +52,7 @@ async def import_addresses(
     """
     options = AddressImportOptions(**params.model_dump(exclude={"kommun", "dry_run"}))
     with tempfile.TemporaryDirectory(prefix="knacka-addresses-") as tmp:
-        path, name = await _receive_upload(
-            request,
-            Path(tmp),
-            max_bytes=settings.import_max_upload_mb * 2**20,
-            setting="KNACKA_IMPORT_MAX_UPLOAD_MB",
-        )
+        path, name = await receive_upload(request, Path(tmp), settings)
         if path.suffix not in _SUFFIXES:
             raise Unprocessable(
                 f"file: {name!r} is not a CSV (.csv), GeoJSON (.geojson/.json), GeoPackage "

@@ -1,16 +1,12 @@
 """Routes for districts: import, GeoJSON views and assignment to s-föreningar."""
 
-import re
 import tempfile
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.auth.scope import Forbidden, Scope
 from api.db import SessionDep
@@ -25,13 +21,13 @@ from api.districts.schemas import (
     ImportOptions,
     ImportSummary,
 )
-from api.errors import AppError, Unprocessable
+from api.errors import Unprocessable
 from api.pagination import Page, PageDep
+from api.uploads import receive_upload, upload_body
 
 router = APIRouter(tags=["districts"])
 
 _SUFFIXES = {".geojson", ".json", ".gpkg", ".zip"}  # a lone .shp lacks its .dbf and .shx
-_MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file itself
 
 
 class ImportParams(ImportOptions):
@@ -56,81 +52,10 @@ def _district_lead(scope: ScopeDep) -> Scope:
 DistrictLeadDep = Annotated[Scope, Depends(_district_lead)]
 
 
-def _upload_body(description: str, media_type: str) -> dict[str, Any]:
-    """The OpenAPI request body of a route that reads its multipart upload itself."""
-    schema = {
-        "type": "object",
-        "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary", "description": description}},
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": schema}},
-            "description": f"the {media_type} file in the form field `file`",
-        }
-    }
-
-
-async def _receive_upload(
-    request: Request, directory: Path, *, max_bytes: int, setting: str
-) -> tuple[Path, str]:
-    """Stream the multipart field ``file`` into ``directory``; return its path and name.
-
-    The body is counted as it arrives and reading stops at the limit: a client that lies
-    about its size, or sends none, gets the same 413 as one that declares too much.
-    """
-    too_large = AppError(f"file: larger than the limit of {max_bytes // 2**20} MB ({setting})", 413)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise Unprocessable("file: send the file as multipart/form-data in the form field 'file'")
-    declared = request.headers.get("content-length", "")
-    limit = max_bytes + _MULTIPART_OVERHEAD
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    over = False
-
-    async def capped() -> AsyncGenerator[bytes, None]:
-        nonlocal over
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                over = True
-                return
-            yield chunk
-
-    parser = MultiPartParser(request.headers, capped(), max_files=1, max_fields=0)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        if over:
-            raise too_large from None
-        raise Unprocessable(f"file: the upload is not valid multipart/form-data ({exc})") from None
-    try:
-        if over:
-            raise too_large
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Unprocessable("file: no file in the form field 'file'")
-        if upload.size is not None and upload.size > max_bytes:
-            raise too_large
-        name = upload.filename or ""
-        # The client's file name, made safe, so that messages name the file they sent.
-        stem = re.sub(r"[^\w.-]", "_", Path(name).stem)[:100].lstrip(".") or "upload"
-        suffix = re.sub(r"[^\w.]", "_", Path(name).suffix.lower())[:20]
-        target = directory / f"{stem}{suffix}"
-        with target.open("wb") as out:
-            while chunk := await upload.read(1 << 20):
-                out.write(chunk)
-        return target, name
-    finally:
-        await form.close()
-
-
 @router.post(
     "/districts/import",
     response_model=ImportSummary,
-    openapi_extra=_upload_body("GeoJSON, GeoPackage or zipped Shapefile", "district"),
+    openapi_extra=upload_body("GeoJSON, GeoPackage or zipped Shapefile", "district"),
 )
 async def import_districts(
     request: Request,
@@ -147,12 +72,7 @@ async def import_districts(
     """
     options = ImportOptions(**params.model_dump(exclude={"dry_run"}))
     with tempfile.TemporaryDirectory(prefix="knacka-import-") as tmp:
-        path, name = await _receive_upload(
-            request,
-            Path(tmp),
-            max_bytes=settings.import_max_upload_mb * 2**20,
-            setting="KNACKA_IMPORT_MAX_UPLOAD_MB",
-        )
+        path, name = await receive_upload(request, Path(tmp), settings)
         if path.suffix not in _SUFFIXES:
             raise Unprocessable(
                 f"file: {name!r} is not a GeoJSON (.geojson/.json), GeoPackage (.gpkg) "
@@ -217,19 +137,14 @@ def district_coverage(session: SessionDep, scope: ScopeDep, partidistrikt_id: in
 @router.post(
     "/districts/assignments",
     response_model=BulkAssignResult,
-    openapi_extra=_upload_body("CSV with columns district_code,forening", "CSV"),
+    openapi_extra=upload_body("CSV with columns district_code,forening", "CSV"),
 )
 async def assign_districts_bulk(
     request: Request, session: SessionDep, scope: DistrictLeadDep, settings: SettingsDep
 ):
     """Assign many districts from a CSV; if any row is invalid, none is applied."""
     with tempfile.TemporaryDirectory(prefix="knacka-assign-") as tmp:
-        path, _ = await _receive_upload(
-            request,
-            Path(tmp),
-            max_bytes=settings.import_max_upload_mb * 2**20,
-            setting="KNACKA_IMPORT_MAX_UPLOAD_MB",
-        )
+        path, _ = await receive_upload(request, Path(tmp), settings)
         raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

@@ -17,7 +17,6 @@ from api.auth.scope import Forbidden, Scope
 from api.contacts.rules import local_day
 from api.db import SessionDep
 from api.deps import NowDep, ScopeDep, SettingsDep
-from api.districts.router import _receive_upload, _upload_body
 from api.errors import Unprocessable
 from api.members import calls, courses, followup, privacy, progress, service
 from api.members.models import MemberStatus, TaskKind
@@ -43,6 +42,7 @@ from api.models import UnitKind
 from api.pagination import Page, PageDep
 from api.progress.service import resolve_unit
 from api.spreadsheet import to_csv
+from api.uploads import receive_upload, upload_body
 
 router = APIRouter(tags=["members"])
 
@@ -57,7 +57,7 @@ def _register_lead(scope: ScopeDep) -> Scope:
 @router.post(
     "/members/import",
     response_model=MemberImportSummary,
-    openapi_extra=_upload_body("the party register's CSV export", "CSV"),
+    openapi_extra=upload_body("the party register's CSV export", "CSV"),
 )
 async def import_members(
     request: Request,
@@ -70,12 +70,7 @@ async def import_members(
     """Import the member register: one transaction, idempotent by member number. The
     upload is capped at `KNACKA_IMPORT_MAX_UPLOAD_MB` (413 over it)."""
     with tempfile.TemporaryDirectory(prefix="knacka-members-") as tmp:
-        path, _ = await _receive_upload(
-            request,
-            Path(tmp),
-            max_bytes=settings.import_max_upload_mb * 2**20,
-            setting="KNACKA_IMPORT_MAX_UPLOAD_MB",
-        )
+        path, _ = await receive_upload(request, Path(tmp), settings)
         raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
