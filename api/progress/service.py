@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Select, and_, case, false, func, literal, union_all
+from sqlalchemy import Integer, Select, and_, case, cast, false, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -186,38 +186,53 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
 
 
 def _figures(session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window):
-    """Per unit: totals, recent sums (for the projection), and active people."""
+    """Per unit: totals, recent sums (for the projection), and active people, in one query
+    that reads each source once."""
     snapshot, live, grain = _sources(kind, ids, w)
-    rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
+    nobody = cast(None, Integer).label("user_id")
+    if tree.work_mapping(kind)[0] in _STAT_COLUMNS:
+        # The sums come from the rolled-up daily_stat, which knows no people: the grain
+        # adds each (unit, day, volunteer) with nothing to sum.
+        zeros = (literal(0).label(m) for m in _SUMMED)
+        c = grain.selected_columns
+        people = grain.with_only_columns(c.unit, c.day, *zeros, c.user_id)
+        parts = [snapshot.add_columns(nobody), people, live]
+    else:
+        parts = [grain, live]
+    rows = union_all(*parts).subquery()
     in_recent = (rows.c.day >= w.recent_from) & (rows.c.day < w.last)
-    totals = session.execute(
+    # Grouped by (unit, volunteer) first, then by unit: two hash aggregates instead of the
+    # sort a COUNT(DISTINCT) needs; a volunteer was active in the last 30 days if their
+    # last day falls in them.
+    per_person = (
         select(
             rows.c.unit,
-            *(func.sum(rows.c[m]) for m in _SUMMED),
-            *(func.sum(case((in_recent, rows.c[m]), else_=0)) for m in _SUMMED),
-        ).group_by(rows.c.unit)
+            rows.c.user_id,
+            *(func.sum(rows.c[m]).label(m) for m in _SUMMED),
+            *(
+                func.sum(case((in_recent, rows.c[m]), else_=0)).label(f"recent_{m}")
+                for m in _SUMMED
+            ),
+            func.max(rows.c.day).label("last_day"),
+        )
+        .group_by(rows.c.unit, rows.c.user_id)
+        .subquery()
+    )
+    p = per_person.c
+    found = session.execute(
+        select(
+            p.unit,
+            *(func.sum(p[m]) for m in _SUMMED),
+            *(func.sum(p[f"recent_{m}"]) for m in _SUMMED),
+            func.count(p.user_id),
+            func.count(case((p.last_day >= w.since_30, p.user_id))),
+        ).group_by(p.unit)
     )
     summed: dict[int, list[int]] = {}
-    for unit, *values in totals:
-        summed[unit] = [int(v or 0) for v in values]
-    people_rows = union_all(
-        grain.with_only_columns(
-            grain.selected_columns.unit, grain.selected_columns.day, grain.selected_columns.user_id
-        ),
-        live.with_only_columns(
-            live.selected_columns.unit, live.selected_columns.day, live.selected_columns.user_id
-        ),
-    ).subquery()
-    people = session.execute(
-        select(
-            people_rows.c.unit,
-            func.count(func.distinct(people_rows.c.user_id)),
-            func.count(
-                func.distinct(case((people_rows.c.day >= w.since_30, people_rows.c.user_id)))
-            ),
-        ).group_by(people_rows.c.unit)
-    )
-    active = {unit: (int(n), int(n30)) for unit, n, n30 in people}
+    active: dict[int, tuple[int, int]] = {}
+    for unit, *values in found:
+        summed[unit] = [int(v or 0) for v in values[:8]]
+        active[unit] = (int(values[8]), int(values[9]))
     return summed, active
 
 
@@ -496,7 +511,9 @@ def export_rows(
         session=session,
         campaign=campaign,
         kind=level,
-        ids=tree.ids_under(level, top, [top_id]).where(where),
+        # The ids as values, not as the SELECT that found them: joined to the live logs,
+        # the planner would test that SELECT's nested subqueries once per log.
+        ids=[u.id for u in units],
         today=today,
         covered=covered_through(session),
     )

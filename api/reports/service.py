@@ -6,6 +6,8 @@ from datetime import date, timedelta
 from sqlalchemy import Select, func
 from sqlmodel import Session, col, select
 
+from api.members.progress import members_progress_of_units
+from api.members.schemas import UnitMembers
 from api.models import (
     Campaign,
     ContactLog,
@@ -82,6 +84,8 @@ class ProgressBook:
         self._daily: dict[tuple[int, UnitKind], dict[int, dict[date, int]]] = {}
         self._children: dict[tuple[int, UnitKind], dict[int, list[int]]] = {}
         self._week: dict[int, dict[int, list[tuple[str, int, int]]]] = {}
+        self._members: dict[int, dict[int, UnitMembers]] = {}
+        self._member_units: dict[tuple[int, UnitKind], dict[int, list[int]]] = {}
 
     def campaign_for(self, kind: UnitKind, unit_id: int) -> Campaign | None:
         """The running campaign of the partidistrikt a unit belongs to."""
@@ -160,6 +164,36 @@ class ProgressBook:
             self._children[key] = by_parent
         return self._children[key]
 
+    def new_members(self, campaign: Campaign, kind: UnitKind, unit_id: int) -> list[UnitMembers]:
+        """The new-member figures of each förening under a unit, in the tree's order."""
+        member = tree.MEMBER_KIND
+        if campaign.id not in self._members:
+            ids = self.session.exec(self._ids(campaign, member)).all()
+            self._members[campaign.id] = members_progress_of_units(
+                session=self.session,
+                campaign=campaign,
+                kind=member,
+                ids=list(ids),
+                today=self.today,
+            )
+        key = (campaign.id, kind)
+        if key not in self._member_units:
+            model = tree.level(member).model
+            order = [getattr(model, c) for c in tree.level(member).order]
+            if kind == member:
+                query, unit = select(model.id, model.id), model.id
+            else:
+                query, unit, _ = tree.ancestor_select(member, kind)
+            rows = self.session.execute(
+                query.where(unit.in_(self._ids(campaign, member))).order_by(*order)
+            )
+            by_unit: dict[int, list[int]] = {}
+            for forening_id, parent in rows:
+                by_unit.setdefault(parent, []).append(forening_id)
+            self._member_units[key] = by_unit
+        figures = self._members[campaign.id]
+        return [figures[f] for f in self._member_units[key].get(unit_id, []) if f in figures]
+
     def week(self, campaign: Campaign, forening_id: int) -> list[tuple[str, int, int]]:
         """A förening's volunteers' last seven days: name, contacts, conversations."""
         if campaign.id not in self._week:
@@ -219,18 +253,8 @@ def build_report(
         for d in days
     ]
     chart = daily_chart_png(days, [by_day.get(d, 0) for d in days], needed)
-    from api.members.progress import members_progress_of_units  # members: one block
-
-    foreningar = tree.units_under(session, tree.MEMBER_KIND, kind, [user.unit_id])
-    new_members = members_progress_of_units(
-        session=session,
-        campaign=campaign,
-        kind=tree.MEMBER_KIND,
-        ids=[f.id for f in foreningar],
-        today=today,
-    )
     return Report(
-        new_members=[new_members[f.id] for f in foreningar if new_members[f.id].due],
+        new_members=[m for m in book.new_members(campaign, kind, user.unit_id) if m.due],
         recipient=user,
         campaign=campaign,
         today=today,
