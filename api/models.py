@@ -32,6 +32,7 @@ __all__ = [
     "Campaign",
     "DailyGrain",
     "DailyStat",
+    "UnitPeople",
     "EmailOutbox",
     "JobRun",
     "JobRunStatus",
@@ -363,6 +364,18 @@ class DailyGrain(SQLModel, table=True):
     conversations: int
     doors: int
     new_members: int
+
+
+class UnitPeople(SQLModel, table=True):
+    """Each volunteer's last day of work per kommun and förening, from DailyGrain: a unit's
+    people active since a day are then counted from a row per person, not per person-day."""
+
+    __tablename__ = "unit_people"
+
+    unit_kind: UnitKind = Field(sa_type=String(20), primary_key=True)
+    unit_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True, index=True)
+    last_day: date
 
 
 class DailyStat(SQLModel, table=True):

@@ -402,3 +402,89 @@ def test_exports_never_carry_a_live_formula(client, session, jamt):
     assert "Bell\ufffd and escape\ufffd" in {c.value for c in cells if c.column == 3}
     # Numbers stay numbers: the förening's id and its target.
     assert all(isinstance(row[1], int) for row in sheet.iter_rows(min_row=2, values_only=True))
+
+
+def _active(session, jamt, kind, unit_id, today, covered):
+    from api.progress.service import progress_of_units
+
+    found = progress_of_units(
+        session=session,
+        campaign=jamt["campaign"],
+        kind=kind,
+        ids=[unit_id],
+        today=today,
+        covered=covered,
+    )[unit_id]
+    metric = next(m for m in found.metrics if m.metric == "active_volunteers")
+    return metric.actual, found.active_volunteers_30d
+
+
+def test_unit_people_follow_each_night_and_withdrawals(session, jamt):
+    """unit_people holds each volunteer's last day per kommun and förening; a night's
+    incremental build moves it when a later log is withdrawn, and drops a volunteer whose
+    every log in the unit is withdrawn."""
+    from api.models import UnitPeople
+    from api.progress.snapshots import rebuild_changed
+
+    d1, _, d3, _ = jamt["districts"]
+    vol_a = f.user(session, Role.volunteer, jamt["frosön"])
+    vol_b = f.user(session, Role.volunteer, jamt["brunflo"])
+    _log(session, vol_a, d1, "2026-03-10", 2)
+    late = _log(session, vol_a, d1, "2026-04-28", 1)
+    only = _log(session, vol_b, d3, "2026-04-29", 1)
+    _close_night(session, date(2026, 5, 1))
+
+    def people():
+        rows = session.exec(select(UnitPeople)).all()
+        return {(r.unit_kind, r.unit_id, r.user_id): r.last_day for r in rows}
+
+    ost, frosön, brunflo = jamt["ost"].id, jamt["frosön"].id, jamt["brunflo"].id
+    assert people() == {
+        ("kommun", ost, vol_a.id): date(2026, 4, 28),
+        ("forening", frosön, vol_a.id): date(2026, 4, 28),
+        ("kommun", ost, vol_b.id): date(2026, 4, 29),
+        ("forening", brunflo, vol_b.id): date(2026, 4, 29),
+    }
+    assert _active(session, jamt, UnitKind.kommun, ost, date(2026, 5, 2), date(2026, 5, 1)) == (
+        2,
+        2,
+    )
+    watermark = datetime.fromisoformat("2026-05-01T23:00:00+00:00")
+    for c in late + only:
+        c.withdrawn_at = c.changed_at = watermark + timedelta(hours=1)
+        session.add(c)
+    session.flush()
+    rebuild_changed(session, watermark, date(2026, 5, 2))
+    assert people() == {
+        ("kommun", ost, vol_a.id): date(2026, 3, 10),
+        ("forening", frosön, vol_a.id): date(2026, 3, 10),
+    }
+    # vol_a's last day is now more than 30 days before 2026-05-02: active, not lately.
+    assert _active(session, jamt, UnitKind.kommun, ost, date(2026, 5, 2), date(2026, 5, 1)) == (
+        1,
+        0,
+    )
+
+
+def test_active_people_of_a_day_before_the_snapshots_end(session, jamt):
+    """Progress asked for a day before the last snapshot (a campaign that has ended, or a
+    look back) counts who worked up to that day, not someone whose only work came after."""
+    d1, d2, _, _ = jamt["districts"]
+    early = f.user(session, Role.volunteer, jamt["frosön"])
+    later = f.user(session, Role.volunteer, jamt["frosön"])
+    _log(session, early, d1, "2026-04-01", 1)
+    _log(session, early, d2, "2026-05-20", 1)
+    _log(session, later, d2, "2026-05-20", 1)
+    _close_night(session, date(2026, 5, 21))
+    frosön = jamt["frosön"].id
+    for kind, unit in ((UnitKind.forening, frosön), (UnitKind.kommun, jamt["ost"].id)):
+        assert _active(session, jamt, kind, unit, date(2026, 4, 15), date(2026, 5, 21)) == (1, 1)
+        assert _active(session, jamt, kind, unit, date(2026, 5, 22), date(2026, 5, 21)) == (2, 2)
+    # a partidistrikt counts its kommuner's people once each
+    pd = jamt["pd"].id
+    assert _active(
+        session, jamt, UnitKind.partidistrikt, pd, date(2026, 5, 22), date(2026, 5, 21)
+    ) == (
+        2,
+        2,
+    )

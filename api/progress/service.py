@@ -23,6 +23,7 @@ from api.models import (
     Target,
     Turf,
     UnitKind,
+    UnitPeople,
 )
 from api.org import tree
 from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
@@ -112,7 +113,8 @@ class _Window:
 
 def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
     """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
-    new_members, user) rows for ``ids``; user only where the source has one."""
+    new_members, user) rows for ``ids`` (user only where the source has one), and the
+    people SELECT: (unit, last day, zeros, user) from unit_people where the level has it."""
     column, mapping = tree.work_mapping(kind)
     # Levels below the nightly grain (turfs) have no snapshot: every day is read live.
     snapshotted = hasattr(DailyGrain, column)
@@ -151,7 +153,7 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
     )
     if not snapshotted:
         grain = live.where(false())
-        return grain.with_only_columns(*list(grain.selected_columns)[:6]), live, grain
+        return grain.with_only_columns(*list(grain.selected_columns)[:6]), live, grain, None
     grain = scoped(
         select(
             grain_unit.label("unit"),
@@ -180,22 +182,45 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
             DailyStat.day <= w.snapshot_to,
         )
         snapshot = scoped(stat, DailyStat.unit_id)
-    else:
-        snapshot = grain.with_only_columns(*list(grain.selected_columns)[:6])
-    return snapshot, live, grain
+        person_unit = unit_of.c.ancestor_id if mapping is not None else UnitPeople.unit_id
+        people = scoped(
+            select(
+                person_unit.label("unit"),
+                UnitPeople.last_day.label("day"),
+                *(literal(0).label(m) for m in _SUMMED),
+                UnitPeople.user_id.label("user_id"),
+            ).where(
+                UnitPeople.unit_kind == tree.kind_of_work_column(column),
+                UnitPeople.last_day >= w.start,
+            ),
+            UnitPeople.unit_id,
+        )
+        return snapshot, live, grain, people
+    snapshot = grain.with_only_columns(*list(grain.selected_columns)[:6])
+    return snapshot, live, grain, None
+
+
+def _grain_through(session: Session) -> date | None:
+    """The last day daily_grain (and so unit_people) holds."""
+    return session.exec(select(func.max(DailyGrain.day))).one()
 
 
 def _figures(session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window):
     """Per unit: totals, recent sums (for the projection), and active people, in one query
     that reads each source once."""
-    snapshot, live, grain = _sources(kind, ids, w)
+    snapshot, live, grain, people = _sources(kind, ids, w)
     nobody = cast(None, Integer).label("user_id")
-    if tree.work_mapping(kind)[0] in _STAT_COLUMNS:
-        # The sums come from the rolled-up daily_stat, which knows no people: the grain
-        # adds each (unit, day, volunteer) with nothing to sum.
-        zeros = (literal(0).label(m) for m in _SUMMED)
-        c = grain.selected_columns
-        people = grain.with_only_columns(c.unit, c.day, *zeros, c.user_id)
+    if people is not None:
+        # The sums come from the rolled-up daily_stat, which knows no people: they come
+        # from unit_people, each volunteer's last day in the unit. Someone whose last day
+        # is on or after the campaign's start worked in it, and in the last 30 days if
+        # that day is in them, as long as no last day lies after the window's end: true
+        # unless the campaign has ended or ``today`` is in the past; then the grain's
+        # (unit, day, volunteer) rows tell.
+        if (_grain_through(session) or w.last) > w.last:
+            c = grain.selected_columns
+            zeros = (literal(0).label(m) for m in _SUMMED)
+            people = grain.with_only_columns(c.unit, c.day, *zeros, c.user_id)
         parts = [snapshot.add_columns(nobody), people, live]
     else:
         parts = [grain, live]
@@ -337,7 +362,7 @@ def progress_of_units(
 
 
 def _daily(session: Session, kind: UnitKind, unit_id: int, w: _Window) -> list[DayFigures]:
-    snapshot, live, _ = _sources(kind, {unit_id}, w)
+    snapshot, live, *_ = _sources(kind, {unit_id}, w)
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
     by_day = session.execute(
         select(rows.c.day, *(func.sum(rows.c[m]) for m in _SUMMED))
@@ -382,7 +407,7 @@ def daily_of_units(
     if not isinstance(ids, Select) and not wanted:
         return {}
     w = _Window.of(campaign, today, covered)
-    snapshot, live, _ = _sources(kind, wanted, w)
+    snapshot, live, *_ = _sources(kind, wanted, w)
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
     found: dict[int, dict[date, int]] = defaultdict(dict)
     for unit, day, conversations in session.execute(

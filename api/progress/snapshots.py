@@ -2,7 +2,8 @@
 
 One GROUP BY pass over ``contact_log`` fills ``daily_grain`` (day x district x volunteer),
 which is also the districts' daily snapshot; ``daily_stat`` (day x kommun and day x förening)
-is rolled up from that much smaller table.
+is rolled up from that much smaller table, and ``unit_people`` (each volunteer's last day
+per kommun and förening) from it too.
 Both are rebuilt per day as delete + insert inside the caller's transaction, so re-running a
 day yields identical rows. Rebuilding every day at once on PostgreSQL truncates both tables,
 groups the logs in parallel into a temporary table, loads daily_grain without its indexes and
@@ -79,6 +80,27 @@ _UNITS = (("forening", "forening_id"), ("kommun", "kommun_id"))
 _NONNULL = {"forening_id": "forening_id IS NOT NULL"}
 
 
+# Each volunteer's last day of work per kommun and förening, for the volunteers whose days
+# changed (or everyone): the count of a unit's active people reads one row per person.
+_PEOPLE = """
+INSERT INTO unit_people (unit_kind, unit_id, user_id, last_day)
+SELECT '{kind}', {column}, user_id, MAX(day)
+FROM daily_grain
+WHERE {nonnull} {users}
+GROUP BY {column}, user_id
+"""
+
+
+def _people(session: Session, users: str | None) -> None:
+    """Recompute unit_people for the volunteers ``users`` (a SELECT of ids; None: all)."""
+    only = "" if users is None else f"WHERE user_id IN ({users})"
+    session.execute(text(f"DELETE FROM unit_people {only}"))
+    for kind, column in _UNITS:
+        nonnull = _NONNULL.get(column, "1 = 1")
+        also = "" if users is None else f"AND user_id IN ({users})"
+        session.execute(text(_PEOPLE.format(kind=kind, column=column, nonnull=nonnull, users=also)))
+
+
 def _stats(session: Session, days: list[date] | None) -> int:
     where = "" if days is None else "AND day IN :days"
     rows = 0
@@ -92,7 +114,8 @@ def _stats(session: Session, days: list[date] | None) -> int:
 
 
 def rebuild_changed(session: Session, since: datetime, also: date) -> int:
-    """Recompute what changed after ``since`` (and the day ``also``); returns rows written."""
+    """Recompute what changed after ``since`` (and the day ``also``); returns the
+    daily_grain and daily_stat rows written (unit_people is kept too)."""
     session.execute(text("DROP TABLE IF EXISTS changed_pairs"))
     session.execute(text(_PAIRS_TABLE))
     fill = text(_PAIRS_FILL).bindparams(bindparam("since", type_=UTCDateTime))
@@ -102,6 +125,7 @@ def rebuild_changed(session: Session, since: datetime, also: date) -> int:
     days = sorted({*session.execute(changed).scalars(), also})
     session.execute(text(_DELETE_CHANGED))
     rows = session.execute(text(_GRAIN_CHANGED)).rowcount
+    _people(session, "SELECT user_id FROM changed_pairs")
     session.execute(text("DROP TABLE changed_pairs"))
     stmt = text("DELETE FROM daily_stat WHERE day IN :days")
     session.execute(stmt.bindparams(bindparam("days", expanding=True)), {"days": days})
@@ -150,7 +174,7 @@ def _rebuild_all_postgresql(session: Session) -> int:
     # From here readers wait for this transaction (TRUNCATE locks the tables), so the
     # indexes can go for the load and be built again at the end: building one from the
     # finished table costs a quarter of keeping it up to date row by row.
-    run("TRUNCATE daily_stat, daily_grain")
+    run("TRUNCATE daily_stat, daily_grain, unit_people")
     indexes = conn.exec_driver_sql(_GRAIN_INDEXES).all()
     for drop, _ in indexes:
         run(drop)
@@ -162,13 +186,15 @@ def _rebuild_all_postgresql(session: Session) -> int:
     # sort for the GROUP BY) is cheaper than the default page costs make it look.
     run("SET LOCAL random_page_cost = 1.1")
     rows += _stats(session, None)
+    _people(session, None)
     run("SET LOCAL random_page_cost TO DEFAULT")
     run("SET LOCAL work_mem TO DEFAULT")
     return rows
 
 
 def rebuild_days(session: Session, days: list[date] | None) -> int:
-    """Recompute the snapshots of ``days`` (None: every day); returns the rows written."""
+    """Recompute the snapshots of ``days`` (None: every day); returns the daily_grain and
+    daily_stat rows written (unit_people is kept too)."""
     if days is not None and not days:
         return 0
     if days is None and session.get_bind().dialect.name == "postgresql":
@@ -186,4 +212,7 @@ def rebuild_days(session: Session, days: list[date] | None) -> int:
     run(f"DELETE FROM daily_stat {delete_where}")
     run(f"DELETE FROM daily_grain {delete_where}")
     rows = run(_GRAIN.format(days=where))
-    return rows + _stats(session, params.get("days"))
+    rows += _stats(session, params.get("days"))
+    # A day's rebuild can end a volunteer's last day anywhere: everyone's is recomputed.
+    _people(session, None)
+    return rows
