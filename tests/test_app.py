@@ -52,9 +52,10 @@ def test_tiles_come_from_the_leads_maps_basemap_and_nowhere_else(anon_client, se
     settings.basemap_url = "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
     settings.basemap_attribution = '<img src=x onerror="alert(1)">'
     response = anon_client.get("/app/")
-    assert "img-src 'self' data: https://*.tiles.example.org;" in response.headers[
-        "content-security-policy"
-    ]
+    assert (
+        "img-src 'self' data: https://*.tiles.example.org;"
+        in response.headers["content-security-policy"]
+    )
     assert 'data-basemap-url="https://{s}.tiles.example.org/{z}/{x}/{y}.png"' in response.text
     # The attribution is an attribute's text, never markup of the page.
     assert "<img" not in response.text and "&lt;img src=x" in response.text

@@ -106,6 +106,7 @@ export async function drawMap({ turf, next, isDone, onPick }) {
     return dot;
   });
   view.layer = L.layerGroup([walk, ...dots]).addTo(view.map);
+  dots.forEach((dot, i) => (dot.getElement().dataset.position = String(turf.doors[i].position)));
   // The next door on top of its neighbours.
   const nextDot = dots[turf.doors.indexOf(next)];
   if (nextDot) nextDot.bringToFront();
