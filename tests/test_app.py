@@ -104,6 +104,18 @@ def test_service_worker_caches_a_versioned_shell_in_its_scope(anon_client):
         assert got.status_code == 200 and got.headers["content-type"] == "image/png"
 
 
+def test_static_files_are_gzipped_and_revalidated(anon_client):
+    plain = anon_client.get("/app/static/main.js", headers={"Accept-Encoding": "identity"})
+    packed = anon_client.get("/app/static/main.js", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip" and packed.content == plain.content
+    assert int(packed.headers["content-length"]) < len(plain.content) / 2
+    assert packed.headers["content-type"] == "text/javascript; charset=utf-8"
+    etag = plain.headers["etag"]
+    again = anon_client.get("/app/static/main.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+
+
 @pytest.mark.parametrize("name", ["../router.py", "..%2Frouter.py", "nope.js", "%2e%2e"])
 def test_static_route_serves_only_the_apps_files(anon_client, name):
     assert anon_client.get(f"/app/static/{name}").status_code == 404

@@ -1,10 +1,14 @@
 """The volunteers' app: its page (also behind a turf's QR link), manifest, service worker and
 static files, all open to anyone (they hold no data), and the app's one read endpoint."""
 
+import gzip
+import hashlib
+from functools import cache
 from html import escape
+from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.app import service
 from api.app.schemas import TurfDoors
@@ -123,23 +127,45 @@ def app_service_worker(settings: SettingsDep) -> Response:
     )
 
 
+@cache
+def _static_file(name: str) -> tuple[bytes, bytes, str]:
+    """A file's bytes, gzipped bytes and ETag, read once (as asset_version assumes)."""
+    body = (service.STATIC_DIR / name).read_bytes()
+    etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+    return body, gzip.compress(body, compresslevel=9, mtime=0), etag
+
+
 @router.get(
     "/app/static/{name}",
-    response_class=FileResponse,
+    response_class=Response,
     responses={
         200: {
             "description": "The file",
             "content": {t.split(";")[0]: {} for t in ("text/javascript", "text/css", "image/png")},
-        }
+        },
+        304: {"description": "Not modified: the ETag sent in If-None-Match"},
     },
 )
-def app_static(settings: SettingsDep, name: str) -> FileResponse:
-    """One of the app's static files (scripts, style, icons)."""
+def app_static(request: Request, settings: SettingsDep, name: str) -> Response:
+    """One of the app's static files (scripts, style, icons), gzipped when the browser
+    takes it: the first load on a slow connection is mostly these bytes."""
     if name not in service.asset_names():
         raise NotFound(f"name: no app file {name}")
-    path = service.STATIC_DIR / name
-    media_type = _TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers=_headers(settings))
+    body, packed, etag = _static_file(name)
+    headers = {
+        **_headers(settings),
+        "ETag": etag,
+        "Cache-Control": "no-cache",
+        "Vary": "Accept-Encoding",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    media_type = _TYPES.get(Path(name).suffix, "application/octet-stream")
+    if "gzip" in request.headers.get("accept-encoding", "") and len(packed) < len(body):
+        return Response(
+            packed, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"}
+        )
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/app/api/turfs/{code}/doors", response_model=TurfDoors)
