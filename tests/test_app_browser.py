@@ -1,7 +1,8 @@
 """The volunteers' app in a real browser (Chromium through Playwright) against a live server
-with the demo: sign-in by an emailed code, a leased turf's walk list, doors logged offline
-and kept through a reload, synced exactly once, a refused record that blocks nothing, stall
-mode, an accessibility check, and screenshots at a phone's size.
+with the demo: sign-in by an emailed code, a leased turf's walk list and its map (the leads'
+map's library, with no basemap reachable), doors logged offline and kept through a reload,
+synced exactly once, a refused record that blocks nothing, stall mode, claiming a turf from
+a lead's QR code, an accessibility check, and screenshots at a phone's size.
 
 Chromium is the system's (/usr/bin/chromium); Playwright's own browsers are never installed."""
 
@@ -11,10 +12,11 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.models import (
     Address,
@@ -22,6 +24,8 @@ from api.models import (
     DeviceToken,
     District,
     Forening,
+    Kommun,
+    Role,
     Topic,
     Turf,
     TurfAddress,
@@ -29,7 +33,7 @@ from api.models import (
     User,
     utcnow,
 )
-from api.testing import ROOT, LiveServer, free_port, knacka, load_demo_database
+from api.testing import ROOT, LiveServer, free_port, issue_token, knacka, load_demo_database
 from tests.conftest import Inbox, postgres_database
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -56,8 +60,9 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - the machine's set-up, not 
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
 
-def _turf_for(url: str, email: str) -> dict:
-    """A turf of the volunteer's förening's kommun with DOORS addresses, leased to them."""
+def _turf_for(url: str, email: str, *, name: str = "app", doors: int = DOORS, leased=True) -> dict:
+    """A turf of the volunteer's förening's kommun with ``doors`` addresses, leased to them
+    unless ``leased`` is false."""
     import shapely
     from shapely.geometry import box
 
@@ -72,11 +77,11 @@ def _turf_for(url: str, email: str) -> dict:
                 .order_by(District.code)
             ).first()
             turf = Turf(
-                code=f"{district.code}-app",
+                code=f"{district.code}-{name}",
                 district_id=district.id,
                 kommun_id=district.kommun_id,
-                households=DOORS,
-                address_count=DOORS,
+                households=doors,
+                address_count=doors,
                 geom_wkb=shapely.to_wkb(
                     box(district.min_lon, district.min_lat, district.max_lon, district.max_lat)
                 ),
@@ -88,7 +93,7 @@ def _turf_for(url: str, email: str) -> dict:
             )
             session.add(turf)
             session.flush()
-            for i in range(DOORS):
+            for i in range(doors):
                 address = Address(
                     key=f"{turf.code}-{i}",
                     district_id=district.id,
@@ -102,14 +107,68 @@ def _turf_for(url: str, email: str) -> dict:
                 session.add(address)
                 session.flush()
                 session.add(TurfAddress(turf_id=turf.id, address_id=address.id, position=i + 1))
-            session.add(
-                TurfLease(turf_id=turf.id, user_id=user.id, expires_at=utcnow() + timedelta(days=7))
-            )
+            if leased:
+                session.add(
+                    TurfLease(
+                        turf_id=turf.id, user_id=user.id, expires_at=utcnow() + timedelta(days=7)
+                    )
+                )
             topic = session.exec(
                 select(Topic).where(Topic.active.is_(True)).order_by(Topic.code)
             ).first()
             session.commit()
-            return {"code": turf.code, "user_id": user.id, "topic": topic.code}
+            return {
+                "code": turf.code,
+                "link_code": turf.link_code,
+                "user_id": user.id,
+                "topic": topic.code,
+            }
+    finally:
+        engine.dispose()
+
+
+def _neighbours(url: str, email: str) -> dict:
+    """The volunteer's förening, their kommun's lead and another volunteer of the kommun (of
+    another förening where it has one; the demo's Ragunda has only one)."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            user = session.exec(select(User).where(User.email == email)).one()
+            forening = session.get(Forening, user.unit_id)
+            kommun = session.get(Kommun, forening.kommun_id)
+            rival = session.exec(
+                select(User)
+                .join(Forening, Forening.id == User.unit_id)
+                .where(
+                    User.role == Role.volunteer,
+                    Forening.kommun_id == kommun.id,
+                    User.id != user.id,
+                )
+                # the last: the first (volontar002) is another test's second user, whose
+                # devices that test counts
+                .order_by(Forening.id == forening.id, col(User.email).desc())
+            ).first()
+            return {
+                "forening": forening.name,
+                "lead": f"kommun{kommun.code}@example.org",
+                "rival": rival.email,
+            }
+    finally:
+        engine.dispose()
+
+
+def _lease_holder(url: str, code: str) -> int | None:
+    """The user who holds the turf's live lease, if any."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            turf = session.exec(select(Turf).where(Turf.code == code)).one()
+            lease = session.exec(
+                select(TurfLease).where(
+                    TurfLease.turf_id == turf.id, TurfLease.released_at.is_(None)
+                )
+            ).first()
+            return None if lease is None else lease.user_id
     finally:
         engine.dispose()
 
@@ -148,13 +207,26 @@ def live(tmp_path_factory):
         with postgres_database() as url, pytest.MonkeyPatch.context() as mp:
             load_demo_database(url)
             turf = _turf_for(url, VOLUNTEER)
+            claimable = _turf_for(url, VOLUNTEER, name="qr", doors=5, leased=False)
             mp.setenv("KNACKA_SMTP_HOST", "127.0.0.1")
             mp.setenv("KNACKA_SMTP_PORT", str(smtp.port))
             # One volunteer signs in once per test here, more often than the hourly limit.
             mp.setenv("KNACKA_LOGIN_CODES_PER_HOUR", "100")
+            # The leads' map's basemap setting, on a port where nothing listens: every tile
+            # fails, and the walk list's map must draw the turf and its doors all the same.
+            closed = free_port()
+            mp.setenv("KNACKA_BASEMAP_URL", f"http://127.0.0.1:{closed}/{{z}}/{{x}}/{{y}}.png")
             log = tmp_path_factory.mktemp("app") / "server.log"
             with LiveServer(url, log) as server:
-                yield {"server": server, "url": url, "inbox": inbox, **turf}
+                yield {
+                    "server": server,
+                    "url": url,
+                    "inbox": inbox,
+                    "claimable": claimable,
+                    "tiles": f"http://127.0.0.1:{closed}/",
+                    **_neighbours(url, VOLUNTEER),
+                    **turf,
+                }
     finally:
         smtp.stop()
 
@@ -246,6 +318,8 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
         "console",
         lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
+    tiles = []
+    page.on("request", lambda r: tiles.append(r.url) if r.url.startswith(live["tiles"]) else None)
     base = live["server"].base_url
     user_id = live["user_id"]
 
@@ -263,6 +337,16 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     assert "<b>Byvägen</b>" in first.inner_text()
     assert page.locator("#walk b").count() == 0
     assert page.locator("#walk .door.next").count() == 1
+    # its map, on the leads' map's library: the turf, the walk, the doors in walking order
+    # and the next one highlighted; the basemap's tiles are asked for, fail, and break nothing
+    page.wait_for_selector("#walk-map[data-map=ready]")
+    assert page.locator("#walk-map.leaflet-container").count() == 1
+    assert page.locator("#walk-map path.turf-outline").count() == 1
+    assert page.locator("#walk-map path.walk-route").count() == 1
+    assert page.locator("#walk-map path.door-dot").count() == DOORS
+    assert page.locator("#walk-map path.door-dot.next").count() == 1
+    page.wait_for_selector("#walk-map[data-basemap=unreachable]")
+    assert tiles, "no tile was asked for at the configured basemap URL"
     page.screenshot(path=str(RESULTS / "app-walk-list.png"), full_page=True)
     page.locator("section.panel").screenshot(path=str(RESULTS / "app-log-buttons.png"))
     assert _axe(page) == [], "the walk list"
@@ -289,11 +373,15 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
         _pending(page, i + 1)
     assert page.inner_text("#pending").startswith("20 väntar på att synkas")
     assert page.locator("#walk .door.done").count() == 20
+    assert page.locator("#walk-map path.door-dot.done").count() == 20
 
     # a reload with no network: the app opens from the service worker, the 20 still queued
     page.reload()
     _pending(page, 20)
     _open_turf(page, live)
+    # the map too: its library comes from the service worker's cache
+    page.wait_for_selector("#walk-map[data-map=ready]")
+    assert page.locator("#walk-map path.door-dot.done").count() == 20
     queued = page.evaluate(_OUTBOX)
     assert len(queued) == 20
     assert _count(live["url"], user_id) == 0
@@ -351,6 +439,65 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     assert [(r.conversations, r.quantity) for r in stall] == [(15, 15)]
 
     assert csp_violations == []
+    context.close()
+
+
+def test_a_volunteer_claims_a_turf_from_its_qr_code(live, browser):
+    """The kommun lead's QR code of a free turf, opened in the app: a signed-in volunteer of
+    the kommun takes it and finds it under Mina områden (opening it again simply opens it);
+    a volunteer of another förening who opens it, signing in first, is told in the app which
+    förening holds it, and the lease stays."""
+    base = live["server"].base_url
+    turf = live["claimable"]
+    lead = issue_token(live["url"], live["lead"])
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {lead}"}) as api:
+        assert api.get(f"/turfs/{turf['code']}").json()["lease"] is None
+        svg = api.get(f"/turfs/{turf['code']}/qr.svg")
+        assert svg.status_code == 200
+    # the address the printed code carries
+    link = re.search(r"<title>([^<]+)</title>", svg.text).group(1)
+    assert link == f"{base}/app/t/{turf['link_code']}"
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    csp_violations = []
+    page.on(
+        "console",
+        lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.goto(f"{base}/app/")
+    _sign_in(page, live, VOLUNTEER)
+    page.goto(link)
+    page.wait_for_selector(f"h2:has-text('Område {turf['code']}')")
+    page.wait_for_selector("#walk li >> nth=4")
+    assert _lease_holder(live["url"], turf["code"]) == live["user_id"]
+    assert page.url == f"{base}/app/#turf/{turf['code']}"  # the link is not claimed twice
+    # a door picked on the map is the one to log
+    page.wait_for_selector("#walk-map[data-map=ready]")
+    page.click("#walk-map path.door-dot[data-position='4']")
+    page.wait_for_selector("section.panel h3:has-text('Byvägen 4')")
+    page.evaluate("location.hash = 'turfs'")
+    page.wait_for_selector(f"a.card[data-turf='{turf['code']}']")
+    # scanned again by its holder: it opens, no error
+    page.goto(link)
+    page.wait_for_selector(f"h2:has-text('Område {turf['code']}')")
+    assert page.locator("#claim-refused").count() == 0
+    assert csp_violations == []
+    context.close()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_selector("#email")
+    _sign_in(page, live, live["rival"])
+    refused = page.locator("#claim-refused")
+    refused.wait_for()
+    assert f"redan utlånat till {live['forening']}" in refused.inner_text()
+    assert _lease_holder(live["url"], turf["code"]) == live["user_id"]
+    assert page.locator(f"a.card[data-turf='{turf['code']}']").count() == 0
+    assert _axe(page) == [], "a refused claim"
     context.close()
 
 

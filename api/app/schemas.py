@@ -1,8 +1,9 @@
 """What the app's own read endpoint answers: a turf's doors in walking order."""
 
 from datetime import date
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.models import VisitStatus
 
@@ -24,6 +25,7 @@ class Door(BaseModel):
 
 class TurfDoors(BaseModel):
     code: str
+    geometry: dict[str, Any] = Field(description="The turf's polygon, a GeoJSON geometry")
     district_code: str
     households: int
     address_count: int

@@ -1,14 +1,18 @@
 """Reading a turf's doors for the app, and the app's static files."""
 
 import hashlib
+import json
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+import shapely
 from sqlmodel import Session, select
 
 from api.app.schemas import Door, TurfDoors
 from api.auth.scope import Scope
 from api.errors import NotFound
+from api.map.router import LEAFLET
 from api.models import Address, District, Turf, TurfAddress, Visit
 
 __all__ = ["STATIC_DIR", "TEMPLATE_DIR", "asset_names", "asset_version", "turf_doors"]
@@ -25,9 +29,11 @@ def asset_names() -> tuple[str, ...]:
 
 @cache
 def asset_version() -> str:
-    """A hash of the app's files: the service worker's cache name changes with any of them."""
+    """A hash of the app's files and the map library it borrows: the service worker's cache
+    name changes with any of them."""
     digest = hashlib.sha256()
-    for path in [*(STATIC_DIR / n for n in asset_names()), *sorted(TEMPLATE_DIR.iterdir())]:
+    files = [*(STATIC_DIR / n for n in asset_names()), *sorted(TEMPLATE_DIR.iterdir())]
+    for path in [*files, *LEAFLET.values()]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -69,8 +75,16 @@ def turf_doors(*, session: Session, scope: Scope, code: str) -> TurfDoors:
     ]
     return TurfDoors(
         code=turf.code,
+        geometry=_outline(turf.geom_wkb),
         district_code=district.code,
         households=turf.households,
         address_count=turf.address_count,
         doors=doors,
     )
+
+
+def _outline(wkb: bytes) -> dict:
+    """The turf's polygon as GeoJSON, thinned to about a metre: the phone keeps it offline."""
+    geom = shapely.simplify(shapely.from_wkb(wkb), 1e-5, preserve_topology=True)
+    geom = shapely.transform(geom, lambda xy: np.round(xy, 5))
+    return json.loads(shapely.to_geojson(geom))

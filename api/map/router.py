@@ -24,11 +24,17 @@ from api.map import service
 from api.models import UnitKind
 from api.settings import Settings
 
-__all__ = ["content_security_policy", "router"]
+__all__ = ["LEAFLET", "STATIC", "content_security_policy", "router", "tile_origin"]
 
 router = APIRouter(tags=["map"])
 
 STATIC = Path(__file__).resolve().parent / "static"
+# The vendored map library's files by the URL this router serves them at. The volunteers'
+# app loads these same URLs (one copy on disk, one entry in the browser's cache).
+LEAFLET = {
+    f"/karta/static/vendor/leaflet/{name}": STATIC / "vendor" / "leaflet" / name
+    for name in ("leaflet-src.esm.js", "leaflet.css")
+}
 _GEOJSON = "application/geo+json"
 _ZOOM = Query(12, ge=service.MIN_ZOOM, le=service.MAX_ZOOM, description="The map's zoom level.")
 _NOT_MODIFIED = {304: {"description": "Not modified: the ETag sent in If-None-Match"}}
@@ -46,7 +52,7 @@ _ENV = Environment(
 )
 
 
-def _tile_origin(url: str) -> str | None:
+def tile_origin(url: str) -> str | None:
     """The origin tiles come from, for img-src: a {s} subdomain becomes a wildcard."""
     if not url:
         return None
@@ -60,7 +66,7 @@ def content_security_policy(settings: Settings) -> str:
     """The map page's policy: its own scripts and styles only, no inline code, no eval;
     images from itself, blob: (the charts and QR codes it fetches with the token), data:
     (the map library's blank tile) and the basemap's tile server."""
-    origin = _tile_origin(settings.basemap_url)
+    origin = tile_origin(settings.basemap_url)
     img = "img-src 'self' blob: data:" + (f" {origin}" if origin else "")
     return "; ".join(
         [

@@ -1,7 +1,8 @@
 // The volunteers' app: sign-in, my turfs and their walk lists, logging doors, stall and
 // phone sessions, the queue and my numbers. Plain ES modules, no build step.
 
-import { h, localDay, s, toast } from "./ui.js";
+import { drawMap, mapSlot } from "./map.js";
+import { h, localDay, toast } from "./ui.js";
 import {
   api,
   discard,
@@ -100,9 +101,20 @@ function screen(title, ...children) {
   main.replaceChildren(h("h2", { text: title }), ...children);
 }
 
+// Each screen takes a ticket when it starts and draws only while it holds the newest one:
+// a slow screen (a fetch, IndexedDB on a loaded phone) never paints over the one the user
+// has moved on to.
+let tickets = 0;
+
+function ticket() {
+  const mine = (tickets += 1);
+  return () => mine === tickets;
+}
+
 // ---- sign-in ---------------------------------------------------------------------------
 
 function showSignIn() {
+  ticket();
   const previous = session();
   const email = h("input", {
     id: "email",
@@ -123,11 +135,13 @@ function showSignIn() {
 }
 
 async function askCode(email) {
+  const live = ticket();
   try {
     await api("/auth/code", { method: "POST", json: { email }, token: null });
   } catch (error) {
     return toast(error instanceof HttpError ? error.message : "Ingen uppkoppling.");
   }
+  if (!live()) return;
   const code = h("input", {
     id: "code",
     name: "code",
@@ -204,20 +218,46 @@ async function signOut() {
 
 // ---- turfs -------------------------------------------------------------------------------
 
+// A message for the next "Mina områden" screen: a refused claim stays in sight, not just
+// in a toast.
+let notice = null;
+
+// The server's 409 names the holder's förening: "turf X is already taken by F until T UTC".
+function takenMessage(message) {
+  const m = /^turf (\S+) is already taken by (.+) until (\S+) (\S+) UTC$/.exec(message);
+  if (!m) return `Kunde inte ta området: ${message}`;
+  const until = new Date(`${m[3]}T${m[4]}:00Z`).toLocaleString("sv-SE", { dateStyle: "short", timeStyle: "short" });
+  return `Område ${m[1]} är redan utlånat till ${m[2]} till ${until}.`;
+}
+
 async function claim(linkCode) {
+  history.replaceState(null, "", "/app/");
   try {
     const turf = await api(`/turfs/claim/${encodeURIComponent(linkCode)}`, { method: "POST" });
-    history.replaceState(null, "", "/app/");
     toast("Området är ditt.");
-    return go(`turf/${encodeURIComponent(turf.code || (turf.turf && turf.turf.code) || "")}`);
+    return go(`turf/${encodeURIComponent(turf.code)}`);
   } catch (error) {
-    history.replaceState(null, "", "/app/");
-    toast(error instanceof HttpError ? `Kunde inte ta området: ${error.message}` : "Ingen uppkoppling.");
+    if (!(error instanceof HttpError)) {
+      notice = "Ingen uppkoppling: öppna QR-länken igen när du har nät.";
+      return go("turfs");
+    }
+    if (error.status === 409) {
+      // Scanned again by its holder (or a turf lent to their förening): simply open it.
+      const mine = await api("/me/turfs").catch(() => []);
+      const held = mine.find((t) => t.link_code === linkCode);
+      if (held) return go(`turf/${encodeURIComponent(held.code)}`);
+      notice = takenMessage(error.message);
+    } else {
+      notice = `Kunde inte ta området: ${error.message}`;
+    }
     go("turfs");
   }
 }
 
 async function showTurfs() {
+  const live = ticket();
+  const refused = notice;
+  notice = null;
   screen("Mina områden", h("p", { text: "Hämtar …" }));
   let turfs = await userGet("turfs");
   let note = null;
@@ -235,7 +275,7 @@ async function showTurfs() {
       {},
       h(
         "a",
-        { class: "card", href: `#turf/${encodeURIComponent(turf.code)}` },
+        { class: "card", href: `#turf/${encodeURIComponent(turf.code)}`, "data-turf": turf.code },
         h("strong", { text: `Område ${turf.code}` }),
         h("span", { text: `${turf.address_count} adresser, ${turf.households} hushåll` }),
         turf.walk_length_m ? h("span", { text: `${Math.round(turf.walk_length_m)} m att gå` }) : null,
@@ -243,8 +283,10 @@ async function showTurfs() {
     ),
   );
   const open = h("input", { id: "turfcode", name: "turfcode", autocomplete: "off" });
+  if (!live()) return;
   main.replaceChildren(
     h("h2", { text: "Mina områden" }),
+    refused ? h("p", { class: "note", id: "claim-refused", role: "alert", text: refused }) : null,
     note ? h("p", { class: "note", text: note }) : null,
     items.length ? h("ul", { class: "cards" }, items) : h("p", { text: "Inga områden utlånade till dig." }),
     h(
@@ -282,14 +324,17 @@ async function localVisits(code) {
 let selected = null;
 
 async function showTurf(code) {
+  const live = ticket();
   screen(`Område ${code}`, h("p", { text: "Hämtar …" }));
   let turf;
   try {
     turf = await loadDoors(code);
   } catch (error) {
+    if (!live()) return;
     return screen(`Område ${code}`, h("p", { class: "note", text: error.message || "Kunde inte hämta området." }));
   }
   const marks = await localVisits(code);
+  if (!live()) return;
   const today = localDay();
   const visitedToday = (door) =>
     marks[door.address_id] || (door.last_day === today ? { status: door.last_status } : null);
@@ -328,37 +373,17 @@ async function showTurf(code) {
   main.replaceChildren(
     h("h2", { text: `Område ${turf.code}` }),
     h("p", { class: "meta", text: `${done} av ${turf.doors.length} dörrar idag · distrikt ${turf.district_code}` }),
-    walkMap(turf.doors, next, visitedToday),
+    mapSlot(turf.code),
     log,
     h("h3", { text: "Gånglista" }),
     h("ol", { class: "walk", id: "walk" }, list),
   );
-}
-
-function walkMap(doors, next, visitedToday) {
-  if (!doors.length) return null;
-  const lons = doors.map((d) => d.lon);
-  const lats = doors.map((d) => d.lat);
-  const [x0, x1, y0, y1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
-  // Longitude shrinks with latitude: scale it so the map is not stretched sideways.
-  const kx = Math.cos(((y0 + y1) / 2) * (Math.PI / 180));
-  const w = Math.max((x1 - x0) * kx, 1e-6);
-  const hgt = Math.max(y1 - y0, 1e-6);
-  const size = 300;
-  const scale = (size - 30) / Math.max(w, hgt);
-  const px = (d) => [15 + (d.lon - x0) * kx * scale, 15 + (y1 - d.lat) * scale];
-  const points = doors.map(px);
-  const svg = s(
-    "svg",
-    { viewBox: `0 0 ${size} ${size}`, class: "map", role: "img", "aria-label": "Karta över områdets dörrar i gångordning" },
-    s("polyline", { points: points.map((p) => p.join(",")).join(" "), class: "route" }),
-  );
-  doors.forEach((door, i) => {
-    const [cx, cy] = points[i];
-    const cls = door === next ? "dot next" : visitedToday(door) ? "dot done" : "dot";
-    svg.append(s("circle", { cx, cy, r: door === next ? 9 : 5, class: cls }));
-  });
-  return svg;
+  // A tap on a door on the map picks it, as in the list.
+  const pick = (door) => {
+    selected = door.address_id;
+    showTurf(code);
+  };
+  await drawMap({ turf, next, isDone: (door) => Boolean(visitedToday(door)), onPick: pick });
 }
 
 function doorPanel(turf, door, label) {
@@ -504,9 +529,11 @@ async function checkStallTimer() {
 }
 
 async function showStall() {
+  const live = ticket();
   const stall = await userGet("stall");
   if (!stall) {
     const picker = await districtPicker("stall-district");
+    if (!live()) return;
     return screen(
       "Torg och gata",
       h("p", { text: "Räkna samtalen vid ett bord eller på gatan. De skickas som en post när du avslutar (och var 15:e minut)." }),
@@ -525,6 +552,7 @@ async function showStall() {
     );
   }
   const topics = await topicsList();
+  if (!live()) return;
   const bump = (change) => async () => {
     const fresh = await userGet("stall");
     change(fresh);
@@ -577,8 +605,10 @@ async function showStall() {
 // ---- phone mode: one record per call ---------------------------------------------------
 
 async function showPhone() {
+  const live = ticket();
   const saved = (await userGet("phone")) || {};
   const picker = await districtPicker("phone-district", saved.district_code);
+  if (!live()) return;
   picker.addEventListener("change", () => userSet("phone", { district_code: picker.value }));
   const panel = h("section", { class: "panel", "aria-label": "Logga samtalet" });
   const log = async (outcome, topics = [], newMember = false) => {
@@ -629,8 +659,10 @@ async function showPhone() {
 // ---- the queue ---------------------------------------------------------------------------
 
 async function showQueue() {
+  const live = ticket();
   const { records, visits } = await queued();
   const feats = await features();
+  if (!live()) return;
   const rows = records.map((r) =>
     h(
       "li",
@@ -669,6 +701,7 @@ async function showQueue() {
 // ---- my numbers ------------------------------------------------------------------------
 
 async function showNumbers() {
+  const live = ticket();
   screen("Mina siffror", h("p", { text: "Hämtar …" }));
   const today = localDay();
   const mine = { today: { doors: 0, conversations: 0 }, all: { doors: 0, conversations: 0 } };
@@ -711,6 +744,7 @@ async function showNumbers() {
     figures.push(h("p", { class: "note", text: error instanceof HttpError ? error.message : "Ingen uppkoppling – siffrorna kräver nät." }));
   }
   const { records } = await queued();
+  if (!live()) return;
   screen("Mina siffror", ...figures, h("p", { class: "meta", text: `${records.length} loggar i kön räknas när de är synkade.` }));
 }
 

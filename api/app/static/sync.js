@@ -12,6 +12,7 @@ const MAX_DELAY_MS = 5 * 60 * 1000;
 const PERIOD_MS = 60 * 1000;
 
 let running = null;
+let again = false;
 let delay = 0;
 let retryTimer = null;
 const listeners = new Set();
@@ -35,13 +36,19 @@ export function startSync() {
   syncNow();
 }
 
+// A call while an attempt runs asks for one more after it: that attempt may have read the
+// queue (or the session: another user has just signed in) before the change it is called for.
 export function syncNow() {
-  if (!running) {
-    running = attempt().finally(() => {
-      running = null;
-      changed();
-    });
+  if (running) {
+    again = true;
+    return running;
   }
+  again = false;
+  running = attempt().finally(() => {
+    running = null;
+    changed();
+    if (again) syncNow();
+  });
   return running;
 }
 

@@ -17,15 +17,6 @@ export function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-const SVG = "http://www.w3.org/2000/svg";
-
-export function s(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-  for (const child of children) node.append(child);
-  return node;
-}
-
 let toastTimer = null;
 
 export function toast(message) {

@@ -1,6 +1,7 @@
-// The volunteers' app's service worker: the app shell from a versioned cache, first, so the
-// app opens with no network; the API is never cached here (the app keeps its own data in
-// IndexedDB, partitioned by user).
+// The volunteers' app's service worker: the app shell (with the map library it shares with
+// the leads' map) from a versioned cache, first, so the app opens with no network; the API
+// is never cached here (the app keeps its own data in IndexedDB, partitioned by user), and
+// neither are basemap tiles (another origin: offline they fail, and the map draws without).
 const CACHE = "knacka-app-__VERSION__";
 const SHELL = ["/app/", "/app/manifest.webmanifest", __ASSETS__];
 
