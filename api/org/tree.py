@@ -40,6 +40,7 @@ __all__ = [
     "kind_of_work_column",
     "lead_kind",
     "level",
+    "name_column",
     "names",
     "resolve",
     "unit_label",
@@ -276,15 +277,20 @@ def resolve(session: Session, kind: UnitKind | str, ref: str | int) -> Any:
     return found
 
 
+def name_column(kind: UnitKind | str) -> Any:
+    """The column that names a unit of ``kind`` in listings."""
+    lv = level(kind)
+    # A level without names (turfs) is named by its key.
+    return getattr(lv.model, "name", None) or getattr(lv.model, lv.key)
+
+
 def names(session: Session, kind: UnitKind | str, ids: Iterable[int]) -> dict[int, str]:
     """Display names of units by id, in one query."""
     ids = set(ids)
     if not ids:
         return {}
-    lv = level(kind)
-    # A level without names (turfs) is named by its key.
-    label = getattr(lv.model, "name", None) or getattr(lv.model, lv.key)
-    rows = session.execute(select(lv.model.id, label).where(col(lv.model.id).in_(ids)))
+    model = level(kind).model
+    rows = session.execute(select(model.id, name_column(kind)).where(col(model.id).in_(ids)))
     return dict(rows.all())
 
 

@@ -306,23 +306,25 @@ def progress_of_units(
     ids: list[int] | Select,
     today: date,
     covered: date | None,
+    names: dict[int, str] | None = None,
 ) -> dict[int, UnitProgress]:
     """Every metric of every unit in ``ids`` (one level: a list, or a SELECT of ids, which
     keeps thousands of ids out of the statements), without daily figures, in a fixed number
-    of queries; the caller has checked scope."""
+    of queries; ``names`` spares looking up the units' names; the caller has checked scope."""
     if isinstance(ids, Select):
         wanted = ids
         model = tree.level(kind).model
-        # A level without names (turfs) is named by its key, as in tree.names.
-        label = getattr(model, "name", None) or getattr(model, tree.level(kind).key)
-        found = session.execute(select(model.id, label).where(col(model.id).in_(ids)))
+        found = session.execute(
+            select(model.id, tree.name_column(kind)).where(col(model.id).in_(ids))
+        )
         names = dict(found.all())
         ids = list(names)
     else:
         wanted = set(ids)
         if not wanted:
             return {}
-        names = tree.names(session, kind, wanted)
+        if names is None:
+            names = tree.names(session, kind, wanted)
     w = _Window.of(campaign, today, covered)
     targets: dict[int, dict[str, int]] = defaultdict(dict)
     for unit_id, metric, value in session.execute(
@@ -474,7 +476,7 @@ def child_progress(
         unit_kind,
         [unit_id],
         where=scope.seen_filter(child, model.id),
-        columns=[model.id],
+        columns=[model.id, tree.name_column(child)],
     )
     covered = covered if covered is not None else covered_through(session)
     found = progress_of_units(
@@ -484,6 +486,7 @@ def child_progress(
         ids=[u.id for u in order],
         today=today,
         covered=covered,
+        names={u[0]: u[1] for u in order},
     )
     return child, [found[u.id] for u in order if u.id in found]
 
@@ -531,7 +534,10 @@ def export_rows(
     if level == tree.kind_of(Turf):
         where = and_(where, col(model.retired_at).is_(None))
     code = [model.code] if hasattr(model, "code") else []
-    units = tree.units_under(session, level, top, [top_id], where=where, columns=[model.id, *code])
+    name = tree.name_column(level)
+    units = tree.units_under(
+        session, level, top, [top_id], where=where, columns=[model.id, name, *code]
+    )
     found = progress_of_units(
         session=session,
         campaign=campaign,
@@ -541,6 +547,7 @@ def export_rows(
         ids=[u.id for u in units],
         today=today,
         covered=covered_through(session),
+        names={u[0]: u[1] for u in units},
     )
     header = list(EXPORT_HEADER)
     # Field units carry their door-level coverage as of the last nightly run
