@@ -209,9 +209,10 @@ def prepare(url: str, seed: int = 1) -> tuple[int, int, int]:
 
 
 def own_assets_kb() -> float:
-    """The page's own JS and CSS (not the vendored library), gzipped as the server sends."""
+    """The page's own JS and CSS (not the vendored library, nor the walk list's style sheet
+    that is served beside them), gzipped as the server sends."""
     static = ROOT / "api" / "map" / "static"
-    files = [p for p in static.iterdir() if p.is_file() and p.suffix in (".js", ".css")]
+    files = [p for p in static.glob("karta*") if p.is_file() and p.suffix in (".js", ".css")]
     return sum(len(gzip.compress(p.read_bytes(), compresslevel=6, mtime=0)) for p in files) / 1024
 
 

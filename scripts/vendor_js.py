@@ -27,7 +27,8 @@ PACKAGES = {
     "axe-core": (
         "4.10.3",
         ROOT / "tests" / "vendor" / "axe-core",
-        ["axe.min.js", "LICENSE"],
+        # axe.min.js bundles third-party code whose notices are in LICENSE-3RD-PARTY.txt.
+        ["axe.min.js", "LICENSE", "LICENSE-3RD-PARTY.txt"],
     ),
 }
 

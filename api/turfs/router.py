@@ -120,6 +120,7 @@ def walk_list_html(
         district=session.get(District, turf.district_id),
         rows=rows,
         url=walklist.claim_url(_base_url(settings, request), turf),
+        stylesheet=_base_url(settings, request).rstrip("/") + walklist.STYLESHEET,
         today=local_day(now, settings.timezone),
     )
     headers = {"Content-Security-Policy": walklist.CSP, "X-Content-Type-Options": "nosniff"}

@@ -1,6 +1,6 @@
 """Walk lists for printing: a turf's addresses in walking order, as CSV and as an A4 HTML
-page with the turf's map drawn server-side as inline SVG (no script, no external request),
-and the turf's QR code.
+page with the turf's map drawn server-side as inline SVG (no script; the one file it loads is
+its style sheet), and the turf's QR code.
 
 No PDF: every browser prints this page to paper or to PDF, and a PDF library that lays out
 HTML (WeasyPrint) needs system libraries (Pango) that a pure-Python install does not have.
@@ -25,6 +25,7 @@ __all__ = [
     "CSP",
     "OUTCOMES",
     "PAGE_ROWS",
+    "STYLESHEET",
     "WalkRow",
     "claim_url",
     "qr_svg",
@@ -33,8 +34,11 @@ __all__ = [
     "walk_rows",
 ]
 
-# The page holds no script and loads nothing; its one <style> block needs 'unsafe-inline'.
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:"
+# The page holds no script and loads one file, its style sheet (STYLESHEET, below the base URL).
+CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'"
+# Served with the map page's files. Linked by absolute URL: a copy the map opens from a blob:
+# URL has no base to resolve a relative one against (and the map's policy forbids <base>).
+STYLESHEET = "/karta/static/walklist.css"
 PAGE_ROWS = 25
 # The boxes a volunteer ticks at each door, in Swedish as printed.
 OUTCOMES = ("Svarade", "Ej hemma", "Ej tillträde", "Samtal", "Ny medlem")
@@ -130,29 +134,6 @@ def walk_csv(rows: list[WalkRow]) -> str:
 
 _MAP_W, _MAP_H, _PAD = 240.0, 170.0, 8.0
 
-_STYLE = """
-@page { size: A4; margin: 12mm; }
-* { box-sizing: border-box; }
-body { font: 10pt/1.3 "DejaVu Sans", Arial, sans-serif; color: #000; margin: 0; }
-.page { break-after: page; page-break-after: always; }
-.page:last-child { break-after: auto; page-break-after: auto; }
-header { display: flex; justify-content: space-between; align-items: flex-start; gap: 6mm; }
-h1 { font-size: 16pt; margin: 0 0 2mm; }
-.meta { margin: 0; font-size: 9pt; }
-.map { width: 62mm; height: 44mm; border: 0.3mm solid #888; }
-.qr { width: 24mm; height: 24mm; }
-table { width: 100%; border-collapse: collapse; margin-top: 4mm; }
-th, td { border: 0.2mm solid #999; padding: 1.2mm 1.5mm; text-align: left; }
-th { font-size: 8pt; background: #eee; }
-td.n, th.n { width: 8mm; text-align: right; }
-td.box { width: 14mm; text-align: center; }
-td.box span { display: inline-block; width: 4mm; height: 4mm; border: 0.3mm solid #000; }
-tr.answered td { background: #f0f0f0; }
-.note { font-size: 8pt; color: #333; }
-footer { margin-top: 3mm; font-size: 8pt; }
-@media screen { body { max-width: 190mm; margin: 8mm auto; } .page { margin-bottom: 12mm; } }
-"""
-
 
 def _map_svg(turf: Turf, rows: list[WalkRow], highlight: set[int]) -> str:
     """The turf's polygon and its address points, scaled to a small map (lon shrunk by
@@ -195,9 +176,18 @@ def _map_svg(turf: Turf, rows: list[WalkRow], highlight: set[int]) -> str:
     return "".join(parts)
 
 
-def walk_html(*, turf: Turf, district: District, rows: list[WalkRow], url: str, today: date) -> str:
+def walk_html(
+    *,
+    turf: Turf,
+    district: District,
+    rows: list[WalkRow],
+    url: str,
+    stylesheet: str,
+    today: date,
+) -> str:
     """The printable walk list: a page per PAGE_ROWS addresses, each with the turf's code,
-    its map (this page's doors in black) and a box per outcome; every name escaped."""
+    its map (this page's doors in black) and a box per outcome; every name escaped.
+    ``stylesheet`` is the absolute URL of STYLESHEET."""
     chunks = [rows[i : i + PAGE_ROWS] for i in range(0, len(rows), PAGE_ROWS)] or [[]]
     qr = qr_svg(url, scale=2, inline=True).replace("<svg ", '<svg class="qr" ', 1)
     code, name = escape(turf.code), escape(district.name)
@@ -228,6 +218,7 @@ def walk_html(*, turf: Turf, district: District, rows: list[WalkRow], url: str, 
         )
     return (
         '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
-        f"<title>Knacklista {code}</title><style>{_STYLE}</style></head>"
+        f"<title>Knacklista {code}</title>"
+        f'<link rel="stylesheet" href="{escape(stylesheet)}"></head>'
         f"<body>{''.join(pages)}</body></html>"
     )

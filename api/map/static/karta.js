@@ -513,6 +513,8 @@ async function fetchBlobUrl(path) {
 }
 
 $('turf-walklist').addEventListener('click', async () => {
+  // A tab of its own, to print. Its blob: copy keeps this page's policy (style-src 'self'),
+  // so the walk list links its style sheet by absolute URL and has no inline style.
   const code = state.selectedTurf;
   try {
     const url = await fetchBlobUrl(`/turfs/${encodeURIComponent(code)}/walklist`);
