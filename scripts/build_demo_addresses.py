@@ -90,9 +90,9 @@ STREET_FIRST = [
 ]  # fmt: skip
 STREET_END = ["gatan", "vägen", "stigen", "gränd"]
 ROW_M = 90.0  # a street every 90 m north to south
-INSET_M = 25.0
-ENTRANCE_M, MAX_ENTRANCES = 12.0, 7  # a building's entrances: 12 m apart, at most 7  # buildings this far inside the district, so that each joins to it
-BLOCK_NEAR_KM = 0.6  # closer to a town's centre than this (× its spread): mostly blocks
+INSET_M = 25.0  # buildings this far inside the district, so that each joins to it
+ENTRANCE_M, MAX_ENTRANCES = 12.0, 7  # a building's entrances: 12 m apart, at most 7
+BLOCK_NEAR = 0.6  # closer to a town's centre than this × its spread: mostly blocks
 COLUMNS = [
     "adressområde", "adressplatsnummer", "bokstavstillägg", "lägestillägg",
     "postnummer", "postort", "hushall", "lon", "lat",
@@ -170,7 +170,7 @@ def _rows_of(
             break
         town = int(town)
         near = np.hypot(x - centres[town][0], y - centres[town][1]) / (towns[town][4] * 1000)
-        if rng.random() < (0.75 if near < BLOCK_NEAR_KM else 0.12):
+        if rng.random() < (0.75 if near < BLOCK_NEAR else 0.12):
             big = rng.random() < 0.08  # a few big buildings with several entrances
             entrances = int(rng.integers(4, MAX_ENTRANCES + 1)) if big else int(rng.integers(1, 4))
             per = [int(rng.integers(6, 16)) for _ in range(entrances)]
