@@ -100,10 +100,15 @@ def _user(session: Session, email: str, name: str, role: Role, unit: int) -> Non
 
 
 def load_demo(
-    *, session: Session, districts_path: Path, today: date | None = None
+    *,
+    session: Session,
+    districts_path: Path,
+    addresses_path: Path | None = None,
+    today: date | None = None,
 ) -> dict[str, int]:
     """Create the Jämtland demo campaign; idempotent."""
     today = today or _today()
+    addresses_path = addresses_path or get_settings().demo_addresses_path
     code, name = PARTIDISTRIKT
     pd_ = session.exec(select(Partidistrikt).where(Partidistrikt.code == code)).first()
     if pd_ is None:
@@ -233,7 +238,10 @@ def load_demo(
     from api.members.demo import load_demo_members  # members: one block, see api/members
 
     load_demo_members(session=session, today=today, campaign_id=campaign.id)
-    return {"districts_created": summary.created, "kommuner": len(kommuner)}
+    from api.turfs.demo import load_demo_turfs  # addresses, turfs, leases: see api/turfs
+
+    turfs = load_demo_turfs(session=session, addresses_path=addresses_path, now=utcnow())
+    return {"districts_created": summary.created, "kommuner": len(kommuner), **turfs}
 
 
 # How busy each kommun's volunteers are in the simulation: some keep pace, some fall behind.
@@ -256,7 +264,8 @@ def simulate_logging(
     import random
 
     from api.contacts.rules import conversations_of, local_day
-    from api.models import ContactKind, ContactLog, Outcome
+    from api.models import ContactKind, ContactLog, Outcome, VisitStatus
+    from api.turfs.demo import VISIT_STATUS, demo_walks, sync_demo_visits
 
     campaign = session.exec(select(Campaign).where(Campaign.name == CAMPAIGN_NAME)).first()
     if campaign is None:
@@ -272,14 +281,21 @@ def simulate_logging(
         .order_by(User.id)
     ).all()
     districts_of: dict[int, list[District]] = {}
+    districts_by_id: dict[int, District] = {}
     for district in session.exec(select(District).order_by(District.code)):
         districts_of.setdefault(district.kommun_id, []).append(district)
+        districts_by_id[district.id] = district
     timezone = get_settings().timezone
     zone = ZoneInfo(timezone)
     outcomes = [Outcome.conversation] * 5 + [Outcome.not_home] * 4 + [Outcome.refused] * 1
+    # Door sessions of a turf's holder walk it, door by door: a record naming the turf per
+    # door, and the door's visit with only its neutral status (as the app syncs them).
+    walks = demo_walks(session=session, timezone=timezone)
     rows = []
+    visits = 0
     day = first
     while day <= until:
+        day_visits: list[dict[str, object]] = []
         for user, forening, kommun in people:
             if rng.random() > 0.22 * _ACTIVITY[kommun.code]:
                 continue
@@ -287,12 +303,45 @@ def simulate_logging(
             kind = rng.choice(
                 [ContactKind.door] * 6 + [ContactKind.phone] * 2 + [ContactKind.stall]
             )
-            for _ in range(rng.randint(8, 30) if kind != ContactKind.stall else 1):
+            walk = None
+            if kind == ContactKind.door:
+                walk = next(
+                    (
+                        w
+                        for w in walks.get(user.id, [])
+                        if w.first_day <= day <= w.last_day and not w.finished
+                    ),
+                    None,
+                )
+            doors = rng.randint(8, 30) if kind != ContactKind.stall else 1
+            if walk is not None:
+                doors = rng.randint(3, 9)  # a turf's entrances hold many doors each
+            for _ in range(doors):
                 outcome = (
                     Outcome.conversation if kind == ContactKind.stall else rng.choice(outcomes)
                 )
                 quantity = rng.randint(5, 25) if kind == ContactKind.stall else 1
                 moment = datetime.combine(day, time(rng.randint(10, 19), rng.randint(0, 59)), zone)
+                turf_id = None
+                if walk is not None:
+                    door = walk.next_door()
+                    if door is None:
+                        break
+                    if rng.random() < 0.04:  # a locked entrance
+                        outcome = Outcome.no_access
+                    status = VISIT_STATUS[outcome]
+                    if status != VisitStatus.answered and door[1]:
+                        walk.again.append(door[0])
+                    turf_id, district = walk.turf_id, districts_by_id[walk.district_id]
+                    day_visits.append(
+                        {
+                            "client_uuid": str(uuid.uuid4()),
+                            "turf": walk.code,
+                            "address_id": door[0],
+                            "status": status.value,
+                            "occurred_at": moment.isoformat(),
+                        }
+                    )
                 rows.append(
                     {
                         "client_uuid": uuid.uuid4(),
@@ -310,10 +359,14 @@ def simulate_logging(
                         "day": local_day(moment, timezone),
                         "received_at": moment,
                         "changed_at": utcnow(),
+                        "turf_id": turf_id,
                     }
                 )
+        # Synced as the phones would have, that evening: the sync's checks all apply.
+        evening = datetime.combine(day, time(21, 0), zone)
+        visits += sync_demo_visits(session=session, visits=day_visits, now=evening)
         day += timedelta(days=1)
     for start in range(0, len(rows), 2000):
         session.execute(insert(ContactLog), rows[start : start + 2000])
     session.flush()
-    return {"from": first, "until": until, "contacts": len(rows)}
+    return {"from": first, "until": until, "contacts": len(rows), "visits": visits}

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "KNACKA_DATABASE_URL"),
     )
     demo_districts_path: Path = REPO_ROOT / "data" / "districts" / "jamtland-demo.geojson"
+    demo_addresses_path: Path = REPO_ROOT / "data" / "addresses" / "jamtland-demo.csv"
     timezone: str = "Europe/Stockholm"
 
     # No SMTP host: emails are printed to the server's log instead (development only).

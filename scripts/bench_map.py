@@ -76,7 +76,7 @@ def _bbox(geom) -> dict[str, float]:
 
 def prepare(url: str, seed: int = 1) -> tuple[int, int, int]:
     """Östersund at 41 rough districts with turfs; (campaign id, districts, turfs)."""
-    from sqlmodel import Session, select
+    from sqlmodel import Session, col, select
 
     from api.db import make_engine
     from api.models import (
@@ -137,7 +137,10 @@ def prepare(url: str, seed: int = 1) -> tuple[int, int, int]:
             session.exec(select(Forening.id).where(Forening.kommun_id == kommun.id))
         )
         now = utcnow()
-        turfs = 0
+        # The demo cut its town districts into turfs from their addresses: those stand as
+        # they are (and count); the other districts get generated turfs.
+        cut = set(session.exec(select(Turf.district_id).where(col(Turf.retired_at).is_(None))))
+        turfs = len(session.exec(select(Turf.id).where(col(Turf.district_id).in_(cut))).all())
         for d in districts:
             rough = _rough(shapely.from_wkb(d.geom_wkb), rng)
             d.geom_wkb = shapely.to_wkb(rough)
@@ -153,6 +156,8 @@ def prepare(url: str, seed: int = 1) -> tuple[int, int, int]:
                     value=max(50, (d.voters or 2000) // 4),
                 )
             )
+            if d.id in cut:
+                continue
             households = d.households or 1500
             n = max(1, households // HOUSEHOLDS_PER_TURF)
             cols = math.ceil(math.sqrt(n))

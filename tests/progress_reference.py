@@ -4,7 +4,7 @@ unchanged (but for its signature) as the reference the set-based one is compared
 from collections import defaultdict
 from datetime import date, timedelta
 
-from sqlalchemy import case, func
+from sqlalchemy import case, false, func
 from sqlmodel import Session, col, select
 
 from api.campaigns.service import METRICS
@@ -28,6 +28,9 @@ def _filters(session: Session, kind: UnitKind, unit_id: int):
             col(DailyGrain.kommun_id).in_(kommuner),
             col(ContactLog.kommun_id).in_(kommuner),
         )
+    if kind == UnitKind.turf:
+        # Added with turfs (the reference predates them): no snapshot, the logs naming it.
+        return DailyGrain, false(), false(), ContactLog.turf_id == unit_id
     if kind == UnitKind.district:
         return (
             DailyGrain,
@@ -58,6 +61,8 @@ def reference_unit_progress(
     start = campaign.starts_on
     last = min(today, campaign.ends_on)
     snapshot_to = min(covered, last) if covered else start - timedelta(days=1)
+    if unit_kind == UnitKind.turf:  # below the nightly grain: every day is read live
+        snapshot_to = start - timedelta(days=1)
     snap_table, stat_where, grain_where, log_where = _filters(session, unit_kind, unit_id)
 
     daily: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])

@@ -468,6 +468,17 @@ def test_a_record_names_a_turf_of_its_district_only(area, session, clock):
     assert session.get(ContactLog, plain.json()["id"]).turf_id is None
 
 
+def test_a_record_read_back_names_its_turf(area, clock):
+    c, h, turf = area["c"], area["h"], area["turf"]
+    named = c.post("/contacts", headers=h["vol"], json=_record(clock, turf=turf.code)).json()
+    plain = c.post("/contacts", headers=h["vol"], json=_record(clock)).json()
+    listed = c.get("/contacts?mine=true", headers=h["vol"]).json()["items"]
+    assert {r["id"]: r["turf"] for r in listed} == {named["id"]: turf.code, plain["id"]: None}
+    # the lead reads it too, one by one; the record names the turf, never an address
+    one = c.get(f"/contacts/{named['id']}", headers=h["klead"]).json()
+    assert one["turf"] == turf.code and not [k for k in one if "address" in k]
+
+
 def test_a_record_without_a_turf_hashes_as_before_turfs_existed(clock):
     """A phone replaying a record logged before this release must get 'duplicate'."""
     import hashlib

@@ -5,7 +5,7 @@ from sqlmodel import Session, col, select
 from api.auth.scope import Scope
 from api.contacts.schemas import ContactRead
 from api.errors import NotFound
-from api.models import ContactLog, ContactTopic, District, Role
+from api.models import ContactLog, ContactTopic, District, Role, Turf
 from api.pagination import PageParams, paginate
 
 __all__ = ["get_contact", "leads_contact", "list_contacts", "to_read"]
@@ -39,7 +39,7 @@ def get_contact(*, session: Session, scope: Scope, contact_id: int) -> ContactLo
 
 
 def to_read(*, session: Session, contacts: list[ContactLog]) -> list[ContactRead]:
-    """API views of contacts, with their district codes and topics."""
+    """API views of contacts, with their district and turf codes and topics."""
     if not contacts:
         return []
     ids = [c.id for c in contacts]
@@ -52,6 +52,12 @@ def to_read(*, session: Session, contacts: list[ContactLog]) -> list[ContactRead
                 col(District.id).in_({c.district_id for c in contacts})
             )
         ).all()
+    )
+    turf_ids = {c.turf_id for c in contacts if c.turf_id is not None}
+    turf_codes = (
+        dict(session.exec(select(Turf.id, Turf.code).where(col(Turf.id).in_(turf_ids))).all())
+        if turf_ids
+        else {}
     )
     return [
         ContactRead(
@@ -68,6 +74,7 @@ def to_read(*, session: Session, contacts: list[ContactLog]) -> list[ContactRead
             occurred_at=c.occurred_at,
             received_at=c.received_at,
             withdrawn_at=c.withdrawn_at,
+            turf=turf_codes.get(c.turf_id),
         )
         for c in contacts
     ]

@@ -118,3 +118,5 @@ class ContactRead(BaseModel):
     occurred_at: datetime
     received_at: datetime
     withdrawn_at: datetime | None
+    # The turf walked, by code, when the record names one (never an address).
+    turf: str | None = None
