@@ -72,6 +72,7 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
     first = _upload(client, body, kommun="2380")
     assert first.status_code == 200, first.text
     assert first.json() | {} == {
+        "dry_run": False,
         "rows": 3,
         "created": 3,
         "updated": 0,
@@ -79,6 +80,10 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
         "left": 1,
         "new_members": 1,
         "linked_volunteers": 1,
+        "erased": 0,
+        "erased_lines": [],
+        "missing_from_file": 0,
+        "missing_member_ids": [],
     }
     anna = session.exec(select(Member).where(Member.member_number == "1001")).one()
     assert anna.user_id == volunteer.id
@@ -94,6 +99,46 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
     third = _upload(client, changed, kommun="2380").json()
     assert (third["updated"], third["unchanged"], third["left"]) == (1, 2, 1)
     assert session.exec(select(func.count()).select_from(MemberTask)).one() == 1
+
+
+def test_import_reports_members_missing_from_the_file_and_dry_run_writes_nothing(
+    client, session, org
+):
+    body = HEADER + (
+        f"5001,Ada Alm,,,{org.f.id},2026-04-28,active\n"
+        f"5002,Bert Björk,,,{org.f2.id},2025-01-10,active\n"
+        f"5003,Cia Cyan,,,{org.f.id},2024-01-10,left\n"
+    )
+    assert _upload(client, body, kommun="2380").json()["created"] == 3
+    elsewhere = f.member(session, org.f3, new=False)  # Krokom: another kommun, not in the file
+    ids = dict(session.execute(select(Member.member_number, Member.id)).all())
+    tasks = session.exec(select(func.count()).select_from(MemberTask)).one()
+    newer = HEADER + (
+        f"5001,Ada Alm,070-3333333,,{org.f.id},2026-04-28,active\n"
+        f"5004,Dan Dal,,,{org.f.id},2026-04-30,active\n"
+    )
+    dry = _upload(client, newer, kommun="2380", dry_run="true").json()
+    assert (dry["dry_run"], dry["created"], dry["updated"], dry["new_members"]) == (
+        True,
+        1,
+        1,
+        1,
+    )
+    assert (dry["missing_from_file"], dry["missing_member_ids"]) == (
+        2,
+        [ids["5002"], ids["5003"]],
+    )
+    session.expire_all()
+    assert session.exec(select(Member).where(Member.member_number == "5004")).first() is None
+    assert session.exec(select(Member).where(Member.id == ids["5001"])).one().phone is None
+    assert session.exec(select(func.count()).select_from(MemberTask)).one() == tasks
+    assert _audits(session, "import_dry_run")[-1].count == 2
+    real = _upload(client, newer, kommun="2380").json()
+    assert real | {"dry_run": True} == dry | {}
+    # Reported, never deleted: the register's export may be partial.
+    session.expire_all()
+    assert {ids["5002"], ids["5003"], elsewhere.id} <= set(session.exec(select(Member.id)))
+    assert session.exec(select(func.count()).select_from(MemberTask)).one() == tasks + 1
 
 
 def test_import_refuses_bad_rows_by_line_and_column_and_writes_nothing(client, session, org):
