@@ -2,7 +2,7 @@
 courses, scope (leads and callers), the audit log, GDPR export and erasure, retention."""
 
 import threading
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from sqlalchemy import func, text
@@ -507,19 +507,47 @@ def test_audit_log_is_append_only(session, org):
 
 
 def _dump(session: Session) -> str:
-    """Every row of every table as text (both backends)."""
-    from sqlmodel import SQLModel
-
-    out = []
-    for table in SQLModel.metadata.sorted_tables:
-        for row in session.execute(table.select()).all():
-            out.append(repr(tuple(row)))
-    return "\n".join(out)
+    """A full dump of the database as the session sees it, not only SQLModel's tables:
+    SQLite's own ``iterdump`` of the whole file; on PostgreSQL every table of every schema
+    in the catalog, row by row as text."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return "\n".join(connection.connection.driver_connection.iterdump())
+    tables = connection.execute(
+        text(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+    ).scalars()
+    return "\n".join(
+        row
+        for table in list(tables)
+        for row in connection.execute(text(f"SELECT t::text FROM {table} t")).scalars()
+    )
 
 
 def test_export_and_erasure_leave_no_trace_and_every_total(client, session, org, clock):
+    from api.models import DeviceToken, User
+
     name, phone, email = "Hjalmar Hemlig", "070-5551234", "hjalmar.hemlig@example.org"
-    m = f.member(session, org.f, "2026-04-01", name=name, phone=phone, email=email)
+    # The same person's volunteer account, linked by the import as by email.
+    volunteer = f.user(session, Role.volunteer, org.f)
+    volunteer.display_name, volunteer.email, volunteer.phone = name, email.upper(), phone
+    session.flush()
+    f.auth_headers(session, volunteer, clock.now)
+    session.execute(
+        text("UPDATE device_token SET name = 'Hjalmars telefon' WHERE user_id = :u"),
+        {"u": volunteer.id},
+    )
+    number = "7001"
+    imported = _upload(
+        client,
+        HEADER + f"{number},{name},{phone},{email},{org.f.id},2026-04-01,active\n",
+        kommun="2380",
+    ).json()
+    assert imported["linked_volunteers"] == 1
+    m = session.exec(select(Member).where(Member.member_number == number)).one()
+    assert m.user_id == volunteer.id
     f.member(session, org.f, "2026-04-01")
     cl = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id}).json()
     task = f.followup_of(session, m)
@@ -537,17 +565,75 @@ def test_export_and_erasure_leave_no_trace_and_every_total(client, session, org,
     client.post(f"/courses/{course['id']}/attendance", json={"member_ids": [m.id]})
     exported = client.get(f"/members/{m.id}/export").json()
     assert exported["member"]["name"] == name and exported["tasks"] and exported["course_offer"]
+    assert exported["courses"][0]["attended_on"] == "2026-04-20"
     progress_url = f"/campaigns/{org.camp.id}/members-progress/kommun/2380"
     before = (client.get(progress_url).json(), client.get(f"/call-lists/{cl['id']}").json())
-    assert name in _dump(session)
-    assert client.post(f"/members/{m.id}/erase").status_code == 200
+    assert before[0]["unit"]["new_members"] == 2
+    assert name in _dump(session) and email.upper() in _dump(session)
+    erased = client.post(f"/members/{m.id}/erase")
+    assert erased.json() == {"erased": m.id, "volunteer_accounts_erased": 1}
     session.expire_all()
     dump = _dump(session)
-    for trace in (name, "Hjalmar", "Hemlig", phone, "5551234", email, m.member_number):
-        assert trace not in dump
+    for trace in (name, "Hjalmar", "Hemlig", phone, "5551234", "hjalmar.hemlig", f"'{number}'"):
+        assert trace.casefold() not in dump.casefold(), trace
+    account = session.get(User, volunteer.id)
+    assert not account.is_active and account.email.endswith("@raderad.invalid")
+    assert all(
+        t.revoked_at is not None
+        for t in session.exec(select(DeviceToken).where(DeviceToken.user_id == volunteer.id))
+    )
     assert (client.get(progress_url).json(), client.get(f"/call-lists/{cl['id']}").json()) == before
     assert client.get(f"/members/{m.id}").status_code == 404
     assert any(a.action == "erase" and a.member_id == m.id for a in _audits(session))
+    # The register still lists them: the import neither brings them back nor counts them
+    # as a new member a second time, and says so.
+    again = _upload(
+        client,
+        HEADER + f"{number},{name},{phone},{email},{org.f.id},2026-04-01,active\n",
+        kommun="2380",
+    ).json()
+    assert (again["created"], again["erased"], again["erased_lines"]) == (0, 1, [2])
+    assert again["new_members"] == 0
+    assert client.get(progress_url).json() == before[0]
+    assert name not in _dump(session)
+    # A membership begun after the erasure is a new one.
+    clock.advance(days=2)
+    rejoined = _upload(
+        client,
+        HEADER + f"{number},{name},{phone},,{org.f.id},2026-05-05,active\n",
+        kommun="2380",
+    ).json()
+    assert (rejoined["created"], rejoined["erased"], rejoined["new_members"]) == (1, 0, 1)
+
+
+def test_sqlite_overwrites_what_is_deleted(database_url, tmp_path, settings):
+    """secure_delete: an erased member's name is not left in the file's free pages."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's file format")
+    path = tmp_path / "erase.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with Session(engine) as s:
+            assert s.execute(text("PRAGMA secure_delete")).scalar() == 1
+            k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+            m = f.member(s, f.forening(s, k), name="Sigrid Spårlös", phone="070-7654321")
+            member_id = m.id
+            s.commit()
+        with Session(engine) as s:
+            privacy.erase_member(
+                session=s,
+                scope=Scope.operator(s),
+                member_id=member_id,
+                settings=settings,
+                today=date(2026, 5, 4),
+                route="test",
+            )
+            s.commit()
+    finally:
+        engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("erase.sqlite3*"))
+    assert "Spårlös".encode() not in raw and b"7654321" not in raw
 
 
 def test_retention_purges_old_call_outcomes_and_members_who_left(session, org, settings):
@@ -565,12 +651,41 @@ def test_retention_purges_old_call_outcomes_and_members_who_left(session, org, s
             kommun_id=org.k.id,
         )
     )
+    # Follow-ups' call histories: one closed more than 3 months ago, one closed recently.
+    caller = f.user(session, Role.volunteer, org.f)
+    old_task, new_task = (
+        f.followup_of(session, f.member(session, org.f, joined))
+        for joined in ("2025-12-01", "2026-03-01")
+    )
+    for task, closed in ((old_task, "2026-01-20"), (new_task, "2026-03-20")):
+        task.closed_at = datetime.fromisoformat(f"{closed}T12:00:00+00:00")
+        task.contacted_on = date.fromisoformat(closed)
+        session.add(
+            MemberAttempt(
+                task_id=task.id,
+                member_id=task.member_id,
+                forening_id=org.f.id,
+                user_id=caller.id,
+                outcome="reached",
+                day=date.fromisoformat(closed),
+            )
+        )
     session.flush()
     gone_id = gone.id
     counts = privacy.purge(session=session, settings=settings, today=date(2026, 5, 4))
-    assert counts == {"call_lists": 1, "call_tasks": 1, "call_attempts": 0, "members_erased": 1}
+    assert counts == {
+        "call_lists": 1,
+        "call_tasks": 1,
+        "call_attempts": 0,
+        "followup_attempts": 1,
+        "members_erased": 1,
+    }
     session.expire_all()
     assert session.get(Member, gone_id) is None and session.get(Member, recent.id) is not None
+    left = session.exec(select(MemberAttempt.task_id)).all()
+    assert left == [new_task.id]
+    # The day the member was reached stays: the on-time share counts it.
+    assert session.get(MemberTask, old_task.id).contacted_on == date(2026, 1, 20)
     assert session.get(CallList, cl.id).purged_at is not None
     assert (
         privacy.purge(session=session, settings=settings, today=date(2026, 5, 4))["call_lists"] == 0
