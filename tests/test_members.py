@@ -354,6 +354,8 @@ def test_contacted_within_7_days_and_course_shares_per_unit(client, session, org
     assert (u["new_members"], u["due"], u["contacted_7d"], u["contacted_late"]) == (4, 4, 1, 1)
     assert u["new_members_contacted_7d"] == 0.25 and u["contacted_target"] == 1.0
     assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (1, 1, 0.25)
+    assert (u["course_due"], u["new_members_offered_course_3m"]) == (4, 0.25)
+    assert u["attended_target"] == 0.25
     by_name = {c["unit_name"]: c for c in r["children"]}
     assert by_name["S-föreningen Frösön"]["new_members_contacted_7d"] == 0.5
     assert by_name["S-föreningen Brunflo"]["new_members_contacted_7d"] == 0.0
@@ -364,6 +366,66 @@ def test_contacted_within_7_days_and_course_shares_per_unit(client, session, org
     assert [c["unit_name"] for c in pd.json()["children"]] == ["Krokom", "Östersund"]
     csv = client.get(f"/campaigns/{org.camp.id}/members-export").text
     assert "S-föreningen Frösön" in csv and never.name not in csv
+
+
+def test_only_the_basic_course_counts_as_the_basic_course(client, session, org, clock):
+    a, b = f.member(session, org.f, "2026-04-01"), f.member(session, org.f, "2026-04-01")
+    ids = {}
+    for kind, day in (("valarbetarkurs", "2026-04-10"), ("grundkurs_1", "2026-04-20")):
+        r = client.post(
+            "/courses",
+            json={
+                "kind": kind,
+                "name": kind,
+                "starts_on": day,
+                "place": "Folkets hus",
+                "kommun_id": org.k.id,
+            },
+        )
+        ids[kind] = r.json()["id"]
+    for member in (a, b):
+        client.post(
+            f"/courses/{ids['valarbetarkurs']}/attendance", json={"member_ids": [member.id]}
+        )
+    url = f"/campaigns/{org.camp.id}/members-progress/forening/{org.f.id}"
+    u = client.get(url).json()["unit"]
+    assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (0, 0, 0.0)
+    client.post(f"/courses/{ids['grundkurs_1']}/attendance", json={"member_ids": [a.id]})
+    u = client.get(url).json()["unit"]
+    assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (1, 1, 0.5)
+    # Each occasion is kept for the member all the same.
+    export = client.get(f"/members/{a.id}/export").json()
+    assert sorted(c["course_id"] for c in export["courses"]) == sorted(ids.values())
+    assert export["course_offer"]["course_id"] == ids["grundkurs_1"]
+
+
+def test_share_targets_are_campaign_targets_with_the_plans_defaults(client, session, org):
+    url = f"/campaigns/{org.camp.id}/members-progress/kommun/2380"
+    u = client.get(url).json()
+    assert (u["unit"]["contacted_target"], u["unit"]["attended_target"]) == (1.0, 0.25)
+    for unit_kind, unit_id, metric, value in (
+        ("partidistrikt", org.camp.partidistrikt_id, "new_members_contacted_7d", 90),
+        ("forening", org.f.id, "new_members_contacted_7d", 80),
+        ("kommun", org.k.id, "new_members_attended_course", 30),
+    ):
+        r = client.put(
+            f"/campaigns/{org.camp.id}/targets",
+            json={"unit_kind": unit_kind, "unit_id": unit_id, "metric": metric, "value": value},
+        )
+        assert r.status_code == 200, r.text
+    r = client.get(url).json()
+    assert (r["unit"]["contacted_target"], r["unit"]["attended_target"]) == (0.9, 0.3)
+    by_name = {c["unit_name"]: c for c in r["children"]}
+    frosön, brunflo = by_name["S-föreningen Frösön"], by_name["S-föreningen Brunflo"]
+    assert (frosön["contacted_target"], frosön["attended_target"]) == (0.8, 0.3)
+    assert (brunflo["contacted_target"], brunflo["attended_target"]) == (0.9, 0.3)
+    krokom = client.get(f"/campaigns/{org.camp.id}/members-progress/kommun/2309").json()
+    assert (krokom["unit"]["contacted_target"], krokom["unit"]["attended_target"]) == (0.9, 0.25)
+    csv = client.get(f"/campaigns/{org.camp.id}/members-export").text.splitlines()
+    assert csv[0].endswith(
+        "mål_kontaktade,erbjudna_kurs_3m,andel_erbjudna_kurs_3m,deltagit_kurs,andel_deltagit,mål_deltagit"
+    )
+    assert any(",0.9," in line and line.endswith(",0.3") for line in csv[1:])
 
 
 def test_due_count_excludes_members_whose_week_is_not_over(client, session, org):
