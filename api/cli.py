@@ -383,6 +383,7 @@ def import_members_command(
     kommun: Annotated[
         str | None, typer.Option(help="SCB code of the kommun förening names are in")
     ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only report what the import would do")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Import the member register: every row, or none if any is invalid (by member number)."""
@@ -420,6 +421,7 @@ def import_members_command(
                 options=options,
                 settings=settings,
                 today=local_day(utcnow(), settings.timezone),
+                dry_run=dry_run,
             )
     except AppError as exc:
         _fail(exc)
@@ -427,9 +429,12 @@ def import_members_command(
         typer.echo(summary.model_dump_json())
     else:
         typer.echo(
-            f"{summary.rows} rows: {summary.created} created, {summary.updated} updated, "
+            ("dry run, nothing written: " if summary.dry_run else "")
+            + f"{summary.rows} rows: {summary.created} created, {summary.updated} updated, "
             f"{summary.unchanged} unchanged, {summary.left} left; {summary.new_members} new "
-            f"members to follow up; {summary.linked_volunteers} linked to volunteer accounts"
+            f"members to follow up; {summary.linked_volunteers} linked to volunteer accounts; "
+            f"{summary.erased} erased before (skipped); {summary.missing_from_file} of the "
+            "kommuner's members not in the file (kept)"
         )
 
 

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     members_cooldown_hours: float = Field(default=4.0, ge=0)  # between no_answer attempts
     members_call_retention_months: int = Field(default=3, ge=0)  # call outcomes after the end
     members_left_retention_months: int = Field(default=6, ge=0)  # members who left, then erased
+    # The HMAC key of erased members' tombstones (empty: a random key kept in the database).
+    members_erasure_key: str = ""
 
 
 @lru_cache

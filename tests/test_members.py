@@ -2,7 +2,7 @@
 courses, scope (leads and callers), the audit log, GDPR export and erasure, retention."""
 
 import threading
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from sqlalchemy import func, text
@@ -72,6 +72,7 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
     first = _upload(client, body, kommun="2380")
     assert first.status_code == 200, first.text
     assert first.json() | {} == {
+        "dry_run": False,
         "rows": 3,
         "created": 3,
         "updated": 0,
@@ -79,6 +80,10 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
         "left": 1,
         "new_members": 1,
         "linked_volunteers": 1,
+        "erased": 0,
+        "erased_lines": [],
+        "missing_from_file": 0,
+        "missing_member_ids": [],
     }
     anna = session.exec(select(Member).where(Member.member_number == "1001")).one()
     assert anna.user_id == volunteer.id
@@ -94,6 +99,46 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
     third = _upload(client, changed, kommun="2380").json()
     assert (third["updated"], third["unchanged"], third["left"]) == (1, 2, 1)
     assert session.exec(select(func.count()).select_from(MemberTask)).one() == 1
+
+
+def test_import_reports_members_missing_from_the_file_and_dry_run_writes_nothing(
+    client, session, org
+):
+    body = HEADER + (
+        f"5001,Ada Alm,,,{org.f.id},2026-04-28,active\n"
+        f"5002,Bert Björk,,,{org.f2.id},2025-01-10,active\n"
+        f"5003,Cia Cyan,,,{org.f.id},2024-01-10,left\n"
+    )
+    assert _upload(client, body, kommun="2380").json()["created"] == 3
+    elsewhere = f.member(session, org.f3, new=False)  # Krokom: another kommun, not in the file
+    ids = dict(session.execute(select(Member.member_number, Member.id)).all())
+    tasks = session.exec(select(func.count()).select_from(MemberTask)).one()
+    newer = HEADER + (
+        f"5001,Ada Alm,070-3333333,,{org.f.id},2026-04-28,active\n"
+        f"5004,Dan Dal,,,{org.f.id},2026-04-30,active\n"
+    )
+    dry = _upload(client, newer, kommun="2380", dry_run="true").json()
+    assert (dry["dry_run"], dry["created"], dry["updated"], dry["new_members"]) == (
+        True,
+        1,
+        1,
+        1,
+    )
+    assert (dry["missing_from_file"], dry["missing_member_ids"]) == (
+        2,
+        [ids["5002"], ids["5003"]],
+    )
+    session.expire_all()
+    assert session.exec(select(Member).where(Member.member_number == "5004")).first() is None
+    assert session.exec(select(Member).where(Member.id == ids["5001"])).one().phone is None
+    assert session.exec(select(func.count()).select_from(MemberTask)).one() == tasks
+    assert _audits(session, "import_dry_run")[-1].count == 2
+    real = _upload(client, newer, kommun="2380").json()
+    assert real | {"dry_run": True} == dry | {}
+    # Reported, never deleted: the register's export may be partial.
+    session.expire_all()
+    assert {ids["5002"], ids["5003"], elsewhere.id} <= set(session.exec(select(Member.id)))
+    assert session.exec(select(func.count()).select_from(MemberTask)).one() == tasks + 1
 
 
 def test_import_refuses_bad_rows_by_line_and_column_and_writes_nothing(client, session, org):
@@ -309,6 +354,8 @@ def test_contacted_within_7_days_and_course_shares_per_unit(client, session, org
     assert (u["new_members"], u["due"], u["contacted_7d"], u["contacted_late"]) == (4, 4, 1, 1)
     assert u["new_members_contacted_7d"] == 0.25 and u["contacted_target"] == 1.0
     assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (1, 1, 0.25)
+    assert (u["course_due"], u["new_members_offered_course_3m"]) == (4, 0.25)
+    assert u["attended_target"] == 0.25
     by_name = {c["unit_name"]: c for c in r["children"]}
     assert by_name["S-föreningen Frösön"]["new_members_contacted_7d"] == 0.5
     assert by_name["S-föreningen Brunflo"]["new_members_contacted_7d"] == 0.0
@@ -319,6 +366,66 @@ def test_contacted_within_7_days_and_course_shares_per_unit(client, session, org
     assert [c["unit_name"] for c in pd.json()["children"]] == ["Krokom", "Östersund"]
     csv = client.get(f"/campaigns/{org.camp.id}/members-export").text
     assert "S-föreningen Frösön" in csv and never.name not in csv
+
+
+def test_only_the_basic_course_counts_as_the_basic_course(client, session, org, clock):
+    a, b = f.member(session, org.f, "2026-04-01"), f.member(session, org.f, "2026-04-01")
+    ids = {}
+    for kind, day in (("valarbetarkurs", "2026-04-10"), ("grundkurs_1", "2026-04-20")):
+        r = client.post(
+            "/courses",
+            json={
+                "kind": kind,
+                "name": kind,
+                "starts_on": day,
+                "place": "Folkets hus",
+                "kommun_id": org.k.id,
+            },
+        )
+        ids[kind] = r.json()["id"]
+    for member in (a, b):
+        client.post(
+            f"/courses/{ids['valarbetarkurs']}/attendance", json={"member_ids": [member.id]}
+        )
+    url = f"/campaigns/{org.camp.id}/members-progress/forening/{org.f.id}"
+    u = client.get(url).json()["unit"]
+    assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (0, 0, 0.0)
+    client.post(f"/courses/{ids['grundkurs_1']}/attendance", json={"member_ids": [a.id]})
+    u = client.get(url).json()["unit"]
+    assert (u["offered_3m"], u["attended"], u["new_members_attended_course"]) == (1, 1, 0.5)
+    # Each occasion is kept for the member all the same.
+    export = client.get(f"/members/{a.id}/export").json()
+    assert sorted(c["course_id"] for c in export["courses"]) == sorted(ids.values())
+    assert export["course_offer"]["course_id"] == ids["grundkurs_1"]
+
+
+def test_share_targets_are_campaign_targets_with_the_plans_defaults(client, session, org):
+    url = f"/campaigns/{org.camp.id}/members-progress/kommun/2380"
+    u = client.get(url).json()
+    assert (u["unit"]["contacted_target"], u["unit"]["attended_target"]) == (1.0, 0.25)
+    for unit_kind, unit_id, metric, value in (
+        ("partidistrikt", org.camp.partidistrikt_id, "new_members_contacted_7d", 90),
+        ("forening", org.f.id, "new_members_contacted_7d", 80),
+        ("kommun", org.k.id, "new_members_attended_course", 30),
+    ):
+        r = client.put(
+            f"/campaigns/{org.camp.id}/targets",
+            json={"unit_kind": unit_kind, "unit_id": unit_id, "metric": metric, "value": value},
+        )
+        assert r.status_code == 200, r.text
+    r = client.get(url).json()
+    assert (r["unit"]["contacted_target"], r["unit"]["attended_target"]) == (0.9, 0.3)
+    by_name = {c["unit_name"]: c for c in r["children"]}
+    frosön, brunflo = by_name["S-föreningen Frösön"], by_name["S-föreningen Brunflo"]
+    assert (frosön["contacted_target"], frosön["attended_target"]) == (0.8, 0.3)
+    assert (brunflo["contacted_target"], brunflo["attended_target"]) == (0.9, 0.3)
+    krokom = client.get(f"/campaigns/{org.camp.id}/members-progress/kommun/2309").json()
+    assert (krokom["unit"]["contacted_target"], krokom["unit"]["attended_target"]) == (0.9, 0.25)
+    csv = client.get(f"/campaigns/{org.camp.id}/members-export").text.splitlines()
+    assert csv[0].endswith(
+        "mål_kontaktade,erbjudna_kurs_3m,andel_erbjudna_kurs_3m,deltagit_kurs,andel_deltagit,mål_deltagit"
+    )
+    assert any(",0.9," in line and line.endswith(",0.3") for line in csv[1:])
 
 
 def test_due_count_excludes_members_whose_week_is_not_over(client, session, org):
@@ -462,19 +569,47 @@ def test_audit_log_is_append_only(session, org):
 
 
 def _dump(session: Session) -> str:
-    """Every row of every table as text (both backends)."""
-    from sqlmodel import SQLModel
-
-    out = []
-    for table in SQLModel.metadata.sorted_tables:
-        for row in session.execute(table.select()).all():
-            out.append(repr(tuple(row)))
-    return "\n".join(out)
+    """A full dump of the database as the session sees it, not only SQLModel's tables:
+    SQLite's own ``iterdump`` of the whole file; on PostgreSQL every table of every schema
+    in the catalog, row by row as text."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return "\n".join(connection.connection.driver_connection.iterdump())
+    tables = connection.execute(
+        text(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+    ).scalars()
+    return "\n".join(
+        row
+        for table in list(tables)
+        for row in connection.execute(text(f"SELECT t::text FROM {table} t")).scalars()
+    )
 
 
 def test_export_and_erasure_leave_no_trace_and_every_total(client, session, org, clock):
+    from api.models import DeviceToken, User
+
     name, phone, email = "Hjalmar Hemlig", "070-5551234", "hjalmar.hemlig@example.org"
-    m = f.member(session, org.f, "2026-04-01", name=name, phone=phone, email=email)
+    # The same person's volunteer account, linked by the import as by email.
+    volunteer = f.user(session, Role.volunteer, org.f)
+    volunteer.display_name, volunteer.email, volunteer.phone = name, email.upper(), phone
+    session.flush()
+    f.auth_headers(session, volunteer, clock.now)
+    session.execute(
+        text("UPDATE device_token SET name = 'Hjalmars telefon' WHERE user_id = :u"),
+        {"u": volunteer.id},
+    )
+    number = "7001"
+    imported = _upload(
+        client,
+        HEADER + f"{number},{name},{phone},{email},{org.f.id},2026-04-01,active\n",
+        kommun="2380",
+    ).json()
+    assert imported["linked_volunteers"] == 1
+    m = session.exec(select(Member).where(Member.member_number == number)).one()
+    assert m.user_id == volunteer.id
     f.member(session, org.f, "2026-04-01")
     cl = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id}).json()
     task = f.followup_of(session, m)
@@ -492,17 +627,75 @@ def test_export_and_erasure_leave_no_trace_and_every_total(client, session, org,
     client.post(f"/courses/{course['id']}/attendance", json={"member_ids": [m.id]})
     exported = client.get(f"/members/{m.id}/export").json()
     assert exported["member"]["name"] == name and exported["tasks"] and exported["course_offer"]
+    assert exported["courses"][0]["attended_on"] == "2026-04-20"
     progress_url = f"/campaigns/{org.camp.id}/members-progress/kommun/2380"
     before = (client.get(progress_url).json(), client.get(f"/call-lists/{cl['id']}").json())
-    assert name in _dump(session)
-    assert client.post(f"/members/{m.id}/erase").status_code == 200
+    assert before[0]["unit"]["new_members"] == 2
+    assert name in _dump(session) and email.upper() in _dump(session)
+    erased = client.post(f"/members/{m.id}/erase")
+    assert erased.json() == {"erased": m.id, "volunteer_accounts_erased": 1}
     session.expire_all()
     dump = _dump(session)
-    for trace in (name, "Hjalmar", "Hemlig", phone, "5551234", email, m.member_number):
-        assert trace not in dump
+    for trace in (name, "Hjalmar", "Hemlig", phone, "5551234", "hjalmar.hemlig", f"'{number}'"):
+        assert trace.casefold() not in dump.casefold(), trace
+    account = session.get(User, volunteer.id)
+    assert not account.is_active and account.email.endswith("@raderad.invalid")
+    assert all(
+        t.revoked_at is not None
+        for t in session.exec(select(DeviceToken).where(DeviceToken.user_id == volunteer.id))
+    )
     assert (client.get(progress_url).json(), client.get(f"/call-lists/{cl['id']}").json()) == before
     assert client.get(f"/members/{m.id}").status_code == 404
     assert any(a.action == "erase" and a.member_id == m.id for a in _audits(session))
+    # The register still lists them: the import neither brings them back nor counts them
+    # as a new member a second time, and says so.
+    again = _upload(
+        client,
+        HEADER + f"{number},{name},{phone},{email},{org.f.id},2026-04-01,active\n",
+        kommun="2380",
+    ).json()
+    assert (again["created"], again["erased"], again["erased_lines"]) == (0, 1, [2])
+    assert again["new_members"] == 0
+    assert client.get(progress_url).json() == before[0]
+    assert name not in _dump(session)
+    # A membership begun after the erasure is a new one.
+    clock.advance(days=2)
+    rejoined = _upload(
+        client,
+        HEADER + f"{number},{name},{phone},,{org.f.id},2026-05-05,active\n",
+        kommun="2380",
+    ).json()
+    assert (rejoined["created"], rejoined["erased"], rejoined["new_members"]) == (1, 0, 1)
+
+
+def test_sqlite_overwrites_what_is_deleted(database_url, tmp_path, settings):
+    """secure_delete: an erased member's name is not left in the file's free pages."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's file format")
+    path = tmp_path / "erase.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with Session(engine) as s:
+            assert s.execute(text("PRAGMA secure_delete")).scalar() == 1
+            k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+            m = f.member(s, f.forening(s, k), name="Sigrid Spårlös", phone="070-7654321")
+            member_id = m.id
+            s.commit()
+        with Session(engine) as s:
+            privacy.erase_member(
+                session=s,
+                scope=Scope.operator(s),
+                member_id=member_id,
+                settings=settings,
+                today=date(2026, 5, 4),
+                route="test",
+            )
+            s.commit()
+    finally:
+        engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("erase.sqlite3*"))
+    assert "Spårlös".encode() not in raw and b"7654321" not in raw
 
 
 def test_retention_purges_old_call_outcomes_and_members_who_left(session, org, settings):
@@ -520,12 +713,41 @@ def test_retention_purges_old_call_outcomes_and_members_who_left(session, org, s
             kommun_id=org.k.id,
         )
     )
+    # Follow-ups' call histories: one closed more than 3 months ago, one closed recently.
+    caller = f.user(session, Role.volunteer, org.f)
+    old_task, new_task = (
+        f.followup_of(session, f.member(session, org.f, joined))
+        for joined in ("2025-12-01", "2026-03-01")
+    )
+    for task, closed in ((old_task, "2026-01-20"), (new_task, "2026-03-20")):
+        task.closed_at = datetime.fromisoformat(f"{closed}T12:00:00+00:00")
+        task.contacted_on = date.fromisoformat(closed)
+        session.add(
+            MemberAttempt(
+                task_id=task.id,
+                member_id=task.member_id,
+                forening_id=org.f.id,
+                user_id=caller.id,
+                outcome="reached",
+                day=date.fromisoformat(closed),
+            )
+        )
     session.flush()
     gone_id = gone.id
     counts = privacy.purge(session=session, settings=settings, today=date(2026, 5, 4))
-    assert counts == {"call_lists": 1, "call_tasks": 1, "call_attempts": 0, "members_erased": 1}
+    assert counts == {
+        "call_lists": 1,
+        "call_tasks": 1,
+        "call_attempts": 0,
+        "followup_attempts": 1,
+        "members_erased": 1,
+    }
     session.expire_all()
     assert session.get(Member, gone_id) is None and session.get(Member, recent.id) is not None
+    left = session.exec(select(MemberAttempt.task_id)).all()
+    assert left == [new_task.id]
+    # The day the member was reached stays: the on-time share counts it.
+    assert session.get(MemberTask, old_task.id).contacted_on == date(2026, 1, 20)
     assert session.get(CallList, cl.id).purged_at is not None
     assert (
         privacy.purge(session=session, settings=settings, today=date(2026, 5, 4))["call_lists"] == 0

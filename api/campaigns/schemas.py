@@ -71,7 +71,7 @@ class _UnitRef(_Strict):
 
 class TargetSet(_UnitRef):
     unit_kind: UnitKind
-    metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
+    metric: Metric = Field(pattern=r"^[a-z][a-z0-9_]{0,59}$")
     value: int = Field(ge=0, le=2**31 - 1)
 
 
@@ -86,7 +86,7 @@ class TargetRead(BaseModel):
 
 class ApportionRequest(_UnitRef):
     unit_kind: Literal["partidistrikt", "kommun", "forening"]
-    metric: Metric = Field(pattern=r"^[a-z][a-z_]{0,59}$")
+    metric: Metric = Field(pattern=r"^[a-z][a-z0-9_]{0,59}$")
     basis: Literal["auto", "voters", "households", "even"] = "auto"
     children: Literal["default", "districts"] = Field(
         default="default",

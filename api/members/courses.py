@@ -1,4 +1,9 @@
-"""Course occasions (grundkurs steg 1 and others), offers to new members and attendance."""
+"""Course occasions (grundkurs steg 1 and others), offers to new members and attendance.
+
+Every offer and attendance is recorded for its occasion (``course_participant``); only
+those of the basic course (``BASIC_COURSE``, grundkurs steg 1: the plans' "offered within 3
+months" and "25 % attend a basic course") also fill in the member's course offer, which
+the metrics count. A valarbetarkurs is no basic course."""
 
 from datetime import date, timedelta
 
@@ -6,14 +11,16 @@ from sqlmodel import Session, col, select
 
 from api.auth.scope import Forbidden, Scope
 from api.errors import NotFound, Unprocessable
-from api.members.models import Course, CourseOffer, Member
+from api.members.models import Course, CourseOffer, CourseParticipant, Member
 from api.members.schemas import CourseCreate
 from api.members.service import audit
 from api.models import Forening, Kommun
 from api.org import tree
 from api.settings import Settings
 
-__all__ = ["create_course", "list_courses", "offer_course", "record_attendance"]
+__all__ = ["BASIC_COURSE", "create_course", "list_courses", "offer_course", "record_attendance"]
+
+BASIC_COURSE = "grundkurs_1"
 
 
 def create_course(*, session: Session, scope: Scope, body: CourseCreate) -> Course:
@@ -55,9 +62,10 @@ def _course(session: Session, scope: Scope, course_id: int) -> Course:
 
 def _offers(
     session: Session, scope: Scope, course: Course, member_ids: list[int], settings: Settings
-) -> list[tuple[Member, CourseOffer]]:
-    """The offers of the given members (created for members who have none), all of whom
-    the caller must lead and who must belong to the course's kommun."""
+) -> list[tuple[Member, CourseParticipant, CourseOffer | None]]:
+    """Each member's record of this occasion and, for the basic course, their course offer
+    (both created when missing); the caller must lead every member, and every member must
+    belong to the course's kommun."""
     ids = sorted(set(member_ids))
     members = {m.id: m for m in session.exec(select(Member).where(col(Member.id).in_(ids)))}
     bad = [
@@ -72,21 +80,36 @@ def _offers(
         raise Unprocessable(
             f"member_ids: {elsewhere[:20]} belong to another kommun than the course"
         )
-    offers = {
-        o.member_id: o
-        for o in session.exec(select(CourseOffer).where(col(CourseOffer.member_id).in_(ids)))
+    participants = {
+        p.member_id: p
+        for p in session.exec(
+            select(CourseParticipant).where(
+                CourseParticipant.course_id == course.id, col(CourseParticipant.member_id).in_(ids)
+            )
+        )
     }
+    offers: dict[int | None, CourseOffer] = {}
+    if course.kind == BASIC_COURSE:
+        offers = {
+            o.member_id: o
+            for o in session.exec(select(CourseOffer).where(col(CourseOffer.member_id).in_(ids)))
+        }
     out = []
     for i in ids:
         m = members[i]
-        offer = offers.get(i) or CourseOffer(
-            member_id=m.id,
-            forening_id=m.forening_id,
-            kommun_id=m.kommun_id,
-            joined_on=m.joined_on,
-            due_on=m.joined_on + timedelta(days=settings.members_course_days),
+        participant = participants.get(i) or CourseParticipant(
+            course_id=course.id, member_id=m.id, forening_id=m.forening_id
         )
-        out.append((m, offer))
+        offer = None
+        if course.kind == BASIC_COURSE:
+            offer = offers.get(i) or CourseOffer(
+                member_id=m.id,
+                forening_id=m.forening_id,
+                kommun_id=m.kommun_id,
+                joined_on=m.joined_on,
+                due_on=m.joined_on + timedelta(days=settings.members_course_days),
+            )
+        out.append((m, participant, offer))
     return out
 
 
@@ -102,11 +125,14 @@ def offer_course(
 ) -> int:
     """Record that the members were offered this course today; returns how many."""
     course = _course(session, scope, course_id)
-    pairs = _offers(session, scope, course, member_ids, settings)
-    for m, offer in pairs:
-        offer.offered_on = offer.offered_on or today
-        offer.course_id = course.id
-        session.add(offer)
+    rows = _offers(session, scope, course, member_ids, settings)
+    for m, participant, offer in rows:
+        participant.offered_on = participant.offered_on or today
+        session.add(participant)
+        if offer is not None:
+            offer.offered_on = offer.offered_on or today
+            offer.course_id = course.id
+            session.add(offer)
         audit(
             session,
             scope,
@@ -117,7 +143,7 @@ def offer_course(
             kommun_id=m.kommun_id,
         )
     session.flush()
-    return len(pairs)
+    return len(rows)
 
 
 def record_attendance(
@@ -131,12 +157,16 @@ def record_attendance(
 ) -> int:
     """Record that the members attended this course (on its date); returns how many."""
     course = _course(session, scope, course_id)
-    pairs = _offers(session, scope, course, member_ids, settings)
-    for m, offer in pairs:
-        offer.offered_on = offer.offered_on or course.starts_on
-        offer.course_id = course.id
-        offer.attended_on = course.starts_on
-        session.add(offer)
+    rows = _offers(session, scope, course, member_ids, settings)
+    for m, participant, offer in rows:
+        participant.offered_on = participant.offered_on or course.starts_on
+        participant.attended_on = course.starts_on
+        session.add(participant)
+        if offer is not None:
+            offer.offered_on = offer.offered_on or course.starts_on
+            offer.course_id = course.id
+            offer.attended_on = course.starts_on
+            session.add(offer)
         audit(
             session,
             scope,
@@ -147,4 +177,4 @@ def record_attendance(
             kommun_id=m.kommun_id,
         )
     session.flush()
-    return len(pairs)
+    return len(rows)

@@ -19,9 +19,12 @@ __all__ = [
     "CallerAssignment",
     "Course",
     "CourseOffer",
+    "CourseParticipant",
     "Member",
     "MemberAttempt",
     "MemberAudit",
+    "MemberErasure",
+    "MemberErasureKey",
     "MemberStatus",
     "MemberTask",
     "TaskKind",
@@ -177,8 +180,9 @@ class Course(SQLModel, table=True):
 
 
 class CourseOffer(SQLModel, table=True):
-    """A new member's basic-course offer, due three months after joining; when it was made,
-    for which occasion, and whether they attended."""
+    """A new member's basic-course offer (grundkurs steg 1 only: the plans' metric), due
+    three months after joining; when it was made, for which occasion, and whether they
+    attended. Other course kinds are recorded in ``course_participant`` alone."""
 
     __tablename__ = "course_offer"
 
@@ -190,6 +194,21 @@ class CourseOffer(SQLModel, table=True):
     due_on: date
     offered_on: date | None = None
     course_id: int | None = Field(default=None, foreign_key="course.id", index=True)
+    attended_on: date | None = None
+
+
+class CourseParticipant(SQLModel, table=True):
+    """A member offered or attending one course occasion, of any kind. ``member_id`` is
+    cleared when the member is erased; the förening stays for the counts."""
+
+    __tablename__ = "course_participant"
+    __table_args__ = (UniqueConstraint("course_id", "member_id", name="uq_course_participant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    forening_id: int = Field(foreign_key="forening.id", index=True)
+    offered_on: date | None = None
     attended_on: date | None = None
 
 
@@ -226,3 +245,27 @@ class MemberAudit(SQLModel, table=True):
     kommun_id: int | None = Field(default=None, index=True)
     count: int = 1  # members shown or touched
     route: str = Field(default="", max_length=120)
+
+
+class MemberErasure(SQLModel, table=True):
+    """A tombstone of an erased member: a keyed hash (HMAC-SHA256) of their member number
+    and the day, nothing else. A later import of the same number with a join date on or
+    before that day is the same membership the party asked to erase: it is skipped and
+    counted in the summary instead of bringing the person back (and counting them twice)."""
+
+    __tablename__ = "member_erasure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number_hash: str = Field(max_length=64, unique=True)
+    erased_on: date
+
+
+class MemberErasureKey(SQLModel, table=True):
+    """The tombstones' HMAC key when ``KNACKA_MEMBERS_ERASURE_KEY`` is not set: random, made
+    once. (Set the setting in production, so that a copy of the database alone cannot test
+    member numbers against the tombstones.)"""
+
+    __tablename__ = "member_erasure_key"
+
+    id: int = Field(default=1, primary_key=True)
+    key: str = Field(max_length=64)

@@ -1,14 +1,17 @@
 """GDPR: a member's own data (Art. 15), erasure (Art. 17), the audit log's review, and the
 nightly retention purge.
 
-Erasure deletes the member's row, the one place that holds their name, phone and email;
-their tasks, attempts and course offer stay for the counts (förening, days, outcomes) but
-lose the link to them. Every total is the same after it."""
+Erasure deletes the member's row, the one place of the register that holds their name,
+phone and email; their tasks, attempts and course records stay for the counts (förening,
+days, outcomes) but lose the link to them, and a tombstone (a keyed hash of the member
+number) keeps a later import from bringing them back. Every total is the same after it.
+An erasure asked for (Art. 17) also takes the person's volunteer account with it, since it
+holds the same email; the retention purge leaves accounts alone (see ``_erase``)."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from api import db
@@ -18,15 +21,17 @@ from api.members.models import (
     CallerAssignment,
     CallList,
     CourseOffer,
+    CourseParticipant,
     Member,
     MemberAttempt,
     MemberAudit,
+    MemberErasure,
     MemberStatus,
     MemberTask,
     TaskKind,
 )
-from api.members.service import audit, get_member, to_read
-from api.models import Forening, Kommun, Role, utcnow
+from api.members.service import audit, get_member, number_hash, to_read
+from api.models import DeviceToken, Forening, Kommun, LoginCode, Role, User, utcnow
 from api.org import tree
 from api.pagination import PageParams
 from api.settings import Settings, get_settings
@@ -52,6 +57,9 @@ def export_member(*, session: Session, scope: Scope, member_id: int, route: str)
     tasks = session.exec(select(MemberTask).where(MemberTask.member_id == member.id)).all()
     attempts = session.exec(select(MemberAttempt).where(MemberAttempt.member_id == member.id)).all()
     offer = session.exec(select(CourseOffer).where(CourseOffer.member_id == member.id)).first()
+    courses = session.exec(
+        select(CourseParticipant).where(CourseParticipant.member_id == member.id)
+    ).all()
     accesses = session.exec(
         select(MemberAudit).where(MemberAudit.member_id == member.id).order_by(MemberAudit.id)
     ).all()
@@ -70,17 +78,24 @@ def export_member(*, session: Session, scope: Scope, member_id: int, route: str)
         "tasks": dump(tasks),
         "call_attempts": dump(attempts),
         "course_offer": None if offer is None else offer.model_dump(mode="json"),
+        "courses": dump(courses),
         "accesses": [
             {"at": a.at.isoformat(), "user_id": a.user_id, "action": a.action} for a in accesses
         ],
     }
 
 
-def _erase(session: Session, member_ids: list[int]) -> None:
-    """Unlink and delete members (no scope check: the caller did that)."""
+def _erase(session: Session, member_ids: list[int], *, settings: Settings, today: date) -> None:
+    """Unlink and delete members, leaving a tombstone of each (no scope check: the caller
+    did that)."""
     if not member_ids:
         return
-    for model in (MemberTask, MemberAttempt, CourseOffer):
+    numbers = list(session.exec(select(Member.member_number).where(col(Member.id).in_(member_ids))))
+    hashes = [number_hash(session=session, settings=settings, number=n) for n in numbers]
+    # A member erased before, imported again as a new membership: the newer day wins.
+    session.execute(delete(MemberErasure).where(col(MemberErasure.number_hash).in_(hashes)))
+    session.add_all(MemberErasure(number_hash=h, erased_on=today) for h in hashes)
+    for model in (MemberTask, MemberAttempt, CourseOffer, CourseParticipant):
         values: dict[str, Any] = {"member_id": None}
         if model is MemberTask:
             values |= {"claimed_by_user_id": None, "claim_expires_at": None}
@@ -88,14 +103,59 @@ def _erase(session: Session, member_ids: list[int]) -> None:
     session.execute(delete(Member).where(col(Member.id).in_(member_ids)))
 
 
-def erase_member(*, session: Session, scope: Scope, member_id: int, route: str) -> None:
-    """Erase a member (GDPR Art. 17): kommun leads and district admins of their units."""
+def _erase_account(session: Session, member: Member) -> int:
+    """Pseudonymise and deactivate the volunteer account of an erased member: the one
+    linked to them, and any other with their email. Its row stays (with its id) so that the
+    conversations and doors it logged still count; what named the person goes."""
+    match = [User.id == member.user_id] if member.user_id is not None else []
+    if member.email:
+        match.append(func.lower(User.email) == member.email.casefold())
+    if not match:
+        return 0
+    ids = list(session.exec(select(User.id).where(or_(*match))))
+    for user_id in ids:
+        session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                # Unique and undeliverable (RFC 2606): nobody can sign in as it again.
+                email=f"raderad-{user_id}@raderad.invalid",
+                display_name="Raderad",
+                phone=None,
+                is_active=False,
+                nightly_email=False,
+            )
+        )
+    if ids:
+        now = utcnow()
+        # A device name is often the owner's ("Annas telefon").
+        session.execute(
+            update(DeviceToken)
+            .where(col(DeviceToken.user_id).in_(ids))
+            .values(name="raderad", revoked_at=func.coalesce(DeviceToken.revoked_at, now))
+        )
+        session.execute(delete(LoginCode).where(col(LoginCode.user_id).in_(ids)))
+    return len(ids)
+
+
+def erase_member(
+    *,
+    session: Session,
+    scope: Scope,
+    member_id: int,
+    settings: Settings,
+    today: date,
+    route: str,
+) -> int:
+    """Erase a member (GDPR Art. 17): kommun leads and district admins of their units.
+    Returns how many volunteer accounts of the person were erased with them."""
     if not scope.unrestricted and scope.role not in (Role.kommun_lead, Role.district_admin):
         raise Forbidden("role: only kommun leads and district admins erase members")
     member = get_member(session=session, scope=scope, member_id=member_id, route=route)
     forening_id, kommun_id = member.forening_id, member.kommun_id
     session.expunge(member)
-    _erase(session, [member_id])
+    accounts = _erase_account(session, member)
+    _erase(session, [member_id], settings=settings, today=today)
     audit(
         session,
         scope,
@@ -106,6 +166,7 @@ def erase_member(*, session: Session, scope: Scope, member_id: int, route: str) 
         kommun_id=kommun_id,
     )
     session.flush()
+    return accounts
 
 
 def list_audit(
@@ -114,8 +175,6 @@ def list_audit(
     """Audit entries about the units the caller leads, newest first."""
     if not scope.is_lead:
         raise Forbidden("role: only leads review the member audit log")
-    from sqlalchemy import func, or_
-
     query = select(MemberAudit).where(
         or_(
             scope.led_filter(tree.kind_of(Forening), MemberAudit.forening_id),
@@ -136,9 +195,10 @@ def list_audit(
 
 
 def purge(*, session: Session, settings: Settings, today: date) -> dict[str, int]:
-    """The retention rules: call outcomes of lists that ended more than
-    ``members_call_retention_months`` ago, and members who left more than
-    ``members_left_retention_months`` ago (erased as in Art. 17)."""
+    """The retention rules: call outcomes of lists that ended, and the attempts of
+    follow-ups that closed, more than ``members_call_retention_months`` ago; members who
+    left more than ``members_left_retention_months`` ago (erased as in Art. 17, but their
+    volunteer accounts, which they did not ask to close, stay)."""
     list_cutoff = _months_before(today, settings.members_call_retention_months)
     lists = list(
         session.exec(
@@ -166,6 +226,18 @@ def purge(*, session: Session, settings: Settings, today: date) -> dict[str, int
         session.execute(
             update(CallList).where(col(CallList.id).in_(lists)).values(purged_at=utcnow())
         )
+    # A follow-up's attempts (who called, each outcome) are its call history: gone after
+    # the same months. The task keeps the day the member was reached, which the counts use.
+    closed_before = datetime.combine(list_cutoff, time(), tzinfo=UTC)
+    followup_attempts = session.execute(
+        delete(MemberAttempt).where(
+            col(MemberAttempt.task_id).in_(
+                select(MemberTask.id).where(
+                    MemberTask.kind == TaskKind.followup, MemberTask.closed_at < closed_before
+                )
+            )
+        )
+    ).rowcount
     left_cutoff = _months_before(today, settings.members_left_retention_months)
     gone = list(
         session.exec(
@@ -176,7 +248,7 @@ def purge(*, session: Session, settings: Settings, today: date) -> dict[str, int
             )
         )
     )
-    _erase(session, gone)
+    _erase(session, gone, settings=settings, today=today)
     for member_id in gone:
         session.add(MemberAudit(action="purge", member_id=member_id, route="job:members_purge"))
     session.flush()
@@ -184,6 +256,7 @@ def purge(*, session: Session, settings: Settings, today: date) -> dict[str, int
         "call_lists": len(lists),
         "call_tasks": tasks,
         "call_attempts": attempts,
+        "followup_attempts": followup_attempts,
         "members_erased": len(gone),
     }
 

@@ -1,7 +1,13 @@
 """New-member metrics per unit: contacted within 7 days (target: all), a basic course
-offered within 3 months, and course attendance (target: 25 %), as shares of the campaign
-year's new members. Set-based: one grouped query per table by förening, then the
-föreningar are mapped up to the level asked for with one lookup in the organisation tree."""
+(grundkurs steg 1) offered within 3 months, and its attendance (target: 25 %), as shares of
+the campaign's new members: the campaign is the plans' year (its election year), and a new
+member is one who joined between its start and its election day (or today, if sooner).
+Set-based: one grouped query per table by förening, then the föreningar are mapped up to
+the level asked for with one lookup in the organisation tree.
+
+The targets are campaign targets like any other (``PUT /campaigns/{id}/targets``, metric
+``new_members_contacted_7d`` or ``new_members_attended_course``, value in percent); a
+unit without one has its nearest parent's, and without any the plans' 100 % and 25 %."""
 
 from collections import defaultdict
 from datetime import date
@@ -14,20 +20,19 @@ from api.campaigns.service import get_campaign
 from api.errors import Unprocessable
 from api.members.models import CourseOffer, MemberTask, TaskKind
 from api.members.schemas import MembersProgress, UnitMembers
-from api.models import Campaign, Forening, Kommun, Partidistrikt, UnitKind
+from api.models import Campaign, Forening, Kommun, Partidistrikt, Target, UnitKind
 from api.org import tree
 
 __all__ = [
-    "ATTENDED_TARGET",
-    "CONTACTED_TARGET",
+    "DEFAULT_TARGETS",
     "METRICS",
     "export_rows",
     "members_progress",
     "members_progress_of_units",
 ]
 
-CONTACTED_TARGET = 1.0
-ATTENDED_TARGET = 0.25
+# The plans' targets, in percent, where no campaign target says otherwise.
+DEFAULT_TARGETS = {"new_members_contacted_7d": 100, "new_members_attended_course": 25}
 METRICS = (
     "new_members_contacted_7d",
     "new_members_offered_course_3m",
@@ -38,6 +43,42 @@ _KINDS = (tree.kind_of(Partidistrikt), tree.kind_of(Kommun), tree.kind_of(Foreni
 
 def _share(part: int, whole: int) -> float | None:
     return None if whole == 0 else part / whole
+
+
+def _targets(
+    session: Session, campaign: Campaign, kind: UnitKind, ids: list[int]
+) -> dict[int, dict[str, float]]:
+    """Each unit's share targets: its own campaign target, else its nearest parent's, else
+    the default."""
+    rows = session.execute(
+        select(Target.unit_kind, Target.unit_id, Target.metric, Target.value).where(
+            Target.campaign_id == campaign.id, col(Target.metric).in_(list(DEFAULT_TARGETS))
+        )
+    ).all()
+    given = {(UnitKind(k), u, m): v for k, u, m, v in rows}
+    # The unit itself first, then each level above it, nearest first.
+    chain = [{i: i for i in ids}]
+    above = list(reversed(_KINDS[: _KINDS.index(kind)]))
+    for parent in above:
+        if any(k == parent for k, _, _ in given):
+            chain.append(tree.ancestor_ids(session, kind, ids, parent))
+        else:
+            chain.append({})
+    kinds = [kind, *above]
+    out = {}
+    for i in ids:
+        out[i] = {}
+        for metric, default in DEFAULT_TARGETS.items():
+            value = next(
+                (
+                    given[(k, level[i], metric)]
+                    for k, level in zip(kinds, chain, strict=True)
+                    if (k, level.get(i), metric) in given
+                ),
+                default,
+            )
+            out[i][metric] = value / 100
+    return out
 
 
 def members_progress_of_units(
@@ -113,6 +154,7 @@ def members_progress_of_units(
         if unit_id in totals:
             totals[unit_id] = [a + b for a, b in zip(totals[unit_id], values, strict=True)]
     names = tree.names(session, kind, ids)
+    targets = _targets(session, campaign, kind, ids)
     out = {}
     for unit_id, (new, due, on_time, late, course_due, offered, attended) in totals.items():
         out[unit_id] = UnitMembers(
@@ -124,13 +166,13 @@ def members_progress_of_units(
             contacted_7d=on_time,
             contacted_late=late,
             new_members_contacted_7d=_share(on_time, due),
-            contacted_target=CONTACTED_TARGET,
+            contacted_target=targets[unit_id]["new_members_contacted_7d"],
             course_due=course_due,
             offered_3m=offered,
             new_members_offered_course_3m=_share(offered, course_due),
             attended=attended,
             new_members_attended_course=_share(attended, new),
-            attended_target=ATTENDED_TARGET,
+            attended_target=targets[unit_id]["new_members_attended_course"],
         )
     return out
 

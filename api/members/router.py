@@ -66,9 +66,11 @@ async def import_members(
     settings: SettingsDep,
     now: NowDep,
     options: Annotated[MemberImportOptions, Query()],
+    dry_run: bool = False,
 ):
-    """Import the member register: one transaction, idempotent by member number. The
-    upload is capped at `KNACKA_IMPORT_MAX_UPLOAD_MB` (413 over it)."""
+    """Import the member register: one transaction, idempotent by member number; with
+    `dry_run` nothing is written. The upload is capped at `KNACKA_IMPORT_MAX_UPLOAD_MB`
+    (413 over it)."""
     with tempfile.TemporaryDirectory(prefix="knacka-members-") as tmp:
         path, _ = await receive_upload(request, Path(tmp), settings)
         raw = path.read_bytes()
@@ -84,6 +86,7 @@ async def import_members(
         options=options,
         settings=settings,
         today=local_day(now, settings.timezone),
+        dry_run=dry_run,
         route="POST /members/import",
     )
 
@@ -184,12 +187,20 @@ def export_member(session: SessionDep, scope: ScopeDep, member_id: int) -> dict:
 
 
 @router.post("/members/{member_id}/erase", status_code=200)
-def erase_member(session: SessionDep, scope: ScopeDep, member_id: int) -> dict:
-    """Erase the member (GDPR Art. 17): their data goes, the counts stay."""
-    privacy.erase_member(
-        session=session, scope=scope, member_id=member_id, route="POST /members/{member_id}/erase"
+def erase_member(
+    session: SessionDep, scope: ScopeDep, settings: SettingsDep, now: NowDep, member_id: int
+) -> dict:
+    """Erase the member (GDPR Art. 17): their data goes, and their volunteer account's name
+    and email with it; the counts stay."""
+    accounts = privacy.erase_member(
+        session=session,
+        scope=scope,
+        member_id=member_id,
+        settings=settings,
+        today=local_day(now, settings.timezone),
+        route="POST /members/{member_id}/erase",
     )
-    return {"erased": member_id}
+    return {"erased": member_id, "volunteer_accounts_erased": accounts}
 
 
 @router.post("/member-tasks/{task_id}/claim", response_model=TaskRead)

@@ -51,6 +51,7 @@ class ImportError_(BaseModel):
 
 
 class MemberImportSummary(BaseModel):
+    dry_run: bool  # true: nothing was written; the figures are what the import would do
     rows: int
     created: int
     updated: int
@@ -58,6 +59,12 @@ class MemberImportSummary(BaseModel):
     left: int  # members the file marks as left for the first time
     new_members: int  # follow-ups (and course offers) created for members who joined recently
     linked_volunteers: int
+    # Rows of members erased before (same number, joined before the erasure): skipped.
+    erased: int
+    erased_lines: list[int]  # the first 100
+    # Members of the file's kommuner whom the file lacks: reported, never deleted.
+    missing_from_file: int
+    missing_member_ids: list[int]  # the first 100
 
 
 class MemberRead(BaseModel):
@@ -196,13 +203,13 @@ class UnitMembers(BaseModel):
     contacted_7d: int  # contacted within 7 days of joining
     contacted_late: int
     new_members_contacted_7d: float | None  # contacted_7d / due
-    contacted_target: float  # 1.0: every new member
+    contacted_target: float  # the campaign target (default 1.0: every new member)
     course_due: int
     offered_3m: int
     new_members_offered_course_3m: float | None  # offered_3m / course_due
     attended: int
     new_members_attended_course: float | None  # attended / new_members
-    attended_target: float  # 0.25
+    attended_target: float  # the campaign target (default 0.25)
 
 
 class MembersProgress(BaseModel):

@@ -6,8 +6,11 @@ callers for the members their tasks name (see api.members.followup). Every read,
 export is written to ``member_audit`` with the member's id at most."""
 
 import csv
+import hashlib
+import hmac
 import io
 import re
+import secrets
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +23,8 @@ from api.members.models import (
     CourseOffer,
     Member,
     MemberAudit,
+    MemberErasure,
+    MemberErasureKey,
     MemberStatus,
     MemberTask,
     TaskKind,
@@ -38,6 +43,7 @@ __all__ = [
     "list_members",
     "member_filter",
     "new_member_rows",
+    "number_hash",
     "to_read",
     "update_member",
 ]
@@ -175,6 +181,29 @@ def update_member(
     return member
 
 
+# -- tombstones of erased members --------------------------------------------------------
+
+
+def _erasure_key(session: Session, settings: Settings) -> bytes:
+    if settings.members_erasure_key:
+        return settings.members_erasure_key.encode()
+    row = session.get(MemberErasureKey, 1)
+    if row is None:
+        row = MemberErasureKey(id=1, key=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return row.key.encode()
+
+
+def number_hash(
+    *, session: Session, settings: Settings, number: str, key: bytes | None = None
+) -> str:
+    """The tombstone of a member number: HMAC-SHA256 under the erasure key, in hex (a plain
+    hash of a short number is undone by trying every number)."""
+    key = key or _erasure_key(session, settings)
+    return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()
+
+
 # -- import -------------------------------------------------------------------------------
 
 
@@ -228,10 +257,12 @@ def import_members(
     options: MemberImportOptions,
     settings: Settings,
     today: date,
+    dry_run: bool = False,
     route: str = "cli",
 ) -> MemberImportSummary:
     """Apply the register's CSV export, idempotent by member number: every row, or none if
-    any is bad (errors name the line and the column)."""
+    any is bad (errors name the line and the column); ``dry_run`` only answers what it
+    would do."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     fields = [f.strip() for f in reader.fieldnames or []]
     reader.fieldnames = fields
@@ -365,7 +396,25 @@ def import_members(
         raise Unprocessable(
             f"{len(errors)} errors in {rows} rows; nothing was imported", details=errors
         )
-    return _apply_import(session, scope, parsed, settings=settings, today=today, route=route)
+    touched = {r["kommun_id"] for r in parsed} | ({default_kommun.id} if default_kommun else set())
+    with session.begin_nested() as attempt:
+        summary = _apply_import(
+            session,
+            scope,
+            parsed,
+            lines=seen,
+            kommun_ids=sorted(touched),
+            settings=settings,
+            today=today,
+            route=route,
+        )
+        if dry_run:
+            attempt.rollback()
+    if dry_run:
+        # Nothing was written, but the register was read and compared: that is a read.
+        audit(session, scope, "import_dry_run", route=route, count=len(parsed))
+        session.flush()
+    return summary.model_copy(update={"dry_run": dry_run})
 
 
 _COMPARED = ("name", "phone", "email", "forening_id", "kommun_id", "joined_on", "status")
@@ -400,11 +449,53 @@ def _bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
             copy.write_row([row[c] for c in columns])
 
 
+_LISTED = 100  # ids and lines a summary lists at most
+
+
+def _tombstones(session: Session, settings: Settings, numbers: list[str]) -> dict[str, date]:
+    """The erasure day of each of ``numbers`` that was erased before."""
+    if not numbers or session.exec(select(MemberErasure.id).limit(1)).first() is None:
+        return {}
+    key = _erasure_key(session, settings)
+    by_hash = {
+        number_hash(session=session, settings=settings, number=n, key=key): n for n in numbers
+    }
+    hashes = list(by_hash)
+    found: dict[str, date] = {}
+    for i in range(0, len(hashes), _CHUNK):
+        for h, day in session.execute(
+            select(MemberErasure.number_hash, MemberErasure.erased_on).where(
+                _among(MemberErasure.number_hash, hashes[i : i + _CHUNK], session)
+            )
+        ).all():
+            found[by_hash[h]] = day
+    return found
+
+
+def _missing(
+    session: Session, scope: Scope, kommun_ids: list[int], in_file: set[str], matched: int
+) -> tuple[int, list[int]]:
+    """Members of the file's kommuner (that the caller leads) whom the file lacks: counted,
+    and the first ids listed; never deleted (a register export may be partial)."""
+    where = (col(Member.kommun_id).in_(kommun_ids), member_filter(scope))
+    total = session.exec(select(func.count()).select_from(Member).where(*where)).one()
+    if total <= matched:
+        return 0, []
+    # Only when some are missing: the file's kommuner read once more, by id and number.
+    rows = session.execute(
+        select(Member.id, Member.member_number).where(*where).order_by(Member.id)
+    ).all()
+    ids = [i for i, number in rows if number not in in_file]
+    return len(ids), ids[:_LISTED]
+
+
 def _apply_import(
     session: Session,
     scope: Scope,
     parsed: list[dict[str, Any]],
     *,
+    lines: dict[str, int],
+    kommun_ids: list[int],
     settings: Settings,
     today: date,
     route: str,
@@ -419,6 +510,17 @@ def _apply_import(
             )
         ).all()
         existing.update((row[0], row[1:]) for row in found)
+    # Before the file changes any: how many of the file's kommuner's members it names.
+    kommun_at = 1 + _COMPARED.index("kommun_id")
+    matched = sum(1 for old in existing.values() if old[kommun_at] in kommun_ids)
+    missing, missing_ids = _missing(
+        session, scope, kommun_ids, {r["member_number"] for r in parsed}, matched
+    )
+    erased = _tombstones(
+        session,
+        settings,
+        [r["member_number"] for r in parsed if r["member_number"] not in existing],
+    )
     # Volunteer accounts of the same people, by email regardless of case.
     emails = sorted({r["email"].casefold() for r in parsed if r.get("email")})
     users: dict[str, int] = {}
@@ -431,12 +533,20 @@ def _apply_import(
             ).all()
         )
     creates, updates = [], []
+    erased_lines: list[int] = []
     left = unchanged = linked = 0
     new_since = today - timedelta(days=settings.members_new_days)
     for r in parsed:
+        old = existing.get(r["member_number"])
+        erased_on = erased.get(r["member_number"]) if old is None else None
+        if erased_on is not None and r["joined_on"] <= erased_on:
+            # The membership the party asked to erase, still in the register: not brought
+            # back, and its follow-up not created (and counted) a second time. A membership
+            # begun after the erasure is a new one, imported as any other.
+            erased_lines.append(lines[r["member_number"]])
+            continue
         r["user_id"] = users.get(r["email"].casefold()) if r.get("email") else None
         linked += r["user_id"] is not None
-        old = existing.get(r["member_number"])
         if old is None:
             r["left_on"] = today if r["status"] == MemberStatus.left else None
             left += r["status"] == MemberStatus.left
@@ -510,6 +620,7 @@ def _apply_import(
     audit(session, scope, "import", route=route, count=len(parsed))
     session.flush()
     return MemberImportSummary(
+        dry_run=False,
         rows=len(parsed),
         created=len(creates),
         updated=len(updates),
@@ -517,4 +628,8 @@ def _apply_import(
         left=left,
         new_members=len(tasks),
         linked_volunteers=linked,
+        erased=len(erased_lines),
+        erased_lines=erased_lines[:_LISTED],
+        missing_from_file=missing,
+        missing_member_ids=missing_ids,
     )
