@@ -1,6 +1,7 @@
 """Members: the register import, new-member follow-ups, claims and cool-downs, call lists,
 courses, scope (leads and callers), the audit log, GDPR export and erasure, retention."""
 
+import re
 import threading
 from datetime import date
 
@@ -213,6 +214,54 @@ def _fresh_database(backend: str, tmp_path):
     return throwaway_database()
 
 
+def _race(engine, settings, claims: list[tuple[int, int]]) -> dict[int, str]:
+    """Each (user id, task id) claimed in a thread of its own, all released at once by a
+    barrier; each thread commits its own transaction. Returns "won" or "409" per user."""
+    barrier = threading.Barrier(len(claims))
+    results: dict[int, str] = {}
+
+    def claim(user_id: int, task_id: int) -> None:
+        from api.errors import Conflict
+        from api.models import User, utcnow
+
+        with Session(engine) as s:
+            user = s.get(User, user_id)
+            scope = Scope(session=s, user=user)
+            s.commit()  # SQLite: no transaction (and write lock) held at the barrier
+            barrier.wait()
+            try:
+                followup.claim_task(
+                    session=s,
+                    scope=scope,
+                    task_id=task_id,
+                    now=utcnow(),
+                    settings=settings,
+                    route="test",
+                )
+                s.commit()
+                results[user_id] = "won"
+            except Conflict:
+                s.rollback()
+                results[user_id] = "409"
+
+    threads = [threading.Thread(target=claim, args=c) for c in claims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def _assign(s, lead, caller, forening, call_list_id=None) -> None:
+    followup.assign_caller(
+        session=s,
+        scope=Scope(session=s, user=lead),
+        user_id=caller.id,
+        forening_id=forening.id,
+        call_list_id=call_list_id,
+    )
+
+
 def test_two_callers_claiming_one_member_at_once_one_wins(database_url, tmp_path, settings):
     """Committed transactions on a database of its own: a real race, not a savepoint."""
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
@@ -227,54 +276,102 @@ def test_two_callers_claiming_one_member_at_once_one_wins(database_url, tmp_path
                 callers = [f.user(s, Role.volunteer, fo) for _ in range(2)]
                 lead = f.user(s, Role.forening_lead, fo)
                 for c in callers:
-                    followup.assign_caller(
-                        session=s,
-                        scope=Scope(session=s, user=lead),
-                        user_id=c.id,
-                        forening_id=fo.id,
-                        call_list_id=None,
-                    )
+                    _assign(s, lead, c, fo)
                 task_id = f.followup_of(s, m).id
                 ids = [c.id for c in callers]
                 s.commit()
-            barrier = threading.Barrier(2)
-            results: dict[int, str] = {}
-
-            def claim(user_id: int) -> None:
-                from api.errors import Conflict
-                from api.models import User, utcnow
-
-                with Session(engine) as s:
-                    user = s.get(User, user_id)
-                    scope = Scope(session=s, user=user)
-                    s.commit()  # SQLite: no transaction (and write lock) held at the barrier
-                    barrier.wait()
-                    try:
-                        followup.claim_task(
-                            session=s,
-                            scope=scope,
-                            task_id=task_id,
-                            now=utcnow(),
-                            settings=settings,
-                            route="test",
-                        )
-                        s.commit()
-                        results[user_id] = "won"
-                    except Conflict:
-                        s.rollback()
-                        results[user_id] = "409"
-
-            threads = [threading.Thread(target=claim, args=(i,)) for i in ids]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            results = _race(engine, settings, [(i, task_id) for i in ids])
             assert sorted(results.values()) == ["409", "won"]
             with Session(engine) as s:
                 winner = next(i for i, r in results.items() if r == "won")
                 assert s.get(MemberTask, task_id).claimed_by_user_id == winner
         finally:
             engine.dispose()
+
+
+def test_two_callers_on_two_tasks_of_one_member_at_once_one_wins(database_url, tmp_path, settings):
+    """One member with a follow-up and a call-list entry; the follow-up's caller and the
+    list's caller claim at the same moment, each their own task: exactly one gets the
+    member. Several members in turn, so that a lucky interleaving cannot pass alone."""
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with _fresh_database(backend, tmp_path) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            with Session(engine) as s:
+                k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+                fo = f.forening(s, k)
+                members = [f.member(s, fo) for _ in range(5)]
+                welcomer, lister = (f.user(s, Role.volunteer, fo) for _ in range(2))
+                lead = f.user(s, Role.forening_lead, fo)
+                cl = CallList(
+                    name="Ring alla", kommun_id=k.id, forening_id=fo.id, ends_on=date(2026, 9, 13)
+                )
+                s.add(cl)
+                s.flush()
+                _assign(s, lead, welcomer, fo)
+                _assign(s, lead, lister, fo, cl.id)
+                pairs = []
+                for m in members:
+                    entry = MemberTask(
+                        kind=TaskKind.call,
+                        call_list_id=cl.id,
+                        member_id=m.id,
+                        forening_id=fo.id,
+                        kommun_id=k.id,
+                        assigned_user_id=lister.id,
+                    )
+                    s.add(entry)
+                    s.flush()
+                    pairs.append((f.followup_of(s, m).id, entry.id))
+                ids = (welcomer.id, lister.id)
+                s.commit()
+            for followup_id, entry_id in pairs:
+                results = _race(engine, settings, [(ids[0], followup_id), (ids[1], entry_id)])
+                assert sorted(results.values()) == ["409", "won"], results
+                with Session(engine) as s:
+                    holders = [
+                        s.get(MemberTask, t).claimed_by_user_id for t in (followup_id, entry_id)
+                    ]
+                # Exactly one of the two tasks is held, by the caller who won.
+                winner = next(i for i, r in results.items() if r == "won")
+                assert sorted(holders, key=lambda h: h is None) == [winner, None]
+        finally:
+            engine.dispose()
+
+
+def test_a_member_held_on_one_task_cannot_be_claimed_on_another(
+    client, session, org, clock, settings
+):
+    m = f.member(session, org.f)
+    cl = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id}).json()
+    entry = session.exec(select(MemberTask).where(MemberTask.call_list_id == cl["id"])).one()
+    welcomer, lister = (f.user(session, Role.volunteer, org.f) for _ in range(2))
+    lead = f.user(session, Role.forening_lead, org.f)
+    _assign(session, lead, welcomer, org.f)
+    _assign(session, lead, lister, org.f, cl["id"])
+    hw, hl = (f.auth_headers(session, u, clock.now) for u in (welcomer, lister))
+    task = f.followup_of(session, m)
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=hw).status_code == 200
+    taken = client.post(f"/member-tasks/{entry.id}/claim", headers=hl)
+    assert taken.status_code == 409
+    # Nothing about who holds it or on which task: only that the member is taken, and until.
+    assert re.fullmatch(
+        rf"task {entry.id}: another caller is working with this member until "
+        r"2026-05-04T10:30:00\+00:00",
+        taken.json()["detail"],
+    ), taken.json()["detail"]
+    # The holder may work both of the member's tasks.
+    _assign(session, lead, welcomer, org.f, cl["id"])
+    assert client.post(f"/member-tasks/{entry.id}/claim", headers=hw).status_code == 200
+    # Once the holder logs an outcome and lets go, the other caller gets the member.
+    for t in (task.id, entry.id):
+        client.post(f"/member-tasks/{t}/outcome", headers=hw, json={"outcome": "no_answer"})
+    clock.advance(hours=settings.members_cooldown_hours)
+    assert client.post(f"/member-tasks/{entry.id}/claim", headers=hl).status_code == 200
+    # A claim that expired unused no longer blocks.
+    clock.advance(minutes=settings.members_claim_minutes)
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=hw).status_code == 200
 
 
 # -- progress ------------------------------------------------------------------------------
@@ -369,6 +466,25 @@ def test_call_list_split_among_callers_with_do_not_call(client, session, org, cl
     # Flagged do-not-call later: the open entry is skipped.
     client.patch(f"/members/{members[1].id}", json={"do_not_call": True})
     assert client.get(f"/call-lists/{p['id']}").json()["do_not_call"] == 2
+
+
+def test_a_member_on_a_running_list_is_not_put_on_another(client, session, org, clock):
+    here = [f.member(session, org.f, "2020-01-01", new=False) for _ in range(2)]
+    there = f.member(session, org.f2, "2020-01-01", new=False)
+    first = client.post("/call-lists", json={"name": "Frösön", "forening_id": org.f.id})
+    assert first.status_code == 201 and first.json()["open"] == 2
+    whole = client.post("/call-lists", json={"name": "Östersund", "kommun_id": org.k.id}).json()
+    assert (whole["total"], whole["open"], whole["on_other_list"]) == (3, 1, 2)
+    open_entries = session.exec(
+        select(MemberTask.member_id).where(
+            MemberTask.call_list_id == whole["id"], MemberTask.closed_at.is_(None)
+        )
+    ).all()
+    assert open_entries == [there.id]
+    # Once the first list has ended, a new list calls its members again.
+    clock.advance(days=91)
+    again = client.post("/call-lists", json={"name": "Höst", "forening_id": org.f.id}).json()
+    assert (again["open"], again["on_other_list"]) == (len(here), 0)
 
 
 # -- scope: callers ------------------------------------------------------------------------

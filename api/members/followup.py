@@ -3,7 +3,11 @@ exclusively, logging outcomes with a cool-down, and the callers leads designate.
 
 A claim is one conditional UPDATE: it succeeds only while nobody else holds a live claim
 and the task is neither closed nor cooling down, so of two callers claiming at once one
-gets the row and the other a 409, on SQLite and PostgreSQL alike."""
+gets the row and the other a 409, on SQLite and PostgreSQL alike. A member may have more
+than one open task (a follow-up and a call-list entry, or entries of two lists), and the
+claim is exclusive per member: the member's row is locked first (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite's BEGIN IMMEDIATE serializes writers anyway), so of two callers claiming
+two tasks of one member at once the second sees the first's claim and gets the 409."""
 
 from datetime import date, datetime, timedelta
 
@@ -191,6 +195,26 @@ def claim_task(
     user_id = scope.user.id if scope.user else None
     if user_id is None:
         raise Forbidden("role: claims are made by signed-in callers")
+    # Lock the member before looking at their other tasks: without it two callers could
+    # each claim a different task of one member, neither seeing the other's claim yet.
+    session.execute(select(Member.id).where(Member.id == task.member_id).with_for_update())
+    elsewhere = session.exec(
+        select(MemberTask.claim_expires_at).where(
+            MemberTask.member_id == task.member_id,
+            MemberTask.id != task.id,
+            col(MemberTask.closed_at).is_(None),
+            col(MemberTask.claimed_by_user_id).is_not(None),
+            MemberTask.claimed_by_user_id != user_id,
+            MemberTask.claim_expires_at > now,
+        )
+    ).first()
+    if elsewhere is not None:
+        # Which caller, and on which list, is not the asker's business: only that the
+        # member is taken, and until when.
+        raise Conflict(
+            f"task {task_id}: another caller is working with this member until "
+            f"{elsewhere.isoformat()}"
+        )
     expires = now + timedelta(minutes=settings.members_claim_minutes)
     taken = session.execute(
         update(MemberTask)
