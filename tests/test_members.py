@@ -539,30 +539,142 @@ def test_forening_lead_sees_only_own_forening(client, session, org, clock):
 # -- audit ---------------------------------------------------------------------------------
 
 
-def test_every_read_path_is_audited_without_member_data(client, session, org, clock):
+def test_every_read_path_is_audited_without_member_data(client, session, org, clock, admin):
+    """Each path, by the person who would use it: its entries name that person and a unit
+    of theirs, so that the lead above them finds every one at GET /members/audit."""
     m = f.member(session, org.f, name="Greta Granlund", phone="070-9999999", email="g@example.org")
+    f.member(session, org.f)
+    flead = f.user(session, Role.forening_lead, org.f)
+    empty_lead = f.user(session, Role.forening_lead, org.f2)  # no members in Brunflo
+    klead = f.user(session, Role.kommun_lead, org.k)
+    caller = f.user(session, Role.volunteer, org.f)
+    _assign(session, flead, caller, org.f)
+    h = {u.id: f.auth_headers(session, u, clock.now) for u in (flead, empty_lead, klead, caller)}
     r = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id})
+    course = client.post(
+        "/courses",
+        json={"name": "Grundkurs", "starts_on": "2026-05-20", "place": "Ö", "kommun_id": org.k.id},
+    ).json()
+    task = f.followup_of(session, m)
+    register = HEADER + f"5001,Ny Person,,,{org.f.id},2026-05-01,active\n"
+    # (who, action, request, the lead above who reviews it)
     paths = [
-        ("list", lambda: client.get("/members")),
-        ("read", lambda: client.get(f"/members/{m.id}")),
-        ("list", lambda: client.get("/members/followups")),
-        ("list", lambda: client.get(f"/call-lists/{r.json()['id']}/entries")),
-        ("export", lambda: client.get(f"/members/{m.id}/export")),
-        ("claim", lambda: client.post(f"/member-tasks/{f.followup_of(session, m).id}/claim")),
-        ("update", lambda: client.patch(f"/members/{m.id}", json={"do_not_call": False})),
+        (flead, "list", lambda: client.get("/members", headers=h[flead.id]), klead),
+        (empty_lead, "list", lambda: client.get("/members", headers=h[empty_lead.id]), klead),
+        (flead, "read", lambda: client.get(f"/members/{m.id}", headers=h[flead.id]), klead),
+        (caller, "list", lambda: client.get("/members/followups", headers=h[caller.id]), flead),
+        (
+            flead,
+            "list",
+            lambda: client.get(f"/call-lists/{r.json()['id']}/entries", headers=h[flead.id]),
+            klead,
+        ),
+        (
+            flead,
+            "export",
+            lambda: client.get(f"/members/{m.id}/export", headers=h[flead.id]),
+            klead,
+        ),
+        (
+            caller,
+            "claim",
+            lambda: client.post(f"/member-tasks/{task.id}/claim", headers=h[caller.id]),
+            klead,
+        ),
+        (
+            caller,
+            "outcome",
+            lambda: client.post(
+                f"/member-tasks/{task.id}/outcome",
+                headers=h[caller.id],
+                json={"outcome": "reached"},
+            ),
+            flead,
+        ),
+        (
+            flead,
+            "update",
+            lambda: client.patch(
+                f"/members/{m.id}", headers=h[flead.id], json={"do_not_call": False}
+            ),
+            klead,
+        ),
+        (
+            flead,
+            "offer",
+            lambda: client.post(
+                f"/courses/{course['id']}/offers", headers=h[flead.id], json={"member_ids": [m.id]}
+            ),
+            klead,
+        ),
+        (
+            flead,
+            "attended",
+            lambda: client.post(
+                f"/courses/{course['id']}/attendance",
+                headers=h[flead.id],
+                json={"member_ids": [m.id]},
+            ),
+            klead,
+        ),
+        (
+            klead,
+            "import",
+            lambda: client.post(
+                "/members/import",
+                headers=h[klead.id],
+                files={"file": ("m.csv", register.encode(), "text/csv")},
+            ),
+            admin,
+        ),
     ]
-    for action, call in paths:
-        before = len(_audits(session, action))
-        assert call().status_code == 200
-        assert len(_audits(session, action)) > before, action
+    for who, action, call, above in paths:
+        last = max((a.id for a in _audits(session)), default=0)
+        response = call()
+        assert response.status_code == 200, (action, response.text)
+        new = [a for a in _audits(session) if a.id > last]
+        # (An export or a change reads the member first, and says so.)
+        assert action in {a.action for a in new} <= {action, "read"}, action
+        assert {a.user_id for a in new} == {who.id}, action
+        assert all(a.forening_id is not None or a.kommun_id is not None for a in new), action
+        headers = {} if above is admin else h[above.id]
+        review = client.get("/members/audit", headers=headers, params={"limit": 500}).json()
+        assert {a.id for a in new} <= {a["id"] for a in review["items"]}, action
+        if action == "list" and "items" in response.json():
+            # Which members were shown, by id.
+            shown = sorted(i.get("member_id", i["id"]) for i in response.json()["items"])
+            assert sorted(a.member_id for a in new if a.count) == shown, action
     dump = " ".join(str(a.model_dump()) for a in _audits(session))
-    for secret in ("Greta", "Granlund", "9999999", "g@example.org"):
+    for secret in ("Greta", "Granlund", "9999999", "g@example.org", "Ny Person"):
         assert secret not in dump
     review = client.get("/members/audit", params={"member_id": m.id}).json()
-    assert {"read", "export", "claim"} <= {a["action"] for a in review["items"]}
-    lead = f.user(session, Role.forening_lead, org.f2)
-    other = client.get("/members/audit", headers=f.auth_headers(session, lead, clock.now)).json()
-    assert other["total"] == 0
+    assert {"list", "read", "export", "claim", "outcome", "offer"} <= {
+        a["action"] for a in review["items"]
+    }
+    # The member's own export names the lists that showed them, too.
+    accesses = client.get(f"/members/{m.id}/export").json()["accesses"]
+    assert {(a["user_id"], a["action"]) for a in accesses} >= {
+        (flead.id, "list"),
+        (caller.id, "list"),
+    }
+    other = f.user(session, Role.forening_lead, org.f3)  # another kommun
+    seen = client.get("/members/audit", headers=f.auth_headers(session, other, clock.now)).json()
+    assert seen["total"] == 0
+    # A förening lead does not see the entries of a sibling förening's lead.
+    sibling = client.get("/members/audit", headers=h[flead.id], params={"limit": 500}).json()
+    assert empty_lead.id not in {a["user_id"] for a in sibling["items"]}
+
+
+def test_audit_review_refuses_a_unit_outside_reach(client, session, org, clock):
+    flead = f.user(session, Role.forening_lead, org.f)
+    h = f.auth_headers(session, flead, clock.now)
+    assert (
+        client.get("/members/audit", headers=h, params={"forening_id": org.f.id}).status_code == 200
+    )
+    for params in ({"forening_id": org.f2.id}, {"kommun_id": org.k.id}):
+        assert client.get("/members/audit", headers=h, params=params).status_code == 403
+        assert client.get("/members", headers=h, params=params).status_code == 403
+        assert client.get("/members/followups", headers=h, params=params).status_code == 403
 
 
 def test_audit_log_is_append_only(session, org):

@@ -26,7 +26,7 @@ from api.members.models import (
     TaskOutcome,
 )
 from api.members.schemas import TaskRead
-from api.members.service import audit
+from api.members.service import audit, audit_shown, listed_unit
 from api.models import Forening, Role, User
 from api.org import tree
 from api.pagination import PageParams
@@ -137,7 +137,8 @@ def list_tasks(
     open_only: bool = True,
     route: str,
 ) -> tuple[list[TaskRead], int]:
-    """The tasks the caller sees, soonest due first; audited as one list read."""
+    """The tasks the caller sees, soonest due first; audited with each member shown."""
+    _require_task_unit(session, scope, forening_id=forening_id, kommun_id=kommun_id)
     query = select(MemberTask).where(MemberTask.kind == kind, task_filter(session, scope))
     if forening_id is not None:
         query = query.where(MemberTask.forening_id == forening_id)
@@ -153,16 +154,43 @@ def list_tasks(
             query.order_by(MemberTask.due_on, MemberTask.id).limit(page.limit).offset(page.offset)
         )
     )
-    audit(
+    if call_list_id is not None and forening_id is None and kommun_id is None:
+        call_list = session.get(CallList, call_list_id)
+        if call_list is not None:
+            forening_id, kommun_id = call_list.forening_id, call_list.kommun_id
+    audit_shown(
         session,
         scope,
         "list",
         route=route,
-        forening_id=forening_id,
-        kommun_id=kommun_id,
-        count=len(tasks),
+        shown=[(t.member_id, t.forening_id, t.kommun_id) for t in tasks],
+        unit=listed_unit(session, scope, forening_id=forening_id, kommun_id=kommun_id),
     )
     return task_reads(session, tasks, today), total
+
+
+def _require_task_unit(
+    session: Session, scope: Scope, *, forening_id: int | None, kommun_id: int | None
+) -> None:
+    """Refuse a filter naming a unit whose tasks the caller may not see (rather than answer
+    it empty): they must lead it, or be a caller in it (or in one of its föreningar)."""
+    if scope.unrestricted or (forening_id is None and kommun_id is None):
+        return
+    assigned = select(CallerAssignment.forening_id).where(CallerAssignment.user_id == scope.user.id)
+    if forening_id is not None and not (
+        scope.leads(forening_id, tree.kind_of(Forening))
+        or session.exec(assigned.where(CallerAssignment.forening_id == forening_id)).first()
+    ):
+        raise Forbidden("forening_id: it does not exist or is outside your unit")
+    if kommun_id is not None and not (
+        scope.leads_kommun(kommun_id)
+        or session.exec(
+            assigned.join(Forening, Forening.id == CallerAssignment.forening_id).where(
+                Forening.kommun_id == kommun_id
+            )
+        ).first()
+    ):
+        raise Forbidden("kommun_id: it does not exist or is outside your unit")
 
 
 def _visible_task(session: Session, scope: Scope, task_id: int) -> MemberTask:
