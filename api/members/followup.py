@@ -410,6 +410,9 @@ def list_callers(
         scope.led_filter(tree.kind_of(Forening), CallerAssignment.forening_id)
     )
     if forening_id is not None:
+        scope.require_unit(
+            tree.kind_of(Forening), forening_id, "forening_id", lead=True, field="forening_id"
+        )
         query = query.where(CallerAssignment.forening_id == forening_id)
     return list(session.exec(query.order_by(CallerAssignment.id)))
 
