@@ -95,9 +95,14 @@ def audit_shown(
     rows = [
         {"member_id": m, "forening_id": f, "kommun_id": k, "count": 1} for m, f, k in shown
     ] or [{"member_id": None, "forening_id": unit[0], "kommun_id": unit[1], "count": 0}]
+    # One multi-row INSERT: a page of 500 is one statement, not 500 (executemany).
     session.execute(
-        insert(MemberAudit),
-        [r | {"at": at, "user_id": user_id, "action": action, "route": route[:120]} for r in rows],
+        insert(MemberAudit).values(
+            [
+                r | {"at": at, "user_id": user_id, "action": action, "route": route[:120]}
+                for r in rows
+            ]
+        )
     )
 
 
