@@ -12,7 +12,9 @@ from typing import NamedTuple
 
 __all__ = ["ACCESS", "ROLES", "TARGETS_BY_KIND", "Expect"]
 
-ROLES = ("volunteer", "forening_lead", "kommun_lead", "district_admin")
+# A caller is a volunteer of a förening with caller assignments (its new-member follow-ups
+# and one of its call lists): a volunteer everywhere else, who also works member tasks.
+ROLES = ("volunteer", "forening_lead", "kommun_lead", "district_admin", "caller")
 
 
 class Expect(NamedTuple):
@@ -22,18 +24,27 @@ class Expect(NamedTuple):
     forening_lead: tuple[int, int]
     kommun_lead: tuple[int, int]
     district_admin: tuple[int, int]
+    caller: tuple[int, int]
 
 
 def _all(own: int, other: int | None = None, anonymous: int = 401) -> Expect:
     pair = (own, own if other is None else other)
-    return Expect(anonymous, pair, pair, pair, pair)
+    return Expect(anonymous, pair, pair, pair, pair, pair)
 
 
-def _by(vol: tuple, flead: tuple, klead: tuple, admin: tuple) -> Expect:
-    return Expect(401, vol, flead, klead, admin)
+def _by(
+    vol: tuple, flead: tuple, klead: tuple, admin: tuple, caller: tuple | None = None
+) -> Expect:
+    """Per role; a caller is answered as a volunteer unless ``caller`` says otherwise."""
+    return Expect(401, vol, flead, klead, admin, vol if caller is None else caller)
 
 
 NO = (403, 403)
+GONE = (404, 404)
+
+# The own-unit requests of a volunteer's contact, lease and account name the volunteer's
+# own; for the caller (another volunteer of the same förening) they are someone else's,
+# which a volunteer neither sees nor changes: those rows say so in their caller column.
 
 ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/health"): _all(200, anonymous=200),
@@ -46,7 +57,7 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("DELETE", "/me/devices/{device_id}"): _all(200, 404),
     ("POST", "/users"): _by(NO, (201, 403), (201, 403), (201, 403)),
     ("GET", "/users"): _all(200),
-    ("GET", "/users/{user_id}"): _all(200, 403),
+    ("GET", "/users/{user_id}"): _all(200, 403)._replace(caller=NO),
     ("GET", "/users/{user_id}/devices"): _by(NO, (200, 403), (200, 403), (200, 403)),
     ("POST", "/users/{user_id}/devices/revoke"): _by(NO, (200, 403), (200, 403), (200, 403)),
     # organisation
@@ -77,10 +88,10 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("POST", "/contacts"): _all(201, 403),
     ("POST", "/contacts/batch"): _all(200),  # per-record "forbidden" inside the 200
     ("GET", "/contacts"): _all(200),
-    ("GET", "/contacts/{contact_id}"): _all(200, 404),
-    ("PATCH", "/contacts/{contact_id}"): _by((200, 404), (403, 404), (403, 404), (403, 404)),
-    ("POST", "/contacts/{contact_id}/withdraw"): _all(200, 404),
-    ("GET", "/contacts/{contact_id}/audit"): _all(200, 404),
+    ("GET", "/contacts/{contact_id}"): _all(200, 404)._replace(caller=GONE),
+    ("PATCH", "/contacts/{contact_id}"): _by((200, 404), (403, 404), (403, 404), (403, 404), GONE),
+    ("POST", "/contacts/{contact_id}/withdraw"): _all(200, 404)._replace(caller=GONE),
+    ("GET", "/contacts/{contact_id}/audit"): _all(200, 404)._replace(caller=GONE),
     # campaigns, targets and progress (the request's unit is a förening of the campaign)
     ("GET", "/campaigns"): _all(200),
     ("POST", "/campaigns"): _by(NO, NO, NO, (201, 403)),
@@ -116,7 +127,7 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/me/turfs"): _all(200),
     ("GET", "/turfs/{code}"): _all(200, 404),
     ("POST", "/turfs/{code}/lease"): _by((403, 404), (201, 404), (201, 404), (201, 404)),
-    ("DELETE", "/turfs/{code}/lease"): _all(200, 404),  # the volunteer holds the own lease
+    ("DELETE", "/turfs/{code}/lease"): _all(200, 404)._replace(caller=(403, 404)),
     ("POST", "/turfs/claim/{link_code}"): _by((201, 404), (201, 404), (403, 404), (403, 404)),
     ("GET", "/turfs/{code}/qr.svg"): _all(200, 404),
     ("GET", "/turfs/{code}/walklist.csv"): _all(200, 404),
@@ -131,35 +142,46 @@ ACCESS: dict[tuple[str, str], Expect] = {
     ("GET", "/map/chart.png"): _all(200, 404),
     # turf cutting: whoever leads the district (its förening, kommun or partidistrikt)
     ("POST", "/turfs/cut"): _by(NO, (200, 403), (200, 403), (200, 403)),
-    # members (GDPR Art. 9 data): leads of the member's units; callers (volunteers with a
-    # caller assignment) are tested in tests/test_members.py; a member outside reach is 404
-    ("POST", "/members/import"): _by(NO, NO, (200, 403), (200, 403)),
-    ("GET", "/members"): _by(NO, (200, 200), (200, 200), (200, 200)),  # only what they lead
-    ("GET", "/members/followups"): _all(200),  # only the tasks the caller may see
-    ("GET", "/members/audit"): _by(NO, (200, 200), (200, 200), (200, 200)),
-    ("GET", "/members/{member_id}"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
-    ("PATCH", "/members/{member_id}"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
-    ("GET", "/members/{member_id}/export"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
-    ("POST", "/members/{member_id}/erase"): _by(NO, NO, (200, 404), (200, 404)),
-    ("POST", "/member-tasks/{task_id}/claim"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
-    ("POST", "/member-tasks/{task_id}/outcome"): _by(
-        (404, 404),
-        (409, 404),
-        (409, 404),
-        (409, 404),  # outcome before a claim: 409
+    # members (GDPR Art. 9 data): leads of the member's units; callers see the tasks they
+    # work and nothing of the register; a member outside reach is 404. List requests name
+    # the unit they ask about (the own förening, or the other one), and a unit outside the
+    # caller's reach is refused rather than answered empty.
+    ("POST", "/members/import"): _by(NO, NO, (200, 403), (200, 403), NO),
+    ("GET", "/members"): _by(NO, (200, 403), (200, 403), (200, 403), NO),
+    ("GET", "/members/followups"): _by(NO, (200, 403), (200, 403), (200, 403), (200, 403)),
+    ("GET", "/members/audit"): _by(NO, (200, 403), (200, 403), (200, 403), NO),
+    ("GET", "/members/{member_id}"): _by(
+        (404, 404), (200, 404), (200, 404), (200, 404), (404, 404)
     ),
-    ("GET", "/callers"): _by(NO, (200, 200), (200, 200), (200, 200)),
-    ("POST", "/callers"): _by(NO, (201, 403), (201, 403), (201, 403)),
-    ("DELETE", "/callers/{assignment_id}"): _by((404, 404), (204, 404), (204, 404), (204, 404)),
-    ("POST", "/call-lists"): _by(NO, (201, 403), (201, 403), (201, 403)),
-    ("GET", "/call-lists/{call_list_id}"): _by((404, 404), (200, 404), (200, 404), (200, 404)),
+    ("PATCH", "/members/{member_id}"): _by(
+        (404, 404), (200, 404), (200, 404), (200, 404), (404, 404)
+    ),
+    ("GET", "/members/{member_id}/export"): _by(
+        (404, 404), (200, 404), (200, 404), (200, 404), (404, 404)
+    ),
+    ("POST", "/members/{member_id}/erase"): _by(NO, NO, (200, 404), (200, 404), NO),
+    ("POST", "/member-tasks/{task_id}/claim"): _by(
+        (404, 404), (200, 404), (200, 404), (200, 404), (200, 404)
+    ),
+    ("POST", "/member-tasks/{task_id}/outcome"): _by(  # outcome before a claim: 409
+        (404, 404), (409, 404), (409, 404), (409, 404), (409, 404)
+    ),
+    ("GET", "/callers"): _by(NO, (200, 403), (200, 403), (200, 403), NO),
+    ("POST", "/callers"): _by(NO, (201, 403), (201, 403), (201, 403), NO),
+    ("DELETE", "/callers/{assignment_id}"): _by(
+        (404, 404), (204, 404), (204, 404), (204, 404), (404, 404)
+    ),
+    ("POST", "/call-lists"): _by(NO, (201, 403), (201, 403), (201, 403), NO),
+    ("GET", "/call-lists/{call_list_id}"): _by(
+        (404, 404), (200, 404), (200, 404), (200, 404), (200, 404)
+    ),
     ("GET", "/call-lists/{call_list_id}/entries"): _by(
-        (404, 404), (200, 404), (200, 404), (200, 404)
+        (404, 404), (200, 404), (200, 404), (200, 404), (200, 404)
     ),
     ("GET", "/courses"): _all(200),
-    ("POST", "/courses"): _by(NO, NO, (201, 403), (201, 403)),  # the request names a kommun
-    ("POST", "/courses/{course_id}/offers"): _by(NO, (200, 404), (200, 404), (200, 404)),
-    ("POST", "/courses/{course_id}/attendance"): _by(NO, (200, 404), (200, 404), (200, 404)),
+    ("POST", "/courses"): _by(NO, NO, (201, 403), (201, 403), NO),  # the request names a kommun
+    ("POST", "/courses/{course_id}/offers"): _by(NO, (200, 404), (200, 404), (200, 404), NO),
+    ("POST", "/courses/{course_id}/attendance"): _by(NO, (200, 404), (200, 404), (200, 404), NO),
     ("GET", "/campaigns/{campaign_id}/members-progress/{unit_kind}/{unit}"): _all(200, 404),
     ("GET", "/campaigns/{campaign_id}/members-export"): _all(200, 403),
 }

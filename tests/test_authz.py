@@ -11,6 +11,7 @@ import pytest
 from api.access import ACCESS, ROLES, TARGETS_BY_KIND
 from api.auth.service import issue_device_token
 from api.main import create_app
+from api.members.models import CallerAssignment
 from api.models import ForeningKind, Role
 from tests import factories as f
 
@@ -55,9 +56,22 @@ def world(session, clock):
         f.target(session, camp, k, "conversations", 1000)
         w.camp.append(camp)
         issue_device_token(session=session, user=vol, name="phone", now=clock.now)
+    f.members_world(session, w)
+    # The side's caller works its förening's follow-ups (members_world) and its call list.
+    for side in (OWN, OTHER):
+        session.add(
+            CallerAssignment(
+                user_id=w.caller[side].id, forening_id=w.F[side].id, call_list_id=w.CL[side].id
+            )
+        )
     units = {"forening_lead": w.F[0], "kommun_lead": w.K[0], "district_admin": w.P[0]}
     for role in ROLES:
-        who = w.vol[0] if role == "volunteer" else f.user(session, Role(role), units[role])
+        if role == "volunteer":
+            who = w.vol[0]
+        elif role == "caller":
+            who = w.caller[0]
+        else:
+            who = f.user(session, Role(role), units[role])
         raw, device = issue_device_token(session=session, user=who, name="test", now=clock.now)
         w.callers[role] = ({"Authorization": f"Bearer {raw}"}, device.id)
     # turfs: a free one and one leased to the side's volunteer, in the förening's district
@@ -69,7 +83,6 @@ def world(session, clock):
         f.lease(session, w.TL[side], w.vol[side], clock.now)
     other_device = issue_device_token(session=session, user=w.vol[1], name="x", now=clock.now)
     w.other_device_id = other_device[1].id
-    f.members_world(session, w)
     session.flush()
     return w
 
@@ -333,9 +346,13 @@ REQUESTS = {
             )
         },
     },
-    ("GET", "/members"): lambda w, s, r, c: {"url": "/members"},
-    ("GET", "/members/followups"): lambda w, s, r, c: {"url": "/members/followups"},
-    ("GET", "/members/audit"): lambda w, s, r, c: {"url": "/members/audit"},
+    ("GET", "/members"): lambda w, s, r, c: {"url": f"/members?forening_id={w.F[s].id}"},
+    ("GET", "/members/followups"): lambda w, s, r, c: {
+        "url": f"/members/followups?forening_id={w.F[s].id}"
+    },
+    ("GET", "/members/audit"): lambda w, s, r, c: {
+        "url": f"/members/audit?forening_id={w.F[s].id}"
+    },
     ("GET", "/members/{member_id}"): lambda w, s, r, c: {"url": f"/members/{w.M[s].id}"},
     ("PATCH", "/members/{member_id}"): lambda w, s, r, c: {
         "url": f"/members/{w.M[s].id}",
@@ -354,7 +371,7 @@ REQUESTS = {
         "url": f"/member-tasks/{w.MT[s].id}/outcome",
         "json": {"outcome": "reached"},
     },
-    ("GET", "/callers"): lambda w, s, r, c: {"url": "/callers"},
+    ("GET", "/callers"): lambda w, s, r, c: {"url": f"/callers?forening_id={w.F[s].id}"},
     ("POST", "/callers"): lambda w, s, r, c: {
         "url": "/callers",
         "json": {"user_id": w.caller[s].id, "forening_id": w.F[s].id, "call_list_id": w.CL[s].id},
@@ -450,3 +467,31 @@ def test_target_setting_for_every_unit_kind(kind, anon_client, session, world, c
         }
 
     assert _check(anon_client, session, world, clock, "PUT", TARGETS_BY_KIND[kind], build) == []
+
+
+# Member lists whose own-unit answer is checked item by item: the key naming the member.
+MEMBER_LISTS = {
+    ("GET", "/members"): "id",
+    ("GET", "/members/followups"): "member_id",
+    ("GET", "/call-lists/{call_list_id}/entries"): "member_id",
+    ("GET", "/members/audit"): "member_id",  # after the lists above wrote their entries
+}
+
+
+def test_member_lists_show_the_own_unit_and_nothing_of_the_other(
+    anon_client, session, world, clock
+):
+    """A 200 is not enough for a list: it must hold the own side's member and never the
+    other side's."""
+    checked = 0
+    for route, key in MEMBER_LISTS.items():
+        for role in ROLES:
+            if getattr(ACCESS[route], role)[OWN] != 200:
+                continue
+            kwargs = REQUESTS[route](world, OWN, role, clock)
+            response = anon_client.request(route[0], headers=world.callers[role][0], **kwargs)
+            ids = {item[key] for item in response.json()["items"]}
+            assert world.M[OWN].id in ids, (route, role)
+            assert world.M[OTHER].id not in ids, (route, role)
+            checked += 1
+    assert checked == 3 + 4 + 4 + 3  # three leads each; the caller on the two task lists

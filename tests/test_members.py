@@ -1,6 +1,7 @@
 """Members: the register import, new-member follow-ups, claims and cool-downs, call lists,
 courses, scope (leads and callers), the audit log, GDPR export and erasure, retention."""
 
+import re
 import threading
 from datetime import date, datetime
 
@@ -258,6 +259,54 @@ def _fresh_database(backend: str, tmp_path):
     return throwaway_database()
 
 
+def _race(engine, settings, claims: list[tuple[int, int]]) -> dict[int, str]:
+    """Each (user id, task id) claimed in a thread of its own, all released at once by a
+    barrier; each thread commits its own transaction. Returns "won" or "409" per user."""
+    barrier = threading.Barrier(len(claims))
+    results: dict[int, str] = {}
+
+    def claim(user_id: int, task_id: int) -> None:
+        from api.errors import Conflict
+        from api.models import User, utcnow
+
+        with Session(engine) as s:
+            user = s.get(User, user_id)
+            scope = Scope(session=s, user=user)
+            s.commit()  # SQLite: no transaction (and write lock) held at the barrier
+            barrier.wait()
+            try:
+                followup.claim_task(
+                    session=s,
+                    scope=scope,
+                    task_id=task_id,
+                    now=utcnow(),
+                    settings=settings,
+                    route="test",
+                )
+                s.commit()
+                results[user_id] = "won"
+            except Conflict:
+                s.rollback()
+                results[user_id] = "409"
+
+    threads = [threading.Thread(target=claim, args=c) for c in claims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def _assign(s, lead, caller, forening, call_list_id=None) -> None:
+    followup.assign_caller(
+        session=s,
+        scope=Scope(session=s, user=lead),
+        user_id=caller.id,
+        forening_id=forening.id,
+        call_list_id=call_list_id,
+    )
+
+
 def test_two_callers_claiming_one_member_at_once_one_wins(database_url, tmp_path, settings):
     """Committed transactions on a database of its own: a real race, not a savepoint."""
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
@@ -272,54 +321,102 @@ def test_two_callers_claiming_one_member_at_once_one_wins(database_url, tmp_path
                 callers = [f.user(s, Role.volunteer, fo) for _ in range(2)]
                 lead = f.user(s, Role.forening_lead, fo)
                 for c in callers:
-                    followup.assign_caller(
-                        session=s,
-                        scope=Scope(session=s, user=lead),
-                        user_id=c.id,
-                        forening_id=fo.id,
-                        call_list_id=None,
-                    )
+                    _assign(s, lead, c, fo)
                 task_id = f.followup_of(s, m).id
                 ids = [c.id for c in callers]
                 s.commit()
-            barrier = threading.Barrier(2)
-            results: dict[int, str] = {}
-
-            def claim(user_id: int) -> None:
-                from api.errors import Conflict
-                from api.models import User, utcnow
-
-                with Session(engine) as s:
-                    user = s.get(User, user_id)
-                    scope = Scope(session=s, user=user)
-                    s.commit()  # SQLite: no transaction (and write lock) held at the barrier
-                    barrier.wait()
-                    try:
-                        followup.claim_task(
-                            session=s,
-                            scope=scope,
-                            task_id=task_id,
-                            now=utcnow(),
-                            settings=settings,
-                            route="test",
-                        )
-                        s.commit()
-                        results[user_id] = "won"
-                    except Conflict:
-                        s.rollback()
-                        results[user_id] = "409"
-
-            threads = [threading.Thread(target=claim, args=(i,)) for i in ids]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            results = _race(engine, settings, [(i, task_id) for i in ids])
             assert sorted(results.values()) == ["409", "won"]
             with Session(engine) as s:
                 winner = next(i for i, r in results.items() if r == "won")
                 assert s.get(MemberTask, task_id).claimed_by_user_id == winner
         finally:
             engine.dispose()
+
+
+def test_two_callers_on_two_tasks_of_one_member_at_once_one_wins(database_url, tmp_path, settings):
+    """One member with a follow-up and a call-list entry; the follow-up's caller and the
+    list's caller claim at the same moment, each their own task: exactly one gets the
+    member. Several members in turn, so that a lucky interleaving cannot pass alone."""
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with _fresh_database(backend, tmp_path) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            with Session(engine) as s:
+                k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+                fo = f.forening(s, k)
+                members = [f.member(s, fo) for _ in range(5)]
+                welcomer, lister = (f.user(s, Role.volunteer, fo) for _ in range(2))
+                lead = f.user(s, Role.forening_lead, fo)
+                cl = CallList(
+                    name="Ring alla", kommun_id=k.id, forening_id=fo.id, ends_on=date(2026, 9, 13)
+                )
+                s.add(cl)
+                s.flush()
+                _assign(s, lead, welcomer, fo)
+                _assign(s, lead, lister, fo, cl.id)
+                pairs = []
+                for m in members:
+                    entry = MemberTask(
+                        kind=TaskKind.call,
+                        call_list_id=cl.id,
+                        member_id=m.id,
+                        forening_id=fo.id,
+                        kommun_id=k.id,
+                        assigned_user_id=lister.id,
+                    )
+                    s.add(entry)
+                    s.flush()
+                    pairs.append((f.followup_of(s, m).id, entry.id))
+                ids = (welcomer.id, lister.id)
+                s.commit()
+            for followup_id, entry_id in pairs:
+                results = _race(engine, settings, [(ids[0], followup_id), (ids[1], entry_id)])
+                assert sorted(results.values()) == ["409", "won"], results
+                with Session(engine) as s:
+                    holders = [
+                        s.get(MemberTask, t).claimed_by_user_id for t in (followup_id, entry_id)
+                    ]
+                # Exactly one of the two tasks is held, by the caller who won.
+                winner = next(i for i, r in results.items() if r == "won")
+                assert sorted(holders, key=lambda h: h is None) == [winner, None]
+        finally:
+            engine.dispose()
+
+
+def test_a_member_held_on_one_task_cannot_be_claimed_on_another(
+    client, session, org, clock, settings
+):
+    m = f.member(session, org.f)
+    cl = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id}).json()
+    entry = session.exec(select(MemberTask).where(MemberTask.call_list_id == cl["id"])).one()
+    welcomer, lister = (f.user(session, Role.volunteer, org.f) for _ in range(2))
+    lead = f.user(session, Role.forening_lead, org.f)
+    _assign(session, lead, welcomer, org.f)
+    _assign(session, lead, lister, org.f, cl["id"])
+    hw, hl = (f.auth_headers(session, u, clock.now) for u in (welcomer, lister))
+    task = f.followup_of(session, m)
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=hw).status_code == 200
+    taken = client.post(f"/member-tasks/{entry.id}/claim", headers=hl)
+    assert taken.status_code == 409
+    # Nothing about who holds it or on which task: only that the member is taken, and until.
+    assert re.fullmatch(
+        rf"task {entry.id}: another caller is working with this member until "
+        r"2026-05-04T10:30:00\+00:00",
+        taken.json()["detail"],
+    ), taken.json()["detail"]
+    # The holder may work both of the member's tasks.
+    _assign(session, lead, welcomer, org.f, cl["id"])
+    assert client.post(f"/member-tasks/{entry.id}/claim", headers=hw).status_code == 200
+    # Once the holder logs an outcome and lets go, the other caller gets the member.
+    for t in (task.id, entry.id):
+        client.post(f"/member-tasks/{t}/outcome", headers=hw, json={"outcome": "no_answer"})
+    clock.advance(hours=settings.members_cooldown_hours)
+    assert client.post(f"/member-tasks/{entry.id}/claim", headers=hl).status_code == 200
+    # A claim that expired unused no longer blocks.
+    clock.advance(minutes=settings.members_claim_minutes)
+    assert client.post(f"/member-tasks/{task.id}/claim", headers=hw).status_code == 200
 
 
 # -- progress ------------------------------------------------------------------------------
@@ -478,6 +575,25 @@ def test_call_list_split_among_callers_with_do_not_call(client, session, org, cl
     assert client.get(f"/call-lists/{p['id']}").json()["do_not_call"] == 2
 
 
+def test_a_member_on_a_running_list_is_not_put_on_another(client, session, org, clock):
+    here = [f.member(session, org.f, "2020-01-01", new=False) for _ in range(2)]
+    there = f.member(session, org.f2, "2020-01-01", new=False)
+    first = client.post("/call-lists", json={"name": "Frösön", "forening_id": org.f.id})
+    assert first.status_code == 201 and first.json()["open"] == 2
+    whole = client.post("/call-lists", json={"name": "Östersund", "kommun_id": org.k.id}).json()
+    assert (whole["total"], whole["open"], whole["on_other_list"]) == (3, 1, 2)
+    open_entries = session.exec(
+        select(MemberTask.member_id).where(
+            MemberTask.call_list_id == whole["id"], MemberTask.closed_at.is_(None)
+        )
+    ).all()
+    assert open_entries == [there.id]
+    # Once the first list has ended, a new list calls its members again.
+    clock.advance(days=91)
+    again = client.post("/call-lists", json={"name": "Höst", "forening_id": org.f.id}).json()
+    assert (again["open"], again["on_other_list"]) == (len(here), 0)
+
+
 # -- scope: callers ------------------------------------------------------------------------
 
 
@@ -530,30 +646,142 @@ def test_forening_lead_sees_only_own_forening(client, session, org, clock):
 # -- audit ---------------------------------------------------------------------------------
 
 
-def test_every_read_path_is_audited_without_member_data(client, session, org, clock):
+def test_every_read_path_is_audited_without_member_data(client, session, org, clock, admin):
+    """Each path, by the person who would use it: its entries name that person and a unit
+    of theirs, so that the lead above them finds every one at GET /members/audit."""
     m = f.member(session, org.f, name="Greta Granlund", phone="070-9999999", email="g@example.org")
+    f.member(session, org.f)
+    flead = f.user(session, Role.forening_lead, org.f)
+    empty_lead = f.user(session, Role.forening_lead, org.f2)  # no members in Brunflo
+    klead = f.user(session, Role.kommun_lead, org.k)
+    caller = f.user(session, Role.volunteer, org.f)
+    _assign(session, flead, caller, org.f)
+    h = {u.id: f.auth_headers(session, u, clock.now) for u in (flead, empty_lead, klead, caller)}
     r = client.post("/call-lists", json={"name": "Ring", "forening_id": org.f.id})
+    course = client.post(
+        "/courses",
+        json={"name": "Grundkurs", "starts_on": "2026-05-20", "place": "Ö", "kommun_id": org.k.id},
+    ).json()
+    task = f.followup_of(session, m)
+    register = HEADER + f"5001,Ny Person,,,{org.f.id},2026-05-01,active\n"
+    # (who, action, request, the lead above who reviews it)
     paths = [
-        ("list", lambda: client.get("/members")),
-        ("read", lambda: client.get(f"/members/{m.id}")),
-        ("list", lambda: client.get("/members/followups")),
-        ("list", lambda: client.get(f"/call-lists/{r.json()['id']}/entries")),
-        ("export", lambda: client.get(f"/members/{m.id}/export")),
-        ("claim", lambda: client.post(f"/member-tasks/{f.followup_of(session, m).id}/claim")),
-        ("update", lambda: client.patch(f"/members/{m.id}", json={"do_not_call": False})),
+        (flead, "list", lambda: client.get("/members", headers=h[flead.id]), klead),
+        (empty_lead, "list", lambda: client.get("/members", headers=h[empty_lead.id]), klead),
+        (flead, "read", lambda: client.get(f"/members/{m.id}", headers=h[flead.id]), klead),
+        (caller, "list", lambda: client.get("/members/followups", headers=h[caller.id]), flead),
+        (
+            flead,
+            "list",
+            lambda: client.get(f"/call-lists/{r.json()['id']}/entries", headers=h[flead.id]),
+            klead,
+        ),
+        (
+            flead,
+            "export",
+            lambda: client.get(f"/members/{m.id}/export", headers=h[flead.id]),
+            klead,
+        ),
+        (
+            caller,
+            "claim",
+            lambda: client.post(f"/member-tasks/{task.id}/claim", headers=h[caller.id]),
+            klead,
+        ),
+        (
+            caller,
+            "outcome",
+            lambda: client.post(
+                f"/member-tasks/{task.id}/outcome",
+                headers=h[caller.id],
+                json={"outcome": "reached"},
+            ),
+            flead,
+        ),
+        (
+            flead,
+            "update",
+            lambda: client.patch(
+                f"/members/{m.id}", headers=h[flead.id], json={"do_not_call": False}
+            ),
+            klead,
+        ),
+        (
+            flead,
+            "offer",
+            lambda: client.post(
+                f"/courses/{course['id']}/offers", headers=h[flead.id], json={"member_ids": [m.id]}
+            ),
+            klead,
+        ),
+        (
+            flead,
+            "attended",
+            lambda: client.post(
+                f"/courses/{course['id']}/attendance",
+                headers=h[flead.id],
+                json={"member_ids": [m.id]},
+            ),
+            klead,
+        ),
+        (
+            klead,
+            "import",
+            lambda: client.post(
+                "/members/import",
+                headers=h[klead.id],
+                files={"file": ("m.csv", register.encode(), "text/csv")},
+            ),
+            admin,
+        ),
     ]
-    for action, call in paths:
-        before = len(_audits(session, action))
-        assert call().status_code == 200
-        assert len(_audits(session, action)) > before, action
+    for who, action, call, above in paths:
+        last = max((a.id for a in _audits(session)), default=0)
+        response = call()
+        assert response.status_code == 200, (action, response.text)
+        new = [a for a in _audits(session) if a.id > last]
+        # (An export or a change reads the member first, and says so.)
+        assert action in {a.action for a in new} <= {action, "read"}, action
+        assert {a.user_id for a in new} == {who.id}, action
+        assert all(a.forening_id is not None or a.kommun_id is not None for a in new), action
+        headers = {} if above is admin else h[above.id]
+        review = client.get("/members/audit", headers=headers, params={"limit": 500}).json()
+        assert {a.id for a in new} <= {a["id"] for a in review["items"]}, action
+        if action == "list" and "items" in response.json():
+            # Which members were shown, by id.
+            shown = sorted(i.get("member_id", i["id"]) for i in response.json()["items"])
+            assert sorted(a.member_id for a in new if a.count) == shown, action
     dump = " ".join(str(a.model_dump()) for a in _audits(session))
-    for secret in ("Greta", "Granlund", "9999999", "g@example.org"):
+    for secret in ("Greta", "Granlund", "9999999", "g@example.org", "Ny Person"):
         assert secret not in dump
     review = client.get("/members/audit", params={"member_id": m.id}).json()
-    assert {"read", "export", "claim"} <= {a["action"] for a in review["items"]}
-    lead = f.user(session, Role.forening_lead, org.f2)
-    other = client.get("/members/audit", headers=f.auth_headers(session, lead, clock.now)).json()
-    assert other["total"] == 0
+    assert {"list", "read", "export", "claim", "outcome", "offer"} <= {
+        a["action"] for a in review["items"]
+    }
+    # The member's own export names the lists that showed them, too.
+    accesses = client.get(f"/members/{m.id}/export").json()["accesses"]
+    assert {(a["user_id"], a["action"]) for a in accesses} >= {
+        (flead.id, "list"),
+        (caller.id, "list"),
+    }
+    other = f.user(session, Role.forening_lead, org.f3)  # another kommun
+    seen = client.get("/members/audit", headers=f.auth_headers(session, other, clock.now)).json()
+    assert seen["total"] == 0
+    # A förening lead does not see the entries of a sibling förening's lead.
+    sibling = client.get("/members/audit", headers=h[flead.id], params={"limit": 500}).json()
+    assert empty_lead.id not in {a["user_id"] for a in sibling["items"]}
+
+
+def test_audit_review_refuses_a_unit_outside_reach(client, session, org, clock):
+    flead = f.user(session, Role.forening_lead, org.f)
+    h = f.auth_headers(session, flead, clock.now)
+    assert (
+        client.get("/members/audit", headers=h, params={"forening_id": org.f.id}).status_code == 200
+    )
+    for params in ({"forening_id": org.f2.id}, {"kommun_id": org.k.id}):
+        assert client.get("/members/audit", headers=h, params=params).status_code == 403
+        assert client.get("/members", headers=h, params=params).status_code == 403
+        assert client.get("/members/followups", headers=h, params=params).status_code == 403
 
 
 def test_audit_log_is_append_only(session, org):

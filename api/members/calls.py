@@ -1,11 +1,15 @@
 """Call lists ("ring alla medlemmar"): every active member of a förening or kommun, split
-among the callers a lead names, do-not-call respected, and the list's progress."""
+among the callers a lead names, do-not-call respected, and the list's progress.
+
+A member already on another running list (a förening's list inside its kommun's, or the
+other way round) gets a closed entry marked ``on_other_list`` instead of a second open one:
+one campaign calls them, the other counts them as taken care of elsewhere."""
 
 from collections import Counter
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
 from api.errors import NotFound, Unprocessable
@@ -85,9 +89,11 @@ def create_call_list(
         .where(unit, Member.status == MemberStatus.active)
         .order_by(Member.forening_id, Member.id)
     ).all()
+    elsewhere = _on_running_lists(session, unit, call_list.id, today)
     now = utcnow()
     rows = []
     for i, (member_id, f_id, dnc) in enumerate(members):
+        skipped = "do_not_call" if dnc else "on_other_list" if member_id in elsewhere else None
         rows.append(
             {
                 "kind": TaskKind.call.value,
@@ -97,8 +103,8 @@ def create_call_list(
                 "kommun_id": kommun_id,
                 "assigned_user_id": callers[i % len(callers)] if callers else None,
                 "attempts": 0,
-                "closed_at": now if dnc else None,
-                "skipped": "do_not_call" if dnc else None,
+                "closed_at": now if skipped else None,
+                "skipped": skipped,
                 "created_at": now,
             }
         )
@@ -106,6 +112,25 @@ def create_call_list(
         session.execute(insert(MemberTask), rows)
     session.flush()
     return call_list
+
+
+def _on_running_lists(session: Session, unit, call_list_id: int, today: date) -> set[int]:
+    """Members of the unit with an open entry on another list that has not ended."""
+    return set(
+        session.exec(
+            select(MemberTask.member_id)
+            .join(CallList, CallList.id == MemberTask.call_list_id)
+            .join(Member, Member.id == MemberTask.member_id)
+            .where(
+                unit,
+                MemberTask.kind == TaskKind.call,
+                MemberTask.call_list_id != call_list_id,
+                col(MemberTask.closed_at).is_(None),
+                col(CallList.purged_at).is_(None),
+                CallList.ends_on >= today,
+            )
+        )
+    )
 
 
 def get_call_list(*, session: Session, scope: Scope, call_list_id: int) -> CallList:
@@ -147,7 +172,7 @@ def call_list_progress(
     ).all()
     outcomes: Counter = Counter()
     by_caller: Counter = Counter()
-    done = reached = open_ = waiting = dnc = 0
+    done = reached = open_ = waiting = dnc = elsewhere = 0
     for closed_at, outcome, skipped, next_at, assigned in tasks:
         if outcome:
             outcomes[outcome] += 1
@@ -155,6 +180,8 @@ def call_list_progress(
             by_caller[assigned] += 1
         if skipped == "do_not_call":
             dnc += 1
+        elif skipped == "on_other_list":
+            elsewhere += 1
         elif closed_at is not None:
             done += 1
             reached += outcome in CONTACTED
@@ -175,6 +202,7 @@ def call_list_progress(
         open=open_,
         waiting=waiting,
         do_not_call=dnc,
+        on_other_list=elsewhere,
         by_outcome=dict(outcomes),
         by_caller=dict(by_caller),
         purged=cl.purged_at is not None,

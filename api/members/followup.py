@@ -3,7 +3,11 @@ exclusively, logging outcomes with a cool-down, and the callers leads designate.
 
 A claim is one conditional UPDATE: it succeeds only while nobody else holds a live claim
 and the task is neither closed nor cooling down, so of two callers claiming at once one
-gets the row and the other a 409, on SQLite and PostgreSQL alike."""
+gets the row and the other a 409, on SQLite and PostgreSQL alike. A member may have more
+than one open task (a follow-up and a call-list entry, or entries of two lists), and the
+claim is exclusive per member: the member's row is locked first (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite's BEGIN IMMEDIATE serializes writers anyway), so of two callers claiming
+two tasks of one member at once the second sees the first's claim and gets the 409."""
 
 from datetime import date, datetime, timedelta
 
@@ -22,7 +26,7 @@ from api.members.models import (
     TaskOutcome,
 )
 from api.members.schemas import TaskRead
-from api.members.service import audit
+from api.members.service import audit, audit_shown, listed_unit
 from api.models import Forening, Role, User
 from api.org import tree
 from api.pagination import PageParams
@@ -133,7 +137,8 @@ def list_tasks(
     open_only: bool = True,
     route: str,
 ) -> tuple[list[TaskRead], int]:
-    """The tasks the caller sees, soonest due first; audited as one list read."""
+    """The tasks the caller sees, soonest due first; audited with each member shown."""
+    _require_task_unit(session, scope, forening_id=forening_id, kommun_id=kommun_id)
     query = select(MemberTask).where(MemberTask.kind == kind, task_filter(session, scope))
     if forening_id is not None:
         query = query.where(MemberTask.forening_id == forening_id)
@@ -149,16 +154,43 @@ def list_tasks(
             query.order_by(MemberTask.due_on, MemberTask.id).limit(page.limit).offset(page.offset)
         )
     )
-    audit(
+    if call_list_id is not None and forening_id is None and kommun_id is None:
+        call_list = session.get(CallList, call_list_id)
+        if call_list is not None:
+            forening_id, kommun_id = call_list.forening_id, call_list.kommun_id
+    audit_shown(
         session,
         scope,
         "list",
         route=route,
-        forening_id=forening_id,
-        kommun_id=kommun_id,
-        count=len(tasks),
+        shown=[(t.member_id, t.forening_id, t.kommun_id) for t in tasks],
+        unit=listed_unit(session, scope, forening_id=forening_id, kommun_id=kommun_id),
     )
     return task_reads(session, tasks, today), total
+
+
+def _require_task_unit(
+    session: Session, scope: Scope, *, forening_id: int | None, kommun_id: int | None
+) -> None:
+    """Refuse a filter naming a unit whose tasks the caller may not see (rather than answer
+    it empty): they must lead it, or be a caller in it (or in one of its föreningar)."""
+    if scope.unrestricted or (forening_id is None and kommun_id is None):
+        return
+    assigned = select(CallerAssignment.forening_id).where(CallerAssignment.user_id == scope.user.id)
+    if forening_id is not None and not (
+        scope.leads(forening_id, tree.kind_of(Forening))
+        or session.exec(assigned.where(CallerAssignment.forening_id == forening_id)).first()
+    ):
+        raise Forbidden("forening_id: it does not exist or is outside your unit")
+    if kommun_id is not None and not (
+        scope.leads_kommun(kommun_id)
+        or session.exec(
+            assigned.join(Forening, Forening.id == CallerAssignment.forening_id).where(
+                Forening.kommun_id == kommun_id
+            )
+        ).first()
+    ):
+        raise Forbidden("kommun_id: it does not exist or is outside your unit")
 
 
 def _visible_task(session: Session, scope: Scope, task_id: int) -> MemberTask:
@@ -191,6 +223,26 @@ def claim_task(
     user_id = scope.user.id if scope.user else None
     if user_id is None:
         raise Forbidden("role: claims are made by signed-in callers")
+    # Lock the member before looking at their other tasks: without it two callers could
+    # each claim a different task of one member, neither seeing the other's claim yet.
+    session.execute(select(Member.id).where(Member.id == task.member_id).with_for_update())
+    elsewhere = session.exec(
+        select(MemberTask.claim_expires_at).where(
+            MemberTask.member_id == task.member_id,
+            MemberTask.id != task.id,
+            col(MemberTask.closed_at).is_(None),
+            col(MemberTask.claimed_by_user_id).is_not(None),
+            MemberTask.claimed_by_user_id != user_id,
+            MemberTask.claim_expires_at > now,
+        )
+    ).first()
+    if elsewhere is not None:
+        # Which caller, and on which list, is not the asker's business: only that the
+        # member is taken, and until when.
+        raise Conflict(
+            f"task {task_id}: another caller is working with this member until "
+            f"{elsewhere.isoformat()}"
+        )
     expires = now + timedelta(minutes=settings.members_claim_minutes)
     taken = session.execute(
         update(MemberTask)
@@ -358,6 +410,9 @@ def list_callers(
         scope.led_filter(tree.kind_of(Forening), CallerAssignment.forening_id)
     )
     if forening_id is not None:
+        scope.require_unit(
+            tree.kind_of(Forening), forening_id, "forening_id", lead=True, field="forening_id"
+        )
         query = query.where(CallerAssignment.forening_id == forening_id)
     return list(session.exec(query.order_by(CallerAssignment.id)))
 

@@ -170,19 +170,33 @@ def erase_member(
 
 
 def list_audit(
-    *, session: Session, scope: Scope, page: PageParams, member_id: int | None
+    *,
+    session: Session,
+    scope: Scope,
+    page: PageParams,
+    member_id: int | None,
+    forening_id: int | None = None,
+    kommun_id: int | None = None,
 ) -> tuple[list[MemberAudit], int]:
-    """Audit entries about the units the caller leads, newest first."""
+    """Audit entries about the units the caller leads, newest first: a förening lead sees
+    their förening's, a kommun lead also the kommun's own (imports, its leads' lists), a
+    district admin every kommun's of the partidistrikt."""
     if not scope.is_lead:
         raise Forbidden("role: only leads review the member audit log")
-    query = select(MemberAudit).where(
-        or_(
-            scope.led_filter(tree.kind_of(Forening), MemberAudit.forening_id),
-            scope.led_filter(tree.kind_of(Kommun), MemberAudit.kommun_id)
-            if scope.role in (None, Role.kommun_lead, Role.district_admin)
-            else col(MemberAudit.id).is_(None),
+    clauses = [scope.led_filter(tree.kind_of(Forening), MemberAudit.forening_id)]
+    if scope.unrestricted or scope.role in (Role.kommun_lead, Role.district_admin):
+        clauses.append(scope.led_filter(tree.kind_of(Kommun), MemberAudit.kommun_id))
+    query = select(MemberAudit).where(or_(*clauses))
+    if forening_id is not None:
+        scope.require_unit(
+            tree.kind_of(Forening), forening_id, "forening_id", lead=True, field="forening_id"
         )
-    )
+        query = query.where(MemberAudit.forening_id == forening_id)
+    if kommun_id is not None:
+        scope.require_unit(
+            tree.kind_of(Kommun), kommun_id, "kommun_id", lead=True, field="kommun_id"
+        )
+        query = query.where(MemberAudit.kommun_id == kommun_id)
     if member_id is not None:
         query = query.where(MemberAudit.member_id == member_id)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()

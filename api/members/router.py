@@ -142,10 +142,24 @@ def list_followups(
 
 
 @router.get("/members/audit", response_model=Page[AuditRead])
-def member_audit(session: SessionDep, scope: ScopeDep, page: PageDep, member_id: int | None = None):
+def member_audit(
+    session: SessionDep,
+    scope: ScopeDep,
+    page: PageDep,
+    member_id: int | None = None,
+    forening_id: int | None = None,
+    kommun_id: int | None = None,
+):
     """Who read, listed, exported, changed or erased member data in the units the caller
     leads, newest first."""
-    items, total = privacy.list_audit(session=session, scope=scope, page=page, member_id=member_id)
+    items, total = privacy.list_audit(
+        session=session,
+        scope=scope,
+        page=page,
+        member_id=member_id,
+        forening_id=forening_id,
+        kommun_id=kommun_id,
+    )
     return Page(
         items=[AuditRead.model_validate(a, from_attributes=True) for a in items],
         total=total,

@@ -162,6 +162,8 @@ class CallListProgress(BaseModel):
     open: int
     waiting: int  # no answer, cooling down before the next attempt
     do_not_call: int
+    # Left to the other running list the member was already on (closed here, not called).
+    on_other_list: int = 0
     by_outcome: dict[str, int]
     by_caller: dict[int, int]  # entries assigned per caller
     purged: bool

@@ -11,6 +11,7 @@ import hmac
 import io
 import re
 import secrets
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
@@ -38,9 +39,12 @@ from api.validation import check_kommun_code, check_name, control_character
 
 __all__ = [
     "audit",
+    "audit_per_unit",
+    "audit_shown",
     "get_member",
     "import_members",
     "list_members",
+    "listed_unit",
     "member_filter",
     "new_member_rows",
     "number_hash",
@@ -77,6 +81,73 @@ def audit(
             route=route[:120],
         )
     )
+
+
+def audit_shown(
+    session: Session,
+    scope: Scope,
+    action: str,
+    *,
+    route: str,
+    shown: list[tuple[int | None, int, int]],
+    unit: tuple[int | None, int | None],
+) -> None:
+    """Append a list read to the audit log: one entry per member shown (id, förening,
+    kommun), or one for the listed ``unit`` (förening, kommun) when nothing was shown."""
+    # Per member, so that the leads above each member's units see who listed them, and
+    # the member's own export (Art. 15) names every list that showed them.
+    user_id = None if scope.user is None else scope.user.id
+    at = utcnow()
+    rows = [
+        {"member_id": m, "forening_id": f, "kommun_id": k, "count": 1} for m, f, k in shown
+    ] or [{"member_id": None, "forening_id": unit[0], "kommun_id": unit[1], "count": 0}]
+    # One multi-row INSERT: a page of 500 is one statement, not 500 (executemany).
+    session.execute(
+        insert(MemberAudit).values(
+            [
+                r | {"at": at, "user_id": user_id, "action": action, "route": route[:120]}
+                for r in rows
+            ]
+        )
+    )
+
+
+def audit_per_unit(
+    session: Session, scope: Scope, action: str, *, route: str, units: list[dict[str, Any]]
+) -> None:
+    """Append one entry per förening of ``units`` (rows with forening_id and kommun_id),
+    counting its rows: an import is seen by the leads of every förening it touched."""
+    counts = Counter((u["forening_id"], u["kommun_id"]) for u in units)
+    for (forening_id, kommun_id), n in sorted(counts.items()):
+        audit(
+            session,
+            scope,
+            action,
+            route=route,
+            forening_id=forening_id,
+            kommun_id=kommun_id,
+            count=n,
+        )
+
+
+def listed_unit(
+    session: Session, scope: Scope, *, forening_id: int | None, kommun_id: int | None
+) -> tuple[int | None, int | None]:
+    """The förening and kommun a list covered: its filter's, else the caller's own unit
+    (None for a district admin's or an operator's whole reach)."""
+    if forening_id is None and kommun_id is None:
+        if scope.lead_root is not None:
+            kind, unit_id = scope.lead_root
+            if kind == tree.kind_of(Forening):
+                forening_id = unit_id
+            elif kind == tree.kind_of(Kommun):
+                kommun_id = unit_id
+        else:
+            forening_id = scope.member_of
+    if forening_id is not None:
+        found = session.get(Forening, forening_id) if 0 <= forening_id < 2**63 else None
+        kommun_id = found.kommun_id if found is not None else kommun_id
+    return forening_id, kommun_id
 
 
 def member_filter(scope: Scope):
@@ -118,6 +189,15 @@ def list_members(
     """The members the caller leads, by förening and name; audited as one list read."""
     if not scope.is_lead:
         raise Forbidden("role: only leads see the member register")
+    # A filter naming a unit outside the caller's reach is refused, not answered empty.
+    if forening_id is not None:
+        scope.require_unit(
+            tree.kind_of(Forening), forening_id, "forening_id", lead=True, field="forening_id"
+        )
+    if kommun_id is not None:
+        scope.require_unit(
+            tree.kind_of(Kommun), kommun_id, "kommun_id", lead=True, field="kommun_id"
+        )
     query = select(Member).where(member_filter(scope))
     if forening_id is not None:
         query = query.where(Member.forening_id == forening_id)
@@ -133,14 +213,13 @@ def list_members(
             .offset(page.offset)
         )
     )
-    audit(
+    audit_shown(
         session,
         scope,
         "list",
         route=route,
-        forening_id=forening_id,
-        kommun_id=kommun_id,
-        count=len(items),
+        shown=[(m.id, m.forening_id, m.kommun_id) for m in items],
+        unit=listed_unit(session, scope, forening_id=forening_id, kommun_id=kommun_id),
     )
     return items, total
 
@@ -617,7 +696,7 @@ def _apply_import(
         # only ever looked up by key, so their table needs none.)
         for table in ("member_task", "course_offer"):
             session.execute(text(f"ANALYZE {table}"))
-    audit(session, scope, "import", route=route, count=len(parsed))
+    audit_per_unit(session, scope, "import", route=route, units=parsed)
     session.flush()
     return MemberImportSummary(
         dry_run=False,
