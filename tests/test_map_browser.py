@@ -428,7 +428,8 @@ def test_assigning_a_turf_from_the_map(open_page, site):
         forening = api.get(f"/foreningar/{forening_id}").json()["name"]
         assert lease is not None and lease["holder_kind"] == "forening"
         assert lease["forening"] == forening
-        assert "Utlånat" in page.inner_text("#turf-lease")
+        # The lease line is drawn after the message: waited for, not read at once.
+        page.locator("#turf-lease", has_text="Utlånat").wait_for()
         page.click("#turf-release")
         page.locator("#turf-message", has_text="släppt").wait_for()
         assert api.get(f"/turfs/{code}").json()["lease"] is None
