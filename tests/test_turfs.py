@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from api.auth.scope import Scope
 from api.errors import Conflict
-from api.models import ContactLog, Role, TurfLease, TurfStat, User, Visit
+from api.models import ContactLog, District, Kommun, Role, TurfLease, TurfStat, User, Visit
 from tests import factories as f
 from tests.conftest import BACKENDS, postgres_database
 
@@ -596,6 +596,22 @@ def test_turf_stats_are_rebuilt_for_changed_turfs_and_exported(area, session, cl
     assert talks[0][4] == "1" and talks[0][-3:] == ["1", "6", "0.3333"]
     kommun = c.get(f"/campaigns/{camp.id}/export?level=kommun", headers=h["klead"])
     assert "dörrar_knackade" not in kommun.text
+
+    # The progress endpoints carry the same coverage: a district's, a turf's, and each
+    # district among a förening's children; a kommun has none.
+    base = f"/campaigns/{camp.id}/progress"
+    want = {"doors_knocked": 1, "households": 6, "share": 0.3333}
+    district = c.get(f"{base}/district/23800000", headers=h["klead"]).json()
+    assert district["coverage"] == want
+    one = c.get(f"{base}/turf/{turf.code}", headers=h["klead"]).json()
+    assert one["coverage"] == want
+    kommun_id = session.get(District, turf.district_id).kommun_id
+    kommun_code = session.get(Kommun, kommun_id).code
+    assert c.get(f"{base}/kommun/{kommun_code}", headers=h["klead"]).json()["coverage"] is None
+    forening_id = session.get(District, turf.district_id).forening_id
+    children = c.get(f"{base}/forening/{forening_id}/children", headers=h["klead"]).json()
+    mine = [u for u in children["children"] if u["unit_id"] == turf.district_id]
+    assert mine and mine[0]["coverage"] == want
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

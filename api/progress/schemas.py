@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from api.models import UnitKind
 
-__all__ = ["ChildProgress", "DayFigures", "MetricProgress", "UnitProgress"]
+__all__ = ["ChildProgress", "DayFigures", "DoorCoverage", "MetricProgress", "UnitProgress"]
 
 # done: target reached; on_track: at or above today's pace and projected to reach the
 # target; at_risk: at or above today's pace but projected short of the target; behind:
@@ -33,6 +33,14 @@ class DayFigures(BaseModel):
     new_members: int
 
 
+class DoorCoverage(BaseModel):
+    """A district's or turf's doors as of the last nightly run (api.turfs.coverage)."""
+
+    doors_knocked: int  # addresses with a visit
+    households: int  # in the unit's live turfs
+    share: float | None  # of those households knocked; None without households
+
+
 class UnitProgress(BaseModel):
     campaign_id: int
     unit_kind: UnitKind
@@ -45,6 +53,7 @@ class UnitProgress(BaseModel):
     metrics: list[MetricProgress]
     active_volunteers_30d: int
     daily: list[DayFigures]
+    coverage: DoorCoverage | None = None  # districts and turfs only
 
 
 class ChildProgress(BaseModel):

@@ -26,7 +26,7 @@ from api.models import (
     UnitPeople,
 )
 from api.org import tree
-from api.progress.schemas import DayFigures, MetricProgress, UnitProgress
+from api.progress.schemas import DayFigures, DoorCoverage, MetricProgress, UnitProgress
 from api.turfs.coverage import district_coverage
 
 __all__ = [
@@ -383,6 +383,16 @@ def _daily(session: Session, kind: UnitKind, unit_id: int, w: _Window) -> list[D
     ]
 
 
+def _add_coverage(session: Session, kind: UnitKind, found: dict[int, UnitProgress]) -> None:
+    """Districts and turfs carry their door coverage as of the last nightly run."""
+    if kind not in tree.FIELD_KINDS or not found:
+        return
+    coverage = district_coverage(session=session, **{f"{kind.value}_ids": set(found)})
+    for unit_id, progress in found.items():
+        doors, households, share = coverage.get(unit_id, (0, 0, None))
+        progress.coverage = DoorCoverage(doors_knocked=doors, households=households, share=share)
+
+
 def resolve_unit(*, session: Session, scope: Scope, kind: UnitKind, ref: str) -> object:
     """The unit a path names, if the caller sees it; one answer for missing and unseen."""
     try:
@@ -448,6 +458,7 @@ def unit_progress(
     )
     if unit_id not in found:
         raise Unprocessable(f"unit_id: {unit_kind.value} {unit_id} does not exist")
+    _add_coverage(session, unit_kind, found)
     progress = found[unit_id]
     progress.daily = _daily(session, unit_kind, unit_id, _Window.of(campaign, today, covered))
     return progress
@@ -488,6 +499,7 @@ def child_progress(
         covered=covered,
         names={u[0]: u[1] for u in order},
     )
+    _add_coverage(session, child, found)
     return child, [found[u.id] for u in order if u.id in found]
 
 
