@@ -816,6 +816,23 @@ def _dump(session: Session) -> str:
     )
 
 
+def test_erasing_a_member_never_reaches_a_leads_account(client, session, org):
+    """A member whose email is a lead's (made up, or shared) is erased; the lead's account
+    is not: only volunteer accounts of föreningar the eraser leads are pseudonymised."""
+    from api.models import User
+
+    lead = f.user(session, Role.forening_lead, org.f)
+    lead.email = "ordforande@example.org"
+    session.flush()
+    _upload(client, HEADER + f"7002,Namn Namnsson,,{lead.email},{org.f.id},2026-04-01,active\n")
+    m = session.exec(select(Member).where(Member.member_number == "7002")).one()
+    erased = client.post(f"/members/{m.id}/erase")
+    assert erased.json() == {"erased": m.id, "volunteer_accounts_erased": 0}
+    session.expire_all()
+    kept = session.get(User, lead.id)
+    assert kept.is_active and kept.email == "ordforande@example.org"
+
+
 def test_export_and_erasure_leave_no_trace_and_every_total(client, session, org, clock):
     from api.models import DeviceToken, User
 

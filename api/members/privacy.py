@@ -31,7 +31,7 @@ from api.members.models import (
     TaskKind,
 )
 from api.members.service import audit, get_member, number_hash, to_read
-from api.models import DeviceToken, Forening, Kommun, LoginCode, Role, User, utcnow
+from api.models import DeviceToken, Forening, Kommun, LoginCode, Role, TurfLease, User, utcnow
 from api.org import tree
 from api.pagination import PageParams
 from api.settings import Settings, get_settings
@@ -103,16 +103,30 @@ def _erase(session: Session, member_ids: list[int], *, settings: Settings, today
     session.execute(delete(Member).where(col(Member.id).in_(member_ids)))
 
 
-def _erase_account(session: Session, member: Member) -> int:
+def _erase_account(session: Session, scope: Scope, member: Member) -> int:
     """Pseudonymise and deactivate the volunteer account of an erased member: the one
-    linked to them, and any other with their email. Its row stays (with its id) so that the
-    conversations and doors it logged still count; what named the person goes."""
+    linked to them, and any other with their email, among the volunteers of föreningar the
+    eraser leads. Its row stays (with its id) so that the conversations and doors it logged
+    still count; what named the person goes, and what it held (turf leases, member-task
+    claims) is released."""
     match = [User.id == member.user_id] if member.user_id is not None else []
     if member.email:
         match.append(func.lower(User.email) == member.email.casefold())
     if not match:
         return 0
-    ids = list(session.exec(select(User.id).where(or_(*match))))
+    # Only volunteers the eraser leads: a member's email must never reach a lead's or
+    # another kommun's account (a made-up member with someone else's email, or two people
+    # sharing one).
+    ids = list(
+        session.exec(
+            select(User.id).where(
+                or_(*match),
+                User.role == Role.volunteer,
+                User.unit_kind == tree.MEMBER_KIND,
+                scope.led_filter(tree.MEMBER_KIND, User.unit_id),
+            )
+        )
+    )
     for user_id in ids:
         session.execute(
             update(User)
@@ -135,6 +149,16 @@ def _erase_account(session: Session, member: Member) -> int:
             .values(name="raderad", revoked_at=func.coalesce(DeviceToken.revoked_at, now))
         )
         session.execute(delete(LoginCode).where(col(LoginCode.user_id).in_(ids)))
+        session.execute(
+            update(TurfLease)
+            .where(col(TurfLease.user_id).in_(ids), col(TurfLease.released_at).is_(None))
+            .values(released_at=now)
+        )
+        session.execute(
+            update(MemberTask)
+            .where(col(MemberTask.claimed_by_user_id).in_(ids))
+            .values(claimed_by_user_id=None, claim_expires_at=None)
+        )
     return len(ids)
 
 
@@ -154,7 +178,7 @@ def erase_member(
     member = get_member(session=session, scope=scope, member_id=member_id, route=route)
     forening_id, kommun_id = member.forening_id, member.kommun_id
     session.expunge(member)
-    accounts = _erase_account(session, member)
+    accounts = _erase_account(session, scope, member)
     _erase(session, [member_id], settings=settings, today=today)
     audit(
         session,
