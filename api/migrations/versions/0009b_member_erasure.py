@@ -63,11 +63,11 @@ def upgrade() -> None:
         "attended_on) SELECT course_id, member_id, forening_id, offered_on, attended_on "
         "FROM course_offer WHERE course_id IS NOT NULL"
     )
-    # An offer of another kind of course was counted as the basic course: it is not one.
-    op.execute(
-        "UPDATE course_offer SET course_id = NULL, offered_on = NULL, attended_on = NULL "
-        "WHERE course_id IN (SELECT id FROM course WHERE kind <> 'grundkurs_1')"
-    )
+    # Before this revision an offer of any kind of course overwrote the member's basic-course
+    # offer, keeping only the last occasion: one now naming another kind may still hide a
+    # real basic-course offer or attendance before it, and nothing tells the two apart. Its
+    # dates stay (counted as before) rather than erase what may be true; from now on only
+    # a basic course sets them.
 
 
 def downgrade() -> None:
