@@ -16,6 +16,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, insert, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Forbidden, Scope
@@ -268,9 +270,15 @@ def _erasure_key(session: Session, settings: Settings) -> bytes:
         return settings.members_erasure_key.encode()
     row = session.get(MemberErasureKey, 1)
     if row is None:
-        row = MemberErasureKey(id=1, key=secrets.token_hex(32))
-        session.add(row)
-        session.flush()
+        # Two first erasures at once: one key wins, the other waits for it and reads it.
+        dialect = session.get_bind().dialect.name
+        upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            upsert(MemberErasureKey)
+            .values(id=1, key=secrets.token_hex(32))
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        row = session.get(MemberErasureKey, 1, populate_existing=True)
     return row.key.encode()
 
 
