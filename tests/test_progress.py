@@ -312,6 +312,21 @@ def test_export_csv_and_xlsx(client, session, jamt, clock):
     assert client.get(f"/campaigns/{cid}/export", params={"level": "land"}).status_code == 422
 
 
+def test_an_export_of_many_units_passes_them_as_a_select(client, session, jamt, monkeypatch):
+    """Above a number of units the export names them by the SELECT that finds them instead
+    of binding every id: the same rows either way."""
+    from api.progress import service
+
+    cid = jamt["campaign"].id
+    volunteer = f.user(session, Role.volunteer, jamt["frosön"])
+    for i, d in enumerate(jamt["districts"][:3]):
+        _log(session, volunteer, d, "2026-04-01", i + 1)
+    by_values = client.get(f"/campaigns/{cid}/export", params={"level": "district"}).text
+    monkeypatch.setattr(service, "_IDS_AS_VALUES", 0)
+    by_select = client.get(f"/campaigns/{cid}/export", params={"level": "district"}).text
+    assert by_select == by_values and len(by_values.splitlines()) > 4
+
+
 def test_final_weeks_longer_than_the_campaign_weights_every_day_alike(jamt):
     camp = jamt["campaign"]
     camp.starts_on, camp.ends_on = date(2026, 9, 1), date(2026, 9, 14)

@@ -516,6 +516,10 @@ EXPORT_HEADER = [
     "status",
     "enhet_kod",  # a kommun's SCB code, a district's code; empty for other units
 ]
+# Most unit ids an export binds as values (each up to four times in one statement; SQLite
+# takes 32,766 parameters, PostgreSQL 65,535); more are passed as the SELECT that finds them.
+_IDS_AS_VALUES = 6000
+
 # Appended to the district level only: see api/results/service.py for the formula.
 EXPORT_PRIORITY_HEADER = ["priority", "priority_rank"]
 
@@ -555,8 +559,12 @@ def export_rows(
         campaign=campaign,
         kind=level,
         # The ids as values, not as the SELECT that found them: joined to the live logs,
-        # the planner would test that SELECT's nested subqueries once per log.
-        ids=[u.id for u in units],
+        # the planner would test that SELECT's nested subqueries once per log. Each part of
+        # the statement binds them again, so a level with very many units (turfs) keeps
+        # the SELECT, under the databases' limits on bound parameters.
+        ids=[u.id for u in units]
+        if len(units) <= _IDS_AS_VALUES
+        else tree.ids_under(level, top, [top_id]).where(where),
         today=today,
         covered=covered_through(session),
         names={u[0]: u[1] for u in units},
