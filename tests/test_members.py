@@ -523,6 +523,26 @@ def test_share_targets_are_campaign_targets_with_the_plans_defaults(client, sess
         "mål_kontaktade,erbjudna_kurs_3m,andel_erbjudna_kurs_3m,deltagit_kurs,andel_deltagit,mål_deltagit"
     )
     assert any(",0.9," in line and line.endswith(",0.3") for line in csv[1:])
+    from api.campaigns.schemas import PERCENT_METRICS
+    from api.members.progress import DEFAULT_TARGETS
+
+    assert set(DEFAULT_TARGETS) == PERCENT_METRICS
+    # A percentage is at most 100, and never split among children.
+    too_much = client.put(
+        f"/campaigns/{org.camp.id}/targets",
+        json={
+            "unit_kind": "kommun",
+            "unit_id": org.k.id,
+            "metric": "new_members_contacted_7d",
+            "value": 101,
+        },
+    )
+    assert too_much.status_code == 422 and "value" in too_much.text
+    split = client.post(
+        f"/campaigns/{org.camp.id}/apportion",
+        json={"unit_kind": "kommun", "unit_id": org.k.id, "metric": "new_members_attended_course"},
+    )
+    assert split.status_code == 422 and "metric" in split.text
 
 
 def test_due_count_excludes_members_whose_week_is_not_over(client, session, org):

@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from api.models import UnitKind
 from api.validation import Name
@@ -13,6 +13,7 @@ __all__ = [
     "CampaignCreate",
     "CampaignRead",
     "Mismatch",
+    "PERCENT_METRICS",
     "TargetRead",
     "TargetSet",
     "TargetTree",
@@ -69,10 +70,22 @@ class _UnitRef(_Strict):
         return self
 
 
+# Targets in percent of a unit's own new members (api.members.progress): at most 100, and
+# never split among children, whose shares are not parts of their parent's.
+PERCENT_METRICS = frozenset({"new_members_contacted_7d", "new_members_attended_course"})
+
+
 class TargetSet(_UnitRef):
     unit_kind: UnitKind
     metric: Metric = Field(pattern=r"^[a-z][a-z0-9_]{0,59}$")
     value: int = Field(ge=0, le=2**31 - 1)
+
+    @field_validator("value")
+    @classmethod
+    def _percent_at_most_100(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("metric") in PERCENT_METRICS and value > 100:
+            raise ValueError("a percentage: at most 100")
+        return value
 
 
 class TargetRead(BaseModel):
@@ -87,6 +100,14 @@ class TargetRead(BaseModel):
 class ApportionRequest(_UnitRef):
     unit_kind: Literal["partidistrikt", "kommun", "forening"]
     metric: Metric = Field(pattern=r"^[a-z][a-z0-9_]{0,59}$")
+
+    @field_validator("metric")
+    @classmethod
+    def _not_a_percentage(cls, metric: str) -> str:
+        if metric in PERCENT_METRICS:
+            raise ValueError("a percentage is not split among children: set each unit's own")
+        return metric
+
     basis: Literal["auto", "voters", "households", "even"] = "auto"
     children: Literal["default", "districts"] = Field(
         default="default",
