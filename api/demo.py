@@ -362,7 +362,8 @@ def simulate_logging(
                         "turf_id": turf_id,
                     }
                 )
-        # Synced as the phones would have, that evening: the sync's checks all apply.
+        # Synced through the visit sync that evening, as an operator: its checks of each
+        # visit apply, not those of who may log in which turf (the holders were chosen so).
         evening = datetime.combine(day, time(21, 0), zone)
         visits += sync_demo_visits(session=session, visits=day_visits, now=evening)
         day += timedelta(days=1)

@@ -4,8 +4,9 @@ One GROUP BY pass over ``contact_log`` fills ``daily_grain`` (day x district x v
 which is also the districts' daily snapshot; ``daily_stat`` (day x kommun and day x förening)
 is rolled up from that much smaller table, and ``unit_people`` (each volunteer's last day
 per kommun and förening) from it too.
-Both are rebuilt per day as delete + insert inside the caller's transaction, so re-running a
-day yields identical rows. Rebuilding every day at once on PostgreSQL truncates both tables,
+The first two are rebuilt per day as delete + insert inside the caller's transaction, so
+re-running a day yields identical rows; unit_people is recomputed for the volunteers whose
+days changed. Rebuilding every day at once on PostgreSQL truncates all three tables,
 groups the logs in parallel into a temporary table, loads daily_grain without its indexes and
 builds them again afterwards.
 """
