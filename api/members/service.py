@@ -499,7 +499,7 @@ def import_members(
             attempt.rollback()
     if dry_run:
         # Nothing was written, but the register was read and compared: that is a read.
-        audit(session, scope, "import_dry_run", route=route, count=len(parsed))
+        audit_per_unit(session, scope, "import_dry_run", route=route, units=parsed)
         session.flush()
     return summary.model_copy(update={"dry_run": dry_run})
 
