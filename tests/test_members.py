@@ -102,6 +102,20 @@ def test_import_creates_updates_and_is_idempotent(client, session, org):
     assert session.exec(select(func.count()).select_from(MemberTask)).one() == 1
 
 
+def test_an_account_made_after_the_import_is_linked_by_the_next(client, session, org):
+    body = HEADER + f"1101,Dag Dahl,,dag.dahl@example.org,{org.f.id},2026-04-28,active\n"
+    assert _upload(client, body, kommun="2380").json()["linked_volunteers"] == 0
+    volunteer = f.user(session, Role.volunteer, org.f)
+    volunteer.email = "Dag.Dahl@example.org"
+    session.flush()
+    again = _upload(client, body, kommun="2380").json()
+    assert (again["updated"], again["unchanged"], again["linked_volunteers"]) == (1, 0, 1)
+    session.expire_all()
+    member = session.exec(select(Member).where(Member.member_number == "1101")).one()
+    assert member.user_id == volunteer.id
+    assert _upload(client, body, kommun="2380").json()["unchanged"] == 1
+
+
 def test_import_reports_members_missing_from_the_file_and_dry_run_writes_nothing(
     client, session, org
 ):

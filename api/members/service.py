@@ -504,7 +504,18 @@ def import_members(
     return summary.model_copy(update={"dry_run": dry_run})
 
 
-_COMPARED = ("name", "phone", "email", "forening_id", "kommun_id", "joined_on", "status")
+# user_id among them: a volunteer account made after the member was imported is linked by
+# the next import, as one made before.
+_COMPARED = (
+    "name",
+    "phone",
+    "email",
+    "forening_id",
+    "kommun_id",
+    "joined_on",
+    "status",
+    "user_id",
+)
 
 
 def _among(column, values: list, session: Session):
