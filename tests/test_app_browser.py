@@ -306,6 +306,15 @@ _REQUEUE = """(rows) => new Promise((resolve, reject) => {
 })"""
 
 
+def _csp_violations(page) -> list[str]:
+    """The page's Content-Security-Policy reports, as they come."""
+    found: list[str] = []
+    page.on(
+        "console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    return found
+
+
 def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     RESULTS.mkdir(exist_ok=True)
     context = browser.new_context(
@@ -313,11 +322,7 @@ def test_volunteer_logs_doors_offline_and_syncs_each_once(live, browser):
     )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    csp_violations = []
-    page.on(
-        "console",
-        lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
-    )
+    csp_violations = _csp_violations(page)
     tiles = []
     page.on("request", lambda r: tiles.append(r.url) if r.url.startswith(live["tiles"]) else None)
     base = live["server"].base_url
@@ -461,11 +466,7 @@ def test_a_volunteer_claims_a_turf_from_its_qr_code(live, browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    csp_violations = []
-    page.on(
-        "console",
-        lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
-    )
+    csp_violations = _csp_violations(page)
     page.goto(f"{base}/app/")
     _sign_in(page, live, VOLUNTEER)
     page.goto(link)

@@ -409,16 +409,19 @@ def test_names_from_the_database_are_text(open_page, site):
     assert p.violations == [] and p.errors == []
 
 
+def _open_turf(page, code: str) -> None:
+    page.select_option("#district-pick", code.rsplit("-", 1)[0])
+    page.click(f"#district-turfs button[data-turf='{code}']")
+    page.wait_for_selector(f"#turf-panel[data-code='{code}']")
+
+
 def test_assigning_a_turf_from_the_map(open_page, site):
     p = open_page()
     token = p.sign_in(ADMIN)
     p.ready()
     page = p.page
     code = site.turf_codes[0]
-    district = code.rsplit("-", 1)[0]
-    page.select_option("#district-pick", district)
-    page.click(f"#district-turfs button[data-turf='{code}']")
-    page.wait_for_selector(f"#turf-panel[data-code='{code}']")
+    _open_turf(page, code)
     forening_id = int(page.input_value("#turf-forening"))
     page.click("#turf-assign")
     # A locator, not wait_for_function: the page's CSP forbids the eval that would need.
@@ -452,12 +455,6 @@ def test_a_turf_shows_its_coverage(open_page, site):
     facts = page.inner_text("#turf-facts")
     assert "40 %" in facts  # 12 of 30 households knocked
     assert page.inner_text("#turf-lease") == "Ledigt"
-
-
-def _open_turf(page, code: str) -> None:
-    page.select_option("#district-pick", code.rsplit("-", 1)[0])
-    page.click(f"#district-turfs button[data-turf='{code}']")
-    page.wait_for_selector(f"#turf-panel[data-code='{code}']")
 
 
 def _poll(check, what: str, timeout: float = 30):

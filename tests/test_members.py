@@ -3,6 +3,7 @@ courses, scope (leads and callers), the audit log, GDPR export and erasure, rete
 
 import re
 import threading
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 
 import pytest
@@ -267,12 +268,21 @@ def test_followups_claims_outcomes_and_cooldown(client, session, org, clock, set
     assert [x.outcome for x in attempts] == ["no_answer", "reached"]
 
 
-def _fresh_database(backend: str, tmp_path):
-    if backend == "sqlite":
-        from contextlib import nullcontext
-
-        return nullcontext(f"sqlite:///{tmp_path / 'claims.sqlite3'}")
-    return throwaway_database()
+@contextmanager
+def _race_engine(database_url: str, tmp_path):
+    """An engine on a migrated database of its own (the backend of ``database_url``), for
+    races between committed transactions rather than savepoints."""
+    if database_url.startswith("sqlite"):
+        fresh = nullcontext(f"sqlite:///{tmp_path / 'claims.sqlite3'}")
+    else:
+        fresh = throwaway_database()
+    with fresh as url:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def _race(engine, settings, claims: list[tuple[int, int]]) -> dict[int, str]:
@@ -325,80 +335,66 @@ def _assign(s, lead, caller, forening, call_list_id=None) -> None:
 
 def test_two_callers_claiming_one_member_at_once_one_wins(database_url, tmp_path, settings):
     """Committed transactions on a database of its own: a real race, not a savepoint."""
-    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with _fresh_database(backend, tmp_path) as url:
-        upgrade(url)
-        engine = make_engine(url)
-        try:
-            with Session(engine) as s:
-                k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
-                fo = f.forening(s, k)
-                m = f.member(s, fo)
-                callers = [f.user(s, Role.volunteer, fo) for _ in range(2)]
-                lead = f.user(s, Role.forening_lead, fo)
-                for c in callers:
-                    _assign(s, lead, c, fo)
-                task_id = f.followup_of(s, m).id
-                ids = [c.id for c in callers]
-                s.commit()
-            results = _race(engine, settings, [(i, task_id) for i in ids])
-            assert sorted(results.values()) == ["409", "won"]
-            with Session(engine) as s:
-                winner = next(i for i, r in results.items() if r == "won")
-                assert s.get(MemberTask, task_id).claimed_by_user_id == winner
-        finally:
-            engine.dispose()
+    with _race_engine(database_url, tmp_path) as engine:
+        with Session(engine) as s:
+            k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+            fo = f.forening(s, k)
+            m = f.member(s, fo)
+            callers = [f.user(s, Role.volunteer, fo) for _ in range(2)]
+            lead = f.user(s, Role.forening_lead, fo)
+            for c in callers:
+                _assign(s, lead, c, fo)
+            task_id = f.followup_of(s, m).id
+            ids = [c.id for c in callers]
+            s.commit()
+        results = _race(engine, settings, [(i, task_id) for i in ids])
+        assert sorted(results.values()) == ["409", "won"]
+        with Session(engine) as s:
+            winner = next(i for i, r in results.items() if r == "won")
+            assert s.get(MemberTask, task_id).claimed_by_user_id == winner
 
 
 def test_two_callers_on_two_tasks_of_one_member_at_once_one_wins(database_url, tmp_path, settings):
     """One member with a follow-up and a call-list entry; the follow-up's caller and the
     list's caller claim at the same moment, each their own task: exactly one gets the
     member. Several members in turn, so that a lucky interleaving cannot pass alone."""
-    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with _fresh_database(backend, tmp_path) as url:
-        upgrade(url)
-        engine = make_engine(url)
-        try:
-            with Session(engine) as s:
-                k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
-                fo = f.forening(s, k)
-                members = [f.member(s, fo) for _ in range(5)]
-                welcomer, lister = (f.user(s, Role.volunteer, fo) for _ in range(2))
-                lead = f.user(s, Role.forening_lead, fo)
-                cl = CallList(
-                    name="Ring alla", kommun_id=k.id, forening_id=fo.id, ends_on=date(2026, 9, 13)
+    with _race_engine(database_url, tmp_path) as engine:
+        with Session(engine) as s:
+            k = f.kommun(s, "2380", "Östersund", f.partidistrikt(s))
+            fo = f.forening(s, k)
+            members = [f.member(s, fo) for _ in range(5)]
+            welcomer, lister = (f.user(s, Role.volunteer, fo) for _ in range(2))
+            lead = f.user(s, Role.forening_lead, fo)
+            cl = CallList(
+                name="Ring alla", kommun_id=k.id, forening_id=fo.id, ends_on=date(2026, 9, 13)
+            )
+            s.add(cl)
+            s.flush()
+            _assign(s, lead, welcomer, fo)
+            _assign(s, lead, lister, fo, cl.id)
+            pairs = []
+            for m in members:
+                entry = MemberTask(
+                    kind=TaskKind.call,
+                    call_list_id=cl.id,
+                    member_id=m.id,
+                    forening_id=fo.id,
+                    kommun_id=k.id,
+                    assigned_user_id=lister.id,
                 )
-                s.add(cl)
+                s.add(entry)
                 s.flush()
-                _assign(s, lead, welcomer, fo)
-                _assign(s, lead, lister, fo, cl.id)
-                pairs = []
-                for m in members:
-                    entry = MemberTask(
-                        kind=TaskKind.call,
-                        call_list_id=cl.id,
-                        member_id=m.id,
-                        forening_id=fo.id,
-                        kommun_id=k.id,
-                        assigned_user_id=lister.id,
-                    )
-                    s.add(entry)
-                    s.flush()
-                    pairs.append((f.followup_of(s, m).id, entry.id))
-                ids = (welcomer.id, lister.id)
-                s.commit()
-            for followup_id, entry_id in pairs:
-                results = _race(engine, settings, [(ids[0], followup_id), (ids[1], entry_id)])
-                assert sorted(results.values()) == ["409", "won"], results
-                with Session(engine) as s:
-                    holders = [
-                        s.get(MemberTask, t).claimed_by_user_id for t in (followup_id, entry_id)
-                    ]
-                # Exactly one of the two tasks is held, by the caller who won.
-                winner = next(i for i, r in results.items() if r == "won")
-                assert sorted(holders, key=lambda h: h is None) == [winner, None]
-        finally:
-            engine.dispose()
+                pairs.append((f.followup_of(s, m).id, entry.id))
+            ids = (welcomer.id, lister.id)
+            s.commit()
+        for followup_id, entry_id in pairs:
+            results = _race(engine, settings, [(ids[0], followup_id), (ids[1], entry_id)])
+            assert sorted(results.values()) == ["409", "won"], results
+            with Session(engine) as s:
+                holders = [s.get(MemberTask, t).claimed_by_user_id for t in (followup_id, entry_id)]
+            # Exactly one of the two tasks is held, by the caller who won.
+            winner = next(i for i, r in results.items() if r == "won")
+            assert sorted(holders, key=lambda h: h is None) == [winner, None]
 
 
 def test_a_member_held_on_one_task_cannot_be_claimed_on_another(
