@@ -82,10 +82,9 @@ class ProgressBook:
         self._campaigns: dict[int, Campaign | None] = {}
         self._progress: dict[tuple[int, UnitKind], dict[int, UnitProgress]] = {}
         self._daily: dict[tuple[int, UnitKind], dict[int, dict[date, int]]] = {}
-        self._children: dict[tuple[int, UnitKind], dict[int, list[int]]] = {}
+        self._below_cache: dict[tuple[int, UnitKind, UnitKind], dict[int, list[int]]] = {}
         self._week: dict[int, dict[int, list[tuple[str, int, int]]]] = {}
         self._members: dict[int, dict[int, UnitMembers]] = {}
-        self._member_units: dict[tuple[int, UnitKind], dict[int, list[int]]] = {}
 
     def campaign_for(self, kind: UnitKind, unit_id: int) -> Campaign | None:
         """The running campaign of the partidistrikt a unit belongs to."""
@@ -144,25 +143,27 @@ class ProgressBook:
             )
         return self._daily[key].get(unit_id, {})
 
+    def _below(self, campaign: Campaign, below: UnitKind, kind: UnitKind) -> dict[int, list[int]]:
+        """The units of level ``below`` under each unit of ``kind``, in the tree's order."""
+        key = (campaign.id, below, kind)
+        if key not in self._below_cache:
+            query, unit, _ = tree.ancestor_select(below, kind)
+            lv = tree.level(below)
+            rows = self.session.execute(
+                query.where(unit.in_(self._ids(campaign, below))).order_by(
+                    *(getattr(lv.model, c) for c in lv.order)
+                )
+            )
+            by_parent: dict[int, list[int]] = {}
+            for unit_id, parent in rows:
+                by_parent.setdefault(parent, []).append(unit_id)
+            self._below_cache[key] = by_parent
+        return self._below_cache[key]
+
     def children(self, campaign: Campaign, kind: UnitKind) -> dict[int, list[int]]:
         """Each unit's children (the level below), in the tree's order."""
-        key = (campaign.id, kind)
-        if key not in self._children:
-            child = tree.child_kind(kind)
-            by_parent: dict[int, list[int]] = {}
-            if child is not None:
-                found = tree.ancestor_select(child, kind)
-                query, unit, ancestor = found
-                model = tree.level(child).model
-                rows = self.session.execute(
-                    query.where(unit.in_(self._ids(campaign, child))).order_by(
-                        *(getattr(model, c) for c in tree.level(child).order)
-                    )
-                )
-                for unit_id, parent in rows:
-                    by_parent.setdefault(parent, []).append(unit_id)
-            self._children[key] = by_parent
-        return self._children[key]
+        child = tree.child_kind(kind)
+        return {} if child is None else self._below(campaign, child, kind)
 
     def new_members(self, campaign: Campaign, kind: UnitKind, unit_id: int) -> list[UnitMembers]:
         """The new-member figures of each förening under a unit, in the tree's order."""
@@ -176,23 +177,9 @@ class ProgressBook:
                 ids=list(ids),
                 today=self.today,
             )
-        key = (campaign.id, kind)
-        if key not in self._member_units:
-            model = tree.level(member).model
-            order = [getattr(model, c) for c in tree.level(member).order]
-            if kind == member:
-                query, unit = select(model.id, model.id), model.id
-            else:
-                query, unit, _ = tree.ancestor_select(member, kind)
-            rows = self.session.execute(
-                query.where(unit.in_(self._ids(campaign, member))).order_by(*order)
-            )
-            by_unit: dict[int, list[int]] = {}
-            for forening_id, parent in rows:
-                by_unit.setdefault(parent, []).append(forening_id)
-            self._member_units[key] = by_unit
         figures = self._members[campaign.id]
-        return [figures[f] for f in self._member_units[key].get(unit_id, []) if f in figures]
+        under = self._below(campaign, member, kind).get(unit_id, [])
+        return [figures[f] for f in under if f in figures]
 
     def week(self, campaign: Campaign, forening_id: int) -> list[tuple[str, int, int]]:
         """A förening's volunteers' last seven days: name, contacts, conversations."""
