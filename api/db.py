@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import Engine, event
@@ -17,6 +17,7 @@ from api.settings import get_settings
 __all__ = [
     "SessionDep",
     "SessionFactoryDep",
+    "conflict_insert",
     "get_engine",
     "get_session",
     "make_engine",
@@ -74,6 +75,16 @@ def _configure_sqlite(engine: Engine) -> None:
 @lru_cache
 def get_engine() -> Engine:
     return make_engine(get_settings().database_url)
+
+
+def conflict_insert(session: Session, table: Any) -> Any:
+    """An INSERT into ``table`` in the session's dialect, which knows ON CONFLICT (the
+    generic one does not): PostgreSQL's or SQLite's."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 def save_unique(session: Session, obj: object, conflict: str) -> None:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, func, select
 
 from api import db
@@ -60,8 +58,7 @@ def _locked(name: str) -> Iterator[bool]:
             yield False
             return
         with db.session_scope() as session:
-            dialect = session.get_bind().dialect.name
-            ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(JobState)
+            ins = db.conflict_insert(session, JobState)
             session.execute(ins.values(name=name).on_conflict_do_nothing(index_elements=["name"]))
             session.execute(
                 update(JobState)

@@ -16,11 +16,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, insert, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Forbidden, Scope
+from api.db import conflict_insert
 from api.errors import NotFound, Unprocessable
 from api.members.models import (
     CourseOffer,
@@ -271,10 +270,8 @@ def _erasure_key(session: Session, settings: Settings) -> bytes:
     row = session.get(MemberErasureKey, 1)
     if row is None:
         # Two first erasures at once: one key wins, the other waits for it and reads it.
-        dialect = session.get_bind().dialect.name
-        upsert = pg_insert if dialect == "postgresql" else sqlite_insert
         session.execute(
-            upsert(MemberErasureKey)
+            conflict_insert(session, MemberErasureKey)
             .values(id=1, key=secrets.token_hex(32))
             .on_conflict_do_nothing(index_elements=["id"])
         )

@@ -11,10 +11,9 @@ still pending when its turn comes.
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Date, Integer, Select, String, literal, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from api.db import conflict_insert
 from api.models import EmailOutbox, OutboxStatus, UTCDateTime
 
 __all__ = [
@@ -47,8 +46,7 @@ def enqueue(*, session: Session, user_ids: Select, day: date, now: datetime) -> 
     # Added to the recipients' own query, so that it keeps its WHERE: SQLite needs one
     # between an INSERT's SELECT and its ON CONFLICT.
     rows = user_ids.add_columns(*constants.values())
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    stmt = conflict_insert(session, table)
     stmt = stmt.from_select(["user_id", *constants], rows).on_conflict_do_nothing(
         index_elements=["user_id", "day", "kind"]
     )

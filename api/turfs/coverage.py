@@ -15,13 +15,12 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import case, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, delete, select
 
 from api.auth.scope import Scope
 from api.contacts.records import time_window
 from api.contacts.rules import local_day
+from api.db import conflict_insert
 from api.models import (
     Address,
     ContactLog,
@@ -343,8 +342,7 @@ def log_visits(
     if rows:
         # One order for every batch: concurrent batches sharing uuids queue, never deadlock.
         ordered = [rows[u] for u in sorted(rows)]
-        dialect = session.get_bind().dialect.name
-        insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(Visit)
+        insert = conflict_insert(session, Visit)
         stmt = insert.on_conflict_do_nothing(index_elements=["client_uuid"]).returning(
             Visit.client_uuid, Visit.id
         )
