@@ -6,8 +6,21 @@ daily figures (``unit_progress``)."""
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 
-from sqlalchemy import Integer, Select, and_, case, cast, false, func, literal, union_all
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    union_all,
+)
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -111,14 +124,39 @@ class _Window:
         )
 
 
-def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
-    """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
-    new_members, user) rows for ``ids`` (user only where the source has one), and the
-    people SELECT: (unit, last day, zeros, user) from unit_people where the level has it."""
-    column, mapping = tree.work_mapping(kind)
+# Every date a progress statement reads, as a bound parameter: the statements of a level
+# are built once (``_figures_select``) and run with each request's dates and unit ids.
+_DAY = {
+    name: bindparam(name, type_=Date)
+    for name in ("start", "last", "snapshot_to", "live_after", "recent_from", "since_30")
+}
+_IDS = bindparam("ids", expanding=True)
+
+
+def _params(kind: UnitKind, ids: set[int] | Select, w: _Window) -> dict[str, object]:
+    """The bound parameters of ``kind``'s statements for the window ``w``."""
     # Levels below the nightly grain (turfs) have no snapshot: every day is read live.
+    snapshotted = hasattr(DailyGrain, tree.work_mapping(kind)[0])
+    params: dict[str, object] = {
+        "start": w.start,
+        "last": w.last,
+        "snapshot_to": w.snapshot_to,
+        "live_after": w.snapshot_to if snapshotted else w.start - timedelta(days=1),
+        "recent_from": w.recent_from,
+        "since_30": w.since_30,
+    }
+    if not isinstance(ids, Select):
+        params["ids"] = sorted(ids)
+    return params
+
+
+def _sources(kind: UnitKind, ids):
+    """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
+    new_members, user) rows for ``ids`` (the expanding ``_IDS`` or a SELECT of ids; user
+    only where the source has one), and the people SELECT: (unit, last day, zeros, user)
+    from unit_people where the level has it; their dates are ``_DAY``'s parameters."""
+    column, mapping = tree.work_mapping(kind)
     snapshotted = hasattr(DailyGrain, column)
-    live_after = w.snapshot_to if snapshotted else w.start - timedelta(days=1)
     if mapping is not None:
         unit_of = mapping.subquery()
         grain_unit, log_unit = unit_of.c.ancestor_id, unit_of.c.ancestor_id
@@ -145,9 +183,9 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
             ContactLog.user_id.label("user_id"),
         ).where(
             col(ContactLog.withdrawn_at).is_(None),
-            ContactLog.day > live_after,
-            ContactLog.day >= w.start,
-            ContactLog.day <= w.last,
+            ContactLog.day > _DAY["live_after"],
+            ContactLog.day >= _DAY["start"],
+            ContactLog.day <= _DAY["last"],
         ),
         getattr(ContactLog, column),
     )
@@ -163,7 +201,7 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
             DailyGrain.doors,
             DailyGrain.new_members,
             DailyGrain.user_id.label("user_id"),
-        ).where(DailyGrain.day >= w.start, DailyGrain.day <= w.snapshot_to),
+        ).where(DailyGrain.day >= _DAY["start"], DailyGrain.day <= _DAY["snapshot_to"]),
         getattr(DailyGrain, column),
     )
     if column in _STAT_COLUMNS:
@@ -178,8 +216,8 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
             DailyStat.new_members,
         ).where(
             DailyStat.unit_kind == tree.kind_of_work_column(column),
-            DailyStat.day >= w.start,
-            DailyStat.day <= w.snapshot_to,
+            DailyStat.day >= _DAY["start"],
+            DailyStat.day <= _DAY["snapshot_to"],
         )
         snapshot = scoped(stat, DailyStat.unit_id)
         person_unit = unit_of.c.ancestor_id if mapping is not None else UnitPeople.unit_id
@@ -191,7 +229,7 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
                 UnitPeople.user_id.label("user_id"),
             ).where(
                 UnitPeople.unit_kind == tree.kind_of_work_column(column),
-                UnitPeople.last_day >= w.start,
+                UnitPeople.last_day >= _DAY["start"],
             ),
             UnitPeople.unit_id,
         )
@@ -200,62 +238,109 @@ def _sources(kind: UnitKind, ids: set[int] | Select, w: _Window):
     return snapshot, live, grain, None
 
 
-def _grain_through(session: Session) -> date | None:
-    """The last day daily_grain (and so unit_people) holds."""
-    return session.exec(select(func.max(DailyGrain.day))).one()
+def _in_recent(day) -> object:
+    """Whether ``day`` is one of the days the projection's rate is the mean of."""
+    return (day >= _DAY["recent_from"]) & (day < _DAY["last"])
+
+
+def _per_person(rows) -> Select:
+    """(unit, volunteer): the sums, the recent sums and the last day of ``rows``."""
+    return select(
+        rows.c.unit,
+        rows.c.user_id,
+        *(cast(func.sum(rows.c[m]), Integer).label(m) for m in _SUMMED),
+        *(
+            cast(func.sum(case((_in_recent(rows.c.day), rows.c[m]), else_=0)), Integer).label(
+                f"r_{m}"
+            )
+            for m in _SUMMED
+        ),
+        func.max(rows.c.day).label("last_day"),
+    ).group_by(rows.c.unit, rows.c.user_id)
+
+
+def _build_figures(kind: UnitKind, ids) -> Select:
+    """The statement of ``_figures``: (unit, the four sums, the four recent sums, active
+    people, people active in the last 30 days) per unit of ``ids``."""
+    snapshot, live, grain, people = _sources(kind, ids)
+    if people is None:
+        # Every source knows its volunteers: grouped by (unit, volunteer) first, then by
+        # unit (two hash aggregates instead of the sort a COUNT(DISTINCT) needs).
+        p = _per_person(union_all(grain, live).subquery()).subquery().c
+        return select(
+            p.unit,
+            *(func.sum(p[m]) for m in _SUMMED),
+            *(func.sum(p[f"r_{m}"]) for m in _SUMMED),
+            func.count(p.user_id),
+            func.count(case((p.last_day >= _DAY["since_30"], p.user_id))),
+        ).group_by(p.unit)
+    # The sums come from the rolled-up daily_stat, which knows no people: they come from
+    # unit_people, each volunteer's last day in the unit. Someone whose last day is on or
+    # after the campaign's start worked in it, and in the last 30 days if that day is in
+    # them, as long as no last day lies after the window's end: true unless the campaign
+    # has ended or ``today`` is in the past; then the grain's (unit, day, volunteer) rows
+    # tell (the database tests that once and reads one of the two). The live logs are
+    # grouped by (unit, volunteer) once and feed both the sums and the people: a day's
+    # logs come from a few hundred volunteers.
+    later = select(DailyGrain.day).where(DailyGrain.day > _DAY["last"]).exists()
+    people = union_all(people.where(~later), grain.where(later))
+    live_people = _per_person(live.subquery()).cte("live_people")
+    lp = live_people.c
+    st = snapshot.subquery().c
+    recent = [f"r_{m}" for m in _SUMMED]
+
+    def zeros(*names: str) -> list:
+        return [literal(0).label(name) for name in names]
+
+    sums = [
+        select(
+            st.unit,
+            *(st[m] for m in _SUMMED),
+            *(
+                case((_in_recent(st.day), st[m]), else_=0).label(r)
+                for m, r in zip(_SUMMED, recent, strict=True)
+            ),
+            *zeros("people", "people_30"),
+        ),
+        select(
+            lp.unit,
+            *(lp[m] for m in _SUMMED),
+            *(lp[r] for r in recent),
+            *zeros("people", "people_30"),
+        ),
+    ]
+    who = people.subquery().c
+    everyone = union_all(
+        select(who.unit, who.user_id, who.day), select(lp.unit, lp.user_id, lp.last_day)
+    ).subquery()
+    e = everyone.c
+    person = select(e.unit, func.max(e.day).label("last_day")).group_by(e.unit, e.user_id)
+    q = person.subquery().c
+    counted = select(
+        q.unit,
+        *zeros(*_SUMMED, *recent),
+        literal(1).label("people"),
+        case((q.last_day >= _DAY["since_30"], 1), else_=0).label("people_30"),
+    )
+    r = union_all(*sums, counted).subquery().c
+    return select(
+        r.unit, *(func.sum(r[c]) for c in (*_SUMMED, *recent, "people", "people_30"))
+    ).group_by(r.unit)
+
+
+@cache
+def _figures_select(kind: UnitKind) -> Select:
+    """``_build_figures`` for a list of unit ids, built once per level."""
+    return _build_figures(kind, _IDS)
 
 
 def _figures(session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window):
     """Per unit: totals, recent sums (for the projection), and active people, in one query
     that reads each source once."""
-    snapshot, live, grain, people = _sources(kind, ids, w)
-    nobody = cast(None, Integer).label("user_id")
-    if people is not None:
-        # The sums come from the rolled-up daily_stat, which knows no people: they come
-        # from unit_people, each volunteer's last day in the unit. Someone whose last day
-        # is on or after the campaign's start worked in it, and in the last 30 days if
-        # that day is in them, as long as no last day lies after the window's end: true
-        # unless the campaign has ended or ``today`` is in the past; then the grain's
-        # (unit, day, volunteer) rows tell.
-        if (_grain_through(session) or w.last) > w.last:
-            c = grain.selected_columns
-            zeros = (literal(0).label(m) for m in _SUMMED)
-            people = grain.with_only_columns(c.unit, c.day, *zeros, c.user_id)
-        parts = [snapshot.add_columns(nobody), people, live]
-    else:
-        parts = [grain, live]
-    rows = union_all(*parts).subquery()
-    in_recent = (rows.c.day >= w.recent_from) & (rows.c.day < w.last)
-    # Grouped by (unit, volunteer) first, then by unit: two hash aggregates instead of the
-    # sort a COUNT(DISTINCT) needs; a volunteer was active in the last 30 days if their
-    # last day falls in them.
-    per_person = (
-        select(
-            rows.c.unit,
-            rows.c.user_id,
-            *(func.sum(rows.c[m]).label(m) for m in _SUMMED),
-            *(
-                func.sum(case((in_recent, rows.c[m]), else_=0)).label(f"recent_{m}")
-                for m in _SUMMED
-            ),
-            func.max(rows.c.day).label("last_day"),
-        )
-        .group_by(rows.c.unit, rows.c.user_id)
-        .subquery()
-    )
-    p = per_person.c
-    found = session.execute(
-        select(
-            p.unit,
-            *(func.sum(p[m]) for m in _SUMMED),
-            *(func.sum(p[f"recent_{m}"]) for m in _SUMMED),
-            func.count(p.user_id),
-            func.count(case((p.last_day >= w.since_30, p.user_id))),
-        ).group_by(p.unit)
-    )
+    statement = _build_figures(kind, ids) if isinstance(ids, Select) else _figures_select(kind)
     summed: dict[int, list[int]] = {}
     active: dict[int, tuple[int, int]] = {}
-    for unit, *values in found:
+    for unit, *values in session.execute(statement, _params(kind, ids, w)):
         summed[unit] = [int(v or 0) for v in values[:8]]
         active[unit] = (int(values[8]), int(values[9]))
     return summed, active
@@ -364,12 +449,13 @@ def progress_of_units(
 
 
 def _daily(session: Session, kind: UnitKind, unit_id: int, w: _Window) -> list[DayFigures]:
-    snapshot, live, *_ = _sources(kind, {unit_id}, w)
+    snapshot, live, *_ = _sources(kind, _IDS)
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
     by_day = session.execute(
         select(rows.c.day, *(func.sum(rows.c[m]) for m in _SUMMED))
         .group_by(rows.c.day)
-        .order_by(rows.c.day)
+        .order_by(rows.c.day),
+        _params(kind, {unit_id}, w),
     )
     return [
         DayFigures(
@@ -419,13 +505,14 @@ def daily_of_units(
     if not isinstance(ids, Select) and not wanted:
         return {}
     w = _Window.of(campaign, today, covered)
-    snapshot, live, *_ = _sources(kind, wanted, w)
+    snapshot, live, *_ = _sources(kind, wanted if isinstance(wanted, Select) else _IDS)
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
     found: dict[int, dict[date, int]] = defaultdict(dict)
     for unit, day, conversations in session.execute(
         select(rows.c.unit, rows.c.day, func.sum(rows.c.conversations))
         .where(rows.c.day >= since)
-        .group_by(rows.c.unit, rows.c.day)
+        .group_by(rows.c.unit, rows.c.day),
+        _params(kind, wanted, w),
     ):
         found[unit][day] = int(conversations or 0)
     return found
