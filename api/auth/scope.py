@@ -68,6 +68,8 @@ class Scope:
             return None
         kind = UnitKind(self.user.unit_kind)
         top = tree.LEVELS[0].kind
+        if kind == top:
+            return self.user.unit_id
         return tree.ancestor_ids(self.session, kind, [self.user.unit_id], top)[self.user.unit_id]
 
     @cached_property

@@ -306,12 +306,19 @@ def units_under(
     """Every ``kind`` unit below the given units of level ``at``, in the level's order: rows
     of the model, or of just ``columns`` (no geometry to fetch, say)."""
     lv = level(kind)
-    wanted = select(*columns) if columns else select(lv.model)
-    query = wanted.where(col(lv.model.id).in_(ids_under(kind, at, ancestor_ids_)))
+    found = ancestor_select(UnitKind(kind), UnitKind(at))
+    if found is None:  # ``at`` is not above ``kind``: nothing of it lies below
+        return []
+    # Joined up to the ancestors, not "id IN (the ids under them)": a join the planner
+    # plans once, where the nested subqueries cost it more than running the query.
+    query, _, ancestor = found
+    query = query.with_only_columns(*(columns or [lv.model]))
+    query = query.where(col(ancestor).in_(list(ancestor_ids_)))
     if where is not None:
         query = query.where(where)
     query = query.order_by(*(getattr(lv.model, c) for c in lv.order))
-    return list(session.execute(query).all() if columns else session.exec(query))
+    found = session.execute(query)
+    return list(found.all() if columns else found.scalars())
 
 
 def work_mapping(kind: UnitKind | str) -> tuple[str, Select | None]:

@@ -568,12 +568,14 @@ def child_progress(
     if child is None:
         return None, []
     model = tree.level(child).model
+    # Everything below a unit the caller leads is theirs to see.
+    leads = scope.leads(unit_id, unit_kind)
     order = tree.units_under(
         session,
         child,
         unit_kind,
         [unit_id],
-        where=scope.seen_filter(child, model.id),
+        where=None if leads else scope.seen_filter(child, model.id),
         columns=[model.id, tree.name_column(child)],
     )
     covered = covered if covered is not None else covered_through(session)
