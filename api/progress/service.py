@@ -82,13 +82,19 @@ def expected_share(campaign: Campaign, day: date) -> float:
     return ((day - start).days + 1) / ((end - start).days + 1)
 
 
+# Built once: building and keying a statement costs as much as running one this small.
+_COVERED = select(func.max(JobRun.for_day)).where(
+    JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
+)
+_TARGETS = select(Target.unit_id, Target.metric, Target.value).where(
+    Target.campaign_id == bindparam("campaign_id"), Target.unit_kind == bindparam("kind")
+)
+_TARGETS_OF_IDS = _TARGETS.where(col(Target.unit_id).in_(bindparam("ids", expanding=True)))
+
+
 def covered_through(session: Session) -> date | None:
     """The last night whose snapshots the nightly job has built."""
-    return session.exec(
-        select(func.max(JobRun.for_day)).where(
-            JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
-        )
-    ).one()
+    return session.execute(_COVERED).scalar()
 
 
 def status_of(actual: float, target: int, expected: float, projected: float | None) -> str:
@@ -128,20 +134,27 @@ class _Window:
 # are built once (``_figures_select``) and run with each request's dates and unit ids.
 _DAY = {
     name: bindparam(name, type_=Date)
-    for name in ("start", "last", "snapshot_to", "live_after", "recent_from", "since_30")
+    for name in ("start", "last", "snapshot_to", "recent_from", "since_30")
 }
 _IDS = bindparam("ids", expanding=True)
+# The days read from the live logs, one by one: the logs of the days after the last
+# night's statistics lie beyond what PostgreSQL knows of the column, and a range over
+# them is estimated at a handful of rows (it then walked a whole day's logs of the country
+# by the day index instead of the units' own), where each day named is estimated as an
+# average day.
+_LIVE_DAYS = bindparam("live_days", expanding=True, type_=Date)
 
 
 def _params(kind: UnitKind, ids: set[int] | Select, w: _Window) -> dict[str, object]:
     """The bound parameters of ``kind``'s statements for the window ``w``."""
     # Levels below the nightly grain (turfs) have no snapshot: every day is read live.
     snapshotted = hasattr(DailyGrain, tree.work_mapping(kind)[0])
+    live_from = max(w.start, w.snapshot_to + timedelta(days=1)) if snapshotted else w.start
     params: dict[str, object] = {
         "start": w.start,
         "last": w.last,
         "snapshot_to": w.snapshot_to,
-        "live_after": w.snapshot_to if snapshotted else w.start - timedelta(days=1),
+        "live_days": [live_from + timedelta(days=n) for n in range((w.last - live_from).days + 1)],
         "recent_from": w.recent_from,
         "since_30": w.since_30,
     }
@@ -181,12 +194,7 @@ def _sources(kind: UnitKind, ids):
             case((ContactLog.kind == "door", 1), else_=0).label("doors"),
             case((col(ContactLog.new_member), 1), else_=0).label("new_members"),
             ContactLog.user_id.label("user_id"),
-        ).where(
-            col(ContactLog.withdrawn_at).is_(None),
-            ContactLog.day > _DAY["live_after"],
-            ContactLog.day >= _DAY["start"],
-            ContactLog.day <= _DAY["last"],
-        ),
+        ).where(col(ContactLog.withdrawn_at).is_(None), col(ContactLog.day).in_(_LIVE_DAYS)),
         getattr(ContactLog, column),
     )
     if not snapshotted:
@@ -412,13 +420,12 @@ def progress_of_units(
             names = tree.names(session, kind, wanted)
     w = _Window.of(campaign, today, covered)
     targets: dict[int, dict[str, int]] = defaultdict(dict)
-    for unit_id, metric, value in session.execute(
-        select(Target.unit_id, Target.metric, Target.value).where(
-            Target.campaign_id == campaign.id,
-            Target.unit_kind == kind,
-            col(Target.unit_id).in_(wanted),
-        )
-    ):
+    of_campaign = {"campaign_id": campaign.id, "kind": kind}
+    if isinstance(wanted, Select):
+        found = session.execute(_TARGETS.where(col(Target.unit_id).in_(wanted)), of_campaign)
+    else:
+        found = session.execute(_TARGETS_OF_IDS, {**of_campaign, "ids": sorted(wanted)})
+    for unit_id, metric, value in found:
         targets[unit_id][metric] = value
     summed, active = _figures(session, kind, wanted, w)
     days_left = max(0, (campaign.ends_on - w.last).days)
