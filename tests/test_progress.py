@@ -524,15 +524,19 @@ def test_active_people_of_a_day_before_the_snapshots_end(session, jamt):
     )
 
 
-def test_statements_are_planned_for_their_values(database_url):
+def test_statements_are_planned_for_their_values(database_url, monkeypatch):
     # A prepared progress statement's generic plan ran four times slower than its own.
     if not database_url.startswith("postgresql"):
         pytest.skip("plan caching is PostgreSQL's")
-    url = make_url(database_url).update_query_dict({"options": "-c statement_timeout=5000"})
-    engine = make_engine(url.render_as_string(hide_password=False))
-    try:
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
-            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "5s"  # kept
-    finally:
-        engine.dispose()
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")
+    with_options = make_url(database_url).update_query_dict({"options": "-c lock_timeout=5000"})
+    # the environment's options, or the URL's own, are kept
+    for url, kept in ((database_url, "3s"), (with_options.render_as_string(False), "5s")):
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                plans = conn.exec_driver_sql("SHOW plan_cache_mode").scalar()
+                assert plans == "force_custom_plan"
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == kept
+        finally:
+            engine.dispose()

@@ -253,6 +253,9 @@ def _in_recent(day) -> object:
 
 def _per_person(rows) -> Select:
     """(unit, volunteer): the sums, the recent sums and the last day of ``rows``."""
+    # As integers: the sums of their sums are then bigint, not PostgreSQL's much slower
+    # numeric. One volunteer's figures in one unit fit: a log carries at most 1,000
+    # conversations (the logging schema's cap), so an overflow takes two million logs.
     return select(
         rows.c.unit,
         rows.c.user_id,
