@@ -82,6 +82,8 @@ def expected_share(campaign: Campaign, day: date) -> float:
     return ((day - start).days + 1) / ((end - start).days + 1)
 
 
+# The unit ids of a statement built once (below, and ``_figures_select``).
+_IDS = bindparam("ids", expanding=True)
 # Built once: building and keying a statement costs as much as running one this small.
 _COVERED = select(func.max(JobRun.for_day)).where(
     JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
@@ -89,7 +91,7 @@ _COVERED = select(func.max(JobRun.for_day)).where(
 _TARGETS = select(Target.unit_id, Target.metric, Target.value).where(
     Target.campaign_id == bindparam("campaign_id"), Target.unit_kind == bindparam("kind")
 )
-_TARGETS_OF_IDS = _TARGETS.where(col(Target.unit_id).in_(bindparam("ids", expanding=True)))
+_TARGETS_OF_IDS = _TARGETS.where(col(Target.unit_id).in_(_IDS))
 
 
 def covered_through(session: Session) -> date | None:
@@ -136,7 +138,6 @@ _DAY = {
     name: bindparam(name, type_=Date)
     for name in ("start", "last", "snapshot_to", "recent_from", "since_30")
 }
-_IDS = bindparam("ids", expanding=True)
 # The days read from the live logs, one by one: the logs of the days after the last
 # night's statistics lie beyond what PostgreSQL knows of the column, and a range over
 # them is estimated at a handful of rows (it then walked a whole day's logs of the country
