@@ -13,14 +13,16 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    any_,
     bindparam,
     case,
     cast,
     false,
     func,
-    literal,
+    literal_column,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from api.auth.scope import Scope
@@ -82,8 +84,27 @@ def expected_share(campaign: Campaign, day: date) -> float:
     return ((day - start).days + 1) / ((end - start).days + 1)
 
 
-# The unit ids of a statement built once (below, and ``_figures_select``).
+# The unit ids of a statement built once (below, and ``_figures_select``): on PostgreSQL
+# one array parameter, elsewhere a list expanded into one parameter per id. Expanded, a
+# partidistrikt's kommuner made the figures statement too long and its parameters too many
+# for psycopg to keep its conversion to PostgreSQL's placeholders: it parsed the whole
+# statement again on every request, as long as running a small query.
 _IDS = bindparam("ids", expanding=True)
+_IDS_ARRAY = bindparam("ids", type_=ARRAY(Integer))
+# Constants written into the statement rather than sent as parameters, for the same reason.
+_ZERO, _ONE = literal_column("0", Integer), literal_column("1", Integer)
+
+
+def _among(column, ids):
+    """``column`` is one of ``ids``: a SELECT of ids, or ``_IDS`` / ``_IDS_ARRAY``."""
+    return column == any_(ids) if ids is _IDS_ARRAY else col(column).in_(ids)
+
+
+def _ids_for(session: Session):
+    """The ids parameter that ``session``'s database takes."""
+    return _IDS_ARRAY if session.get_bind().dialect.name == "postgresql" else _IDS
+
+
 # Built once: building and keying a statement costs as much as running one this small.
 _COVERED = select(func.max(JobRun.for_day)).where(
     JobRun.job == NIGHTLY_JOB, JobRun.status == JobRunStatus.succeeded
@@ -91,7 +112,7 @@ _COVERED = select(func.max(JobRun.for_day)).where(
 _TARGETS = select(Target.unit_id, Target.metric, Target.value).where(
     Target.campaign_id == bindparam("campaign_id"), Target.unit_kind == bindparam("kind")
 )
-_TARGETS_OF_IDS = _TARGETS.where(col(Target.unit_id).in_(_IDS))
+_TARGETS_OF = {ids: _TARGETS.where(_among(Target.unit_id, ids)) for ids in (_IDS, _IDS_ARRAY)}
 
 
 def covered_through(session: Session) -> date | None:
@@ -166,7 +187,7 @@ def _params(kind: UnitKind, ids: set[int] | Select, w: _Window) -> dict[str, obj
 
 def _sources(kind: UnitKind, ids):
     """The snapshot and live-log SELECTs of (unit, day, contacts, conversations, doors,
-    new_members, user) rows for ``ids`` (the expanding ``_IDS`` or a SELECT of ids; user
+    new_members, user) rows for ``ids`` (``_IDS``, ``_IDS_ARRAY`` or a SELECT of ids; user
     only where the source has one), and the people SELECT: (unit, last day, zeros, user)
     from unit_people where the level has it; their dates are ``_DAY``'s parameters."""
     column, mapping = tree.work_mapping(kind)
@@ -177,23 +198,23 @@ def _sources(kind: UnitKind, ids):
 
         def scoped(q: Select, work) -> Select:
             return q.join(unit_of, unit_of.c.unit_id == work).where(
-                col(unit_of.c.ancestor_id).in_(ids)
+                _among(unit_of.c.ancestor_id, ids)
             )
     else:
         grain_unit = getattr(DailyGrain, column, None)
         log_unit = getattr(ContactLog, column)
 
         def scoped(q: Select, work) -> Select:
-            return q.where(col(work).in_(ids))
+            return q.where(_among(work, ids))
 
     live = scoped(
         select(
             log_unit.label("unit"),
             ContactLog.day.label("day"),
-            literal(1).label("contacts"),
+            _ONE.label("contacts"),
             ContactLog.conversations.label("conversations"),
-            case((ContactLog.kind == "door", 1), else_=0).label("doors"),
-            case((col(ContactLog.new_member), 1), else_=0).label("new_members"),
+            case((ContactLog.kind == "door", _ONE), else_=_ZERO).label("doors"),
+            case((col(ContactLog.new_member), _ONE), else_=_ZERO).label("new_members"),
             ContactLog.user_id.label("user_id"),
         ).where(col(ContactLog.withdrawn_at).is_(None), col(ContactLog.day).in_(_LIVE_DAYS)),
         getattr(ContactLog, column),
@@ -234,7 +255,7 @@ def _sources(kind: UnitKind, ids):
             select(
                 person_unit.label("unit"),
                 UnitPeople.last_day.label("day"),
-                *(literal(0).label(m) for m in _SUMMED),
+                *(_ZERO.label(m) for m in _SUMMED),
                 UnitPeople.user_id.label("user_id"),
             ).where(
                 UnitPeople.unit_kind == tree.kind_of_work_column(column),
@@ -262,7 +283,7 @@ def _per_person(rows) -> Select:
         rows.c.user_id,
         *(cast(func.sum(rows.c[m]), Integer).label(m) for m in _SUMMED),
         *(
-            cast(func.sum(case((_in_recent(rows.c.day), rows.c[m]), else_=0)), Integer).label(
+            cast(func.sum(case((_in_recent(rows.c.day), rows.c[m]), else_=_ZERO)), Integer).label(
                 f"r_{m}"
             )
             for m in _SUMMED
@@ -302,14 +323,14 @@ def _build_figures(kind: UnitKind, ids) -> Select:
     recent = [f"r_{m}" for m in _SUMMED]
 
     def zeros(*names: str) -> list:
-        return [literal(0).label(name) for name in names]
+        return [_ZERO.label(name) for name in names]
 
     sums = [
         select(
             st.unit,
             *(st[m] for m in _SUMMED),
             *(
-                case((_in_recent(st.day), st[m]), else_=0).label(r)
+                case((_in_recent(st.day), st[m]), else_=_ZERO).label(r)
                 for m, r in zip(_SUMMED, recent, strict=True)
             ),
             *zeros("people", "people_30"),
@@ -331,8 +352,8 @@ def _build_figures(kind: UnitKind, ids) -> Select:
     counted = select(
         q.unit,
         *zeros(*_SUMMED, *recent),
-        literal(1).label("people"),
-        case((q.last_day >= _DAY["since_30"], 1), else_=0).label("people_30"),
+        _ONE.label("people"),
+        case((q.last_day >= _DAY["since_30"], _ONE), else_=_ZERO).label("people_30"),
     )
     r = union_all(*sums, counted).subquery().c
     return select(
@@ -341,15 +362,19 @@ def _build_figures(kind: UnitKind, ids) -> Select:
 
 
 @cache
-def _figures_select(kind: UnitKind) -> Select:
-    """``_build_figures`` for a list of unit ids, built once per level."""
-    return _build_figures(kind, _IDS)
+def _figures_select(kind: UnitKind, ids) -> Select:
+    """``_build_figures`` for a list of unit ids (``_IDS`` or ``_IDS_ARRAY``), built once
+    per level."""
+    return _build_figures(kind, ids)
 
 
 def _figures(session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window):
     """Per unit: totals, recent sums (for the projection), and active people, in one query
     that reads each source once."""
-    statement = _build_figures(kind, ids) if isinstance(ids, Select) else _figures_select(kind)
+    if isinstance(ids, Select):
+        statement = _build_figures(kind, ids)
+    else:
+        statement = _figures_select(kind, _ids_for(session))
     summed: dict[int, list[int]] = {}
     active: dict[int, tuple[int, int]] = {}
     for unit, *values in session.execute(statement, _params(kind, ids, w)):
@@ -428,7 +453,8 @@ def progress_of_units(
     if isinstance(wanted, Select):
         found = session.execute(_TARGETS.where(col(Target.unit_id).in_(wanted)), of_campaign)
     else:
-        found = session.execute(_TARGETS_OF_IDS, {**of_campaign, "ids": sorted(wanted)})
+        targets_of = _TARGETS_OF[_ids_for(session)]
+        found = session.execute(targets_of, {**of_campaign, "ids": sorted(wanted)})
     for unit_id, metric, value in found:
         targets[unit_id][metric] = value
     summed, active = _figures(session, kind, wanted, w)
@@ -460,7 +486,7 @@ def progress_of_units(
 
 
 def _daily(session: Session, kind: UnitKind, unit_id: int, w: _Window) -> list[DayFigures]:
-    snapshot, live, *_ = _sources(kind, _IDS)
+    snapshot, live, *_ = _sources(kind, _ids_for(session))
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
     by_day = session.execute(
         select(rows.c.day, *(func.sum(rows.c[m]) for m in _SUMMED))
@@ -516,7 +542,7 @@ def daily_of_units(
     if not isinstance(ids, Select) and not wanted:
         return {}
     w = _Window.of(campaign, today, covered)
-    snapshot, live, *_ = _sources(kind, wanted if isinstance(wanted, Select) else _IDS)
+    snapshot, live, *_ = _sources(kind, wanted if isinstance(wanted, Select) else _ids_for(session))
     rows = union_all(snapshot, live.with_only_columns(*list(live.selected_columns)[:6])).subquery()
     found: dict[int, dict[date, int]] = defaultdict(dict)
     for unit, day, conversations in session.execute(
