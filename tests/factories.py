@@ -479,7 +479,7 @@ def member(
     """A member stored directly, with a follow-up task and a course offer when ``new``."""
     from datetime import date
 
-    from api.members.models import CourseOffer, Member, MemberTask
+    from api.members.models import CourseOffer, Member, MemberStatus, MemberTask
     from api.members.service import new_member_rows
     from api.settings import Settings
 
@@ -493,7 +493,9 @@ def member(
         forening_id=forening_.id,
         kommun_id=forening_.kommun_id,
         joined_on=date.fromisoformat(joined),
-        status=status,
+        # As the enum: a table model takes a bare string unvalidated, and then
+        # serialises it with a warning.
+        status=MemberStatus(status),
         **fields,
     )
     session.add(obj)
