@@ -23,6 +23,7 @@ from api.members.privacy import purge_trigger, run_purge
 from api.models import ContactLog, JobRun, JobRunStatus, JobState, OutboxStatus, User, utcnow
 from api.progress.service import NIGHTLY_JOB
 from api.progress.snapshots import rebuild_changed, rebuild_days
+from api.progress.windows import save_windows
 from api.reports import outbox
 from api.reports.render import render_email
 from api.reports.service import ProgressBook, build_report, lead_recipients
@@ -251,7 +252,7 @@ def send_outbox(
 
 
 # The tables whose planner statistics progress depends on (PostgreSQL).
-_ANALYZED = ("contact_log", "daily_grain", "daily_stat", "unit_people")
+_ANALYZED = ("contact_log", "daily_grain", "daily_stat", "unit_people", "unit_window")
 
 
 def _refresh_statistics() -> None:
@@ -307,6 +308,14 @@ def run_nightly(
         result["nights"] = [n.isoformat() for n in nights]
         result["rows"] = sum(_aggregate(n, holder) for n in nights)
         if nights:
+            # Apart from the nights' transactions: a window is keyed by its last snapshot
+            # day, so until it is saved requests read the snapshots, never a stale window.
+            try:
+                with db.session_scope() as session:
+                    result["windows"] = save_windows(session=session, today=today)
+            except Exception:  # only a shortcut is lost: never the night's emails
+                log.exception("saving the progress windows failed; requests read the snapshots")
+                result["windows"] = "failed"
             _refresh_statistics()
         if not emails:
             return result

@@ -33,6 +33,7 @@ __all__ = [
     "DailyGrain",
     "DailyStat",
     "UnitPeople",
+    "UnitWindow",
     "EmailOutbox",
     "JobRun",
     "JobRunStatus",
@@ -402,6 +403,32 @@ class DailyStat(SQLModel, table=True):
     doors: int
     new_members: int
     volunteers: int  # distinct volunteers that day
+
+
+class UnitWindow(SQLModel, table=True):
+    """A kommun's or förening's figures over the snapshot days of one progress window,
+    computed by the nightly job for the day after its night (api/progress/windows.py): a
+    request that day adds the live logs to one row per unit instead of summing every day.
+    Rebuilding the snapshots deletes them all."""
+
+    __tablename__ = "unit_window"
+
+    unit_kind: UnitKind = Field(sa_type=String(20), primary_key=True)
+    starts_on: date = Field(primary_key=True)  # the campaign's first day
+    through: date = Field(primary_key=True)  # the last day read from the snapshots
+    last_day: date = Field(primary_key=True)  # today, or election day once it has passed
+    unit_id: int = Field(primary_key=True)
+    contacts: int
+    conversations: int
+    doors: int
+    new_members: int
+    # The same over the projection's recent days: [last_day - 14, last_day), from starts_on
+    r_contacts: int
+    r_conversations: int
+    r_doors: int
+    r_new_members: int
+    people: int  # volunteers active in the unit from starts_on through ``through``
+    people_30: int  # of them, active in the 30 days up to last_day
 
 
 class JobRunStatus(StrEnum):

@@ -353,14 +353,20 @@ def test_final_weeks_longer_than_the_campaign_weights_every_day_alike(jamt):
     assert expected_share(camp, date(2026, 9, 7)) == pytest.approx(7 / 14)
 
 
-def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(session):
+@pytest.mark.parametrize("windows", [False, True], ids=["snapshots", "windows"])
+def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(
+    session, windows, monkeypatch
+):
     """Every unit of every level of the demo, after simulated weeks with snapshots up to
     three days ago and live logs after: the set-based computation gives what the per-unit
-    one it replaced gave (whose statuses knew no "at_risk")."""
+    one it replaced gave (whose statuses knew no "at_risk"), whether it reads the
+    snapshots or the nightly job's precomputed windows."""
     from api.auth.scope import Scope
     from api.demo import load_demo, simulate_logging
     from api.org import tree
+    from api.progress import service
     from api.progress.service import progress_of_units, unit_progress
+    from api.progress.windows import save_windows
     from api.settings import get_settings
     from tests.progress_reference import reference_unit_progress
 
@@ -372,6 +378,15 @@ def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(session):
     covered = today - timedelta(days=3)
     session.add(JobRun(job="nightly", for_day=covered, holder="test", status="succeeded"))
     session.flush()
+    read_snapshots = []
+    if windows:
+        assert save_windows(session=session, today=today) > 0
+        full = service._figures_select.__wrapped__
+        monkeypatch.setattr(
+            service,
+            "_figures_select",
+            lambda kind, ids: read_snapshots.append(kind) or full(kind, ids),
+        )
     compared = 0
     for lv in tree.LEVELS:
         ids = list(session.exec(select(lv.model.id)))
@@ -414,6 +429,10 @@ def test_set_based_progress_equals_the_per_unit_reference_on_the_demo(session):
     turfs = len(session.exec(select(Turf)).all())  # the demo's cut turfs, walked or not
     assert turfs > 0
     assert compared == 1 + 8 + len(session.exec(select(Forening)).all()) + 83 + turfs
+    if windows:  # kommuner and föreningar came from their windows alone
+        assert UnitKind.kommun not in read_snapshots
+        assert UnitKind.forening not in read_snapshots
+        assert UnitKind.district in read_snapshots
 
 
 def test_exports_never_carry_a_live_formula(client, session, jamt):
@@ -540,3 +559,79 @@ def test_statements_are_planned_for_their_values(database_url, monkeypatch):
                 assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == kept
         finally:
             engine.dispose()
+
+
+def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeypatch):
+    """The nightly job's windows plus the live logs give a kommun's and a förening's
+    figures exactly as the snapshots do: people who worked before the campaign, before
+    the last 30 days, only today, or both; a withdrawn log; and no window is read for
+    another day, or after the snapshots are rebuilt."""
+    from api.models import UnitWindow
+    from api.progress import service
+    from api.progress.service import progress_of_units
+    from api.progress.windows import save_windows
+
+    d1, d2, d3, _ = jamt["districts"]
+    before, long_ago, lately, only_today, gone = (
+        f.user(session, Role.volunteer, jamt["frosön"]) for _ in range(5)
+    )
+    _log(session, before, d1, "2026-02-20", 2)  # before the campaign's first day
+    _log(session, long_ago, d2, "2026-03-10", 3)  # more than 30 days before today
+    _log(session, lately, d3, "2026-04-30", 4)
+    _close_night(session, date(2026, 5, 3))
+    today, covered = date(2026, 5, 4), date(2026, 5, 3)
+    for who, district in ((before, d1), (long_ago, d2), (lately, d3), (only_today, d1)):
+        _log(session, who, district, "2026-05-04", 1, new_member=True)
+    for c in _log(session, gone, d2, "2026-05-04", 5):
+        c.withdrawn_at = c.received_at
+        session.add(c)
+    session.flush()
+    units = {
+        UnitKind.kommun: [jamt["ost"].id, jamt["are"].id],
+        UnitKind.forening: [jamt["frosön"].id, jamt["brunflo"].id, jamt["jarpen"].id],
+    }
+
+    def progress(day=today):
+        return {
+            kind: {
+                u: p.model_dump()
+                for u, p in progress_of_units(
+                    session=session,
+                    campaign=jamt["campaign"],
+                    kind=kind,
+                    ids=ids,
+                    today=day,
+                    covered=covered,
+                ).items()
+            }
+            for kind, ids in units.items()
+        }
+
+    from_snapshots = progress()
+    ost = from_snapshots[UnitKind.kommun][jamt["ost"].id]
+    active = next(m for m in ost["metrics"] if m["metric"] == "active_volunteers")
+    assert (active["actual"], ost["active_volunteers_30d"]) == (4, 4)
+    assert save_windows(session=session, today=today) == 5
+    read_snapshots = []
+    full = service._figures_select.__wrapped__
+    monkeypatch.setattr(
+        service, "_figures_select", lambda kind, ids: read_snapshots.append(kind) or full(kind, ids)
+    )
+    assert progress() == from_snapshots and read_snapshots == []
+    # Tomorrow (a night missed) has no window: the snapshots again, and the same answer.
+    monkeypatch.undo()
+    tomorrow = progress(today + timedelta(days=1))
+    session.exec(UnitWindow.__table__.delete())
+    assert tomorrow == progress(today + timedelta(days=1))
+    save_windows(session=session, today=today)
+    rebuild_days(session, None)
+    assert session.exec(select(UnitWindow)).all() == []
+
+
+def test_no_windows_when_a_snapshot_day_lies_ahead(session, jamt):
+    from api.progress.windows import save_windows
+
+    who = f.user(session, Role.volunteer, jamt["frosön"])
+    _log(session, who, jamt["districts"][0], "2026-05-09", 1)  # dated after the window
+    _close_night(session, date(2026, 5, 3))
+    assert save_windows(session=session, today=date(2026, 5, 4)) == 0

@@ -20,6 +20,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    or_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -39,6 +40,7 @@ from api.models import (
     Turf,
     UnitKind,
     UnitPeople,
+    UnitWindow,
 )
 from api.org import tree
 from api.progress.schemas import DayFigures, DoorCoverage, MetricProgress, UnitProgress
@@ -140,6 +142,11 @@ class _Window:
     snapshot_to: date  # the last day read from the snapshots; later days from the logs
     recent_from: date  # the projection's rate is the mean over [recent_from, last)
     since_30: date
+
+    @property
+    def key(self) -> tuple[date, date, date]:
+        """What the window's figures from the snapshots hang on (unit_window's key)."""
+        return self.start, self.snapshot_to, self.last
 
     @classmethod
     def of(cls, campaign: Campaign, today: date, covered: date | None) -> "_Window":
@@ -370,16 +377,89 @@ def _figures_select(kind: UnitKind, ids) -> Select:
     return _build_figures(kind, ids)
 
 
-def _figures(session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window):
+def windowed(kind: UnitKind) -> bool:
+    """Whether the nightly job precomputes the windows of ``kind``'s units (unit_window):
+    the levels with a work column and people of their own."""
+    column, mapping = tree.work_mapping(kind)
+    return mapping is None and column in _STAT_COLUMNS
+
+
+@cache
+def _window_select(kind: UnitKind, ids) -> Select:
+    """The statement of ``_figures`` from the unit_window rows of ``ids`` (``_IDS`` or
+    ``_IDS_ARRAY``) plus the live logs, with the count of window rows read last."""
+    _, live, _, _ = _sources(kind, ids)
+    lp = _per_person(live.subquery()).subquery().c
+    # A live volunteer's last day in the unit in the snapshots: the window counted them
+    # already if that day lies in it (unit_people ends with the window's snapshot days
+    # while the windows exist: the nightly job keeps none where a later day is known).
+    before = (
+        select(UnitPeople.last_day)
+        .where(
+            UnitPeople.unit_kind == kind,
+            UnitPeople.unit_id == lp.unit,
+            UnitPeople.user_id == lp.user_id,
+        )
+        .scalar_subquery()
+    )
+    pl = select(*lp, before.label("before")).subquery().c
+    recent = [f"r_{m}" for m in _SUMMED]
+
+    def unseen_since(day) -> object:
+        return or_(pl.before.is_(None), pl.before < day)
+
+    live_rows = select(
+        pl.unit,
+        *(pl[c] for c in (*_SUMMED, *recent)),
+        case((unseen_since(_DAY["start"]), _ONE), else_=_ZERO).label("people"),
+        case(
+            (and_(pl.last_day >= _DAY["since_30"], unseen_since(_DAY["since_30"])), _ONE),
+            else_=_ZERO,
+        ).label("people_30"),
+        _ZERO.label("windows"),
+    )
+    of_window = (
+        UnitWindow.unit_kind == kind,
+        UnitWindow.starts_on == _DAY["start"],
+        UnitWindow.through == _DAY["snapshot_to"],
+        UnitWindow.last_day == _DAY["last"],
+    )
+    saved = select(
+        UnitWindow.unit_id.label("unit"),
+        *(getattr(UnitWindow, c) for c in (*_SUMMED, *recent, "people", "people_30")),
+        _ONE.label("windows"),
+    ).where(*of_window, _among(UnitWindow.unit_id, ids))
+    # Without the window (a night missed) the live logs are not read at all: the caller
+    # reads everything from the snapshots instead.
+    live_rows = live_rows.where(select(UnitWindow.unit_id).where(*of_window).exists())
+    r = union_all(saved, live_rows).subquery().c
+    summed = (*_SUMMED, *recent, "people", "people_30", "windows")
+    return select(r.unit, *(func.sum(r[c]) for c in summed)).group_by(r.unit)
+
+
+def _figures(
+    session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window, *, live: bool = True
+):
     """Per unit: totals, recent sums (for the projection), and active people, in one query
-    that reads each source once."""
-    if isinstance(ids, Select):
-        statement = _build_figures(kind, ids)
-    else:
-        statement = _figures_select(kind, _ids_for(session))
+    that reads each source once; from the nightly job's unit_window rows when it computed
+    this window for every unit asked (and ``live``: without the live logs, never)."""
+    params = _params(kind, ids, w)
+    if not live:
+        params["live_days"] = []
+    found = None
+    if live and not isinstance(ids, Select) and windowed(kind):
+        rows = session.execute(_window_select(kind, _ids_for(session)), params).all()
+        if sum(row[-1] for row in rows) == len(ids):
+            found = [row[:-1] for row in rows]
+    if found is None:
+        if isinstance(ids, Select):
+            statement = _build_figures(kind, ids)
+        else:
+            statement = _figures_select(kind, _ids_for(session))
+        found = session.execute(statement, params)
     summed: dict[int, list[int]] = {}
     active: dict[int, tuple[int, int]] = {}
-    for unit, *values in session.execute(statement, _params(kind, ids, w)):
+    for unit, *values in found:
         summed[unit] = [int(v or 0) for v in values[:8]]
         active[unit] = (int(values[8]), int(values[9]))
     return summed, active

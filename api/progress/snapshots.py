@@ -6,9 +6,10 @@ is rolled up from that much smaller table, and ``unit_people`` (each volunteer's
 per kommun and förening) from it too.
 The first two are rebuilt per day as delete + insert inside the caller's transaction, so
 re-running a day yields identical rows; unit_people is recomputed for the volunteers whose
-days changed. Rebuilding every day at once on PostgreSQL truncates all three tables,
-groups the logs in parallel into a temporary table, loads daily_grain without its indexes and
-builds them again afterwards.
+days changed. Every rebuild deletes the precomputed unit_window rows, which it makes stale
+(the nightly job computes them again: api/progress/windows.py). Rebuilding every day at
+once on PostgreSQL truncates all three tables, groups the logs in parallel into a temporary
+table, loads daily_grain without its indexes and builds them again afterwards.
 """
 
 from datetime import date, datetime
@@ -92,6 +93,9 @@ GROUP BY {column}, user_id
 """
 
 
+_DELETE_WINDOWS = "DELETE FROM unit_window"
+
+
 def _people(session: Session, users: str | None) -> None:
     """Recompute unit_people for the volunteers ``users`` (a SELECT of ids; None: all)."""
     only = "" if users is None else f"WHERE user_id IN ({users})"
@@ -117,6 +121,7 @@ def _stats(session: Session, days: list[date] | None) -> int:
 def rebuild_changed(session: Session, since: datetime, also: date) -> int:
     """Recompute what changed after ``since`` (and the day ``also``); returns the
     daily_grain and daily_stat rows written (unit_people is kept too)."""
+    session.execute(text(_DELETE_WINDOWS))
     session.execute(text("DROP TABLE IF EXISTS changed_pairs"))
     session.execute(text(_PAIRS_TABLE))
     fill = text(_PAIRS_FILL).bindparams(bindparam("since", type_=UTCDateTime))
@@ -175,7 +180,7 @@ def _rebuild_all_postgresql(session: Session) -> int:
     # From here readers wait for this transaction (TRUNCATE locks the tables), so the
     # indexes can go for the load and be built again at the end: building one from the
     # finished table costs a quarter of keeping it up to date row by row.
-    run("TRUNCATE daily_stat, daily_grain, unit_people")
+    run("TRUNCATE daily_stat, daily_grain, unit_people, unit_window")
     indexes = conn.exec_driver_sql(_GRAIN_INDEXES).all()
     for drop, _ in indexes:
         run(drop)
@@ -209,6 +214,7 @@ def rebuild_days(session: Session, days: list[date] | None) -> int:
             stmt = stmt.bindparams(bindparam("days", expanding=True))
         return session.execute(stmt, params).rowcount
 
+    session.execute(text(_DELETE_WINDOWS))
     delete_where = "" if days is None else "WHERE day IN :days"
     run(f"DELETE FROM daily_stat {delete_where}")
     run(f"DELETE FROM daily_grain {delete_where}")
