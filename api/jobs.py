@@ -252,17 +252,17 @@ def send_outbox(
 
 
 # The tables whose planner statistics progress depends on (PostgreSQL).
-_ANALYZED = ("contact_log", "daily_grain", "daily_stat", "unit_people", "unit_window")
+_ANALYZED = ("contact_log", "daily_grain", "daily_stat", "unit_people")
 
 
-def _refresh_statistics() -> None:
+def _refresh_statistics(tables: tuple[str, ...]) -> None:
     """Refresh PostgreSQL's planner statistics after a night's build. Autovacuum analyzes
     contact_log only once a tenth of it has changed (weeks of logs), and until then the
     planner takes the logs since the last night for a handful and reads them through the
     day index, filtering out every other unit's, instead of through the unit's index."""
     with db.session_scope() as session:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text(f"ANALYZE {', '.join(_ANALYZED)}"))
+            session.execute(text(f"ANALYZE {', '.join(tables)}"))
 
 
 def run_nightly(
@@ -308,15 +308,16 @@ def run_nightly(
         result["nights"] = [n.isoformat() for n in nights]
         result["rows"] = sum(_aggregate(n, holder) for n in nights)
         if nights:
+            _refresh_statistics(_ANALYZED)
             # Apart from the nights' transactions: a window is keyed by its last snapshot
             # day, so until it is saved requests read the snapshots, never a stale window.
             try:
                 with db.session_scope() as session:
                     result["windows"] = save_windows(session=session, today=today)
+                _refresh_statistics(("unit_window",))
             except Exception:  # only a shortcut is lost: never the night's emails
                 log.exception("saving the progress windows failed; requests read the snapshots")
                 result["windows"] = "failed"
-            _refresh_statistics()
         if not emails:
             return result
         with db.session_scope() as session:

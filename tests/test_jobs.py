@@ -101,7 +101,7 @@ def test_nightly_builds_snapshots_and_emails_each_lead_their_scope(job_db, inbox
     result = run_nightly(settings=settings, now=datetime.fromisoformat(NIGHT))
     assert result["status"] == "ran" and result["nights"] == ["2026-05-03"]
     assert result["emails"] == {"lost": 0, "sent": 4}
-    assert result["windows"] == 4  # both kommuner and both föreningar, read by the emails
+    assert result["windows"] == 4  # both kommuner and both föreningar, for today's requests
     p = w["people"]
     admin_mail = inbox.to(p["admin"].email)[0]
     assert admin_mail.get_content_type() == "multipart/alternative"

@@ -569,6 +569,7 @@ def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeyp
     from api.models import UnitWindow
     from api.progress import service
     from api.progress.service import progress_of_units
+    from api.progress.snapshots import rebuild_changed
     from api.progress.windows import save_windows
 
     d1, d2, d3, _ = jamt["districts"]
@@ -578,6 +579,8 @@ def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeyp
     _log(session, before, d1, "2026-02-20", 2)  # before the campaign's first day
     _log(session, long_ago, d2, "2026-03-10", 3)  # more than 30 days before today
     _log(session, lately, d3, "2026-04-30", 4)
+    # In today's recent days (from 04-20) but not tomorrow's: their windows differ.
+    _log(session, lately, d3, "2026-04-20", 6)
     _close_night(session, date(2026, 5, 3))
     today, covered = date(2026, 5, 4), date(2026, 5, 3)
     for who, district in ((before, d1), (long_ago, d2), (lately, d3), (only_today, d1)):
@@ -618,13 +621,26 @@ def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeyp
         service, "_figures_select", lambda kind, ids: read_snapshots.append(kind) or full(kind, ids)
     )
     assert progress() == from_snapshots and read_snapshots == []
-    # Tomorrow (a night missed) has no window: the snapshots again, and the same answer.
-    monkeypatch.undo()
+    # Tomorrow (a night missed) has no window: the snapshots again, and their answer.
     tomorrow = progress(today + timedelta(days=1))
+    assert set(read_snapshots) == {UnitKind.kommun, UnitKind.forening}
     session.exec(UnitWindow.__table__.delete())
     assert tomorrow == progress(today + timedelta(days=1))
+    # A förening new since the night has no window: all asked read the snapshots.
     save_windows(session=session, today=today)
+    read_snapshots.clear()
+    newer = f.forening(session, jamt["are"], "S-föreningen Undersåker")
+    units[UnitKind.forening].append(newer.id)
+    assert progress()[UnitKind.forening] == {
+        **from_snapshots[UnitKind.forening],
+        newer.id: progress()[UnitKind.forening][newer.id],
+    }
+    assert UnitKind.forening in read_snapshots and UnitKind.kommun not in read_snapshots
+    # Any rebuild of the snapshots, a whole one or a night's, deletes the windows.
     rebuild_days(session, None)
+    assert session.exec(select(UnitWindow)).all() == []
+    save_windows(session=session, today=today)
+    rebuild_changed(session, datetime.fromisoformat("2026-05-03T23:00:00+00:00"), covered)
     assert session.exec(select(UnitWindow)).all() == []
 
 

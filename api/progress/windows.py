@@ -24,14 +24,23 @@ _KINDS = [lv.kind for lv in tree.LEVELS if windowed(lv.kind)]
 
 def save_windows(*, session: Session, today: date) -> int:
     """Replace the unit_window rows by those of ``today``'s windows; returns how many."""
+    rows = _windows(session, today)
+    # Deleted only now: on SQLite the first write takes the database's write lock, which
+    # would keep the volunteers' logging waiting while the windows are computed.
     session.execute(delete(UnitWindow))
+    if rows:
+        session.execute(insert(UnitWindow), rows)
+    return len(rows)
+
+
+def _windows(session: Session, today: date) -> list[dict]:
     covered = covered_through(session)
     # A snapshot day after today (a log dated ahead) ends some volunteer's last day in
     # unit_people after the window, where a request could no longer tell from it whether
     # the window counted them: then no windows, and requests read the snapshots.
     ahead = session.execute(select(DailyGrain.day).where(DailyGrain.day > today).limit(1))
     if covered is None or ahead.first() is not None:
-        return 0
+        return []
     running = session.exec(
         select(Campaign).where(Campaign.starts_on <= today, Campaign.ends_on >= today)
     ).all()
@@ -61,6 +70,4 @@ def save_windows(*, session: Session, today: date) -> int:
                         "people_30": people_30,
                     }
                 )
-    if rows:
-        session.execute(insert(UnitWindow), rows)
-    return len(rows)
+    return rows
