@@ -443,8 +443,9 @@ def _figures(
     session: Session, kind: UnitKind, ids: set[int] | Select, w: _Window, *, live: bool = True
 ):
     """Per unit: totals, recent sums (for the projection), and active people, in one query
-    that reads each source once; from the nightly job's unit_window rows when it computed
-    this window for every unit asked (and ``live``: without the live logs, never)."""
+    that reads each source once: the nightly job's unit_window rows plus the live logs when
+    it saved this window for every unit asked, else the snapshots plus the live logs; with
+    ``live`` False, the snapshots alone (what a window holds)."""
     params = _params(kind, ids, w)
     if not live:
         params["live_days"] = []

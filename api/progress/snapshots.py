@@ -8,7 +8,7 @@ The first two are rebuilt per day as delete + insert inside the caller's transac
 re-running a day yields identical rows; unit_people is recomputed for the volunteers whose
 days changed. Every rebuild deletes the precomputed unit_window rows, which it makes stale
 (the nightly job computes them again: api/progress/windows.py). Rebuilding every day at
-once on PostgreSQL truncates all three tables, groups the logs in parallel into a temporary
+once on PostgreSQL truncates these tables, groups the logs in parallel into a temporary
 table, loads daily_grain without its indexes and builds them again afterwards.
 """
 
