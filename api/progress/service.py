@@ -378,9 +378,11 @@ def _figures_select(kind: UnitKind, ids) -> Select:
     return _build_figures(kind, ids)
 
 
+@cache
 def windowed(kind: UnitKind) -> bool:
     """Whether the nightly job precomputes the windows of ``kind``'s units (unit_window):
-    the levels with a work column and people of their own."""
+    the levels with a work column and people of their own. Cached: asked on every request,
+    and a level without a work column builds its mapping SELECT to answer."""
     column, mapping = tree.work_mapping(kind)
     return mapping is None and column in _STAT_COLUMNS
 
