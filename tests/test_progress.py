@@ -644,6 +644,46 @@ def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeyp
     assert session.exec(select(UnitWindow)).all() == []
 
 
+def test_windows_after_two_live_days_count_the_earlier_one_in_the_rate(session, jamt):
+    """With the last night two days back, yesterday's logs are live and in the
+    projection's rate, today's are not: the windows answer as the snapshots do."""
+    from api.progress.service import progress_of_units
+    from api.progress.windows import save_windows
+
+    d1, d2, *_ = jamt["districts"]
+    who, other = (f.user(session, Role.volunteer, jamt["frosön"]) for _ in range(2))
+    _log(session, who, d1, "2026-04-28", 2)
+    _close_night(session, date(2026, 5, 2))
+    _log(session, who, d1, "2026-05-03", 7, new_member=True)
+    _log(session, other, d2, "2026-05-04", 3)
+    today, covered = date(2026, 5, 4), date(2026, 5, 2)
+
+    def progress():
+        return {
+            u: p.model_dump()
+            for kind, ids in (
+                (UnitKind.kommun, [jamt["ost"].id]),
+                (UnitKind.forening, [jamt["frosön"].id]),
+            )
+            for u, p in progress_of_units(
+                session=session,
+                campaign=jamt["campaign"],
+                kind=kind,
+                ids=ids,
+                today=today,
+                covered=covered,
+            ).items()
+        }
+
+    from_snapshots = progress()
+    assert save_windows(session=session, today=today) == 5
+    assert progress() == from_snapshots
+    projected = {m["metric"]: m["projected"] for m in from_snapshots[jamt["frosön"].id]["metrics"]}
+    # 2 + 7 logs in the 14 days' rate, and today's 3 on top: 12 + 9/14 a day to election day
+    days_left = (jamt["campaign"].ends_on - today).days
+    assert projected["doors"] == pytest.approx(12 + 9 / 14 * days_left)
+
+
 def test_no_windows_when_a_snapshot_day_lies_ahead(session, jamt):
     from api.progress.windows import save_windows
 

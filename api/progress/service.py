@@ -280,21 +280,25 @@ def _in_recent(day) -> object:
     return (day >= _DAY["recent_from"]) & (day < _DAY["last"])
 
 
-def _per_person(rows) -> Select:
-    """(unit, volunteer): the sums, the recent sums and the last day of ``rows``."""
+def _per_person(rows, *, recent: bool = True) -> Select:
+    """(unit, volunteer): the sums, the recent sums (zeros unless ``recent``: rows of the
+    window's last day alone are not in the projection's rate) and the last day of
+    ``rows``."""
+
     # As integers: the sums of their sums are then bigint, not PostgreSQL's much slower
     # numeric. One volunteer's figures in one unit fit: a log carries at most 1,000
     # conversations (the logging schema's cap), so an overflow takes two million logs.
+    def recent_sum(m: str) -> object:
+        if not recent:
+            return _ZERO.label(f"r_{m}")
+        in_recent = case((_in_recent(rows.c.day), rows.c[m]), else_=_ZERO)
+        return cast(func.sum(in_recent), Integer).label(f"r_{m}")
+
     return select(
         rows.c.unit,
         rows.c.user_id,
         *(cast(func.sum(rows.c[m]), Integer).label(m) for m in _SUMMED),
-        *(
-            cast(func.sum(case((_in_recent(rows.c.day), rows.c[m]), else_=_ZERO)), Integer).label(
-                f"r_{m}"
-            )
-            for m in _SUMMED
-        ),
+        *(recent_sum(m) for m in _SUMMED),
         func.max(rows.c.day).label("last_day"),
     ).group_by(rows.c.unit, rows.c.user_id)
 
@@ -388,11 +392,12 @@ def windowed(kind: UnitKind) -> bool:
 
 
 @cache
-def _window_select(kind: UnitKind, ids) -> Select:
+def _window_select(kind: UnitKind, ids, recent: bool) -> Select:
     """The statement of ``_figures`` from the unit_window rows of ``ids`` (``_IDS`` or
-    ``_IDS_ARRAY``) plus the live logs, with the count of window rows read last."""
+    ``_IDS_ARRAY``) plus the live logs, with the count of window rows read last; the
+    live logs' recent sums only if ``recent`` (some live day lies before the last)."""
     _, live, _, _ = _sources(kind, ids)
-    lp = _per_person(live.subquery()).subquery().c
+    lp = _per_person(live.subquery(), recent=recent).subquery().c
     # A live volunteer's last day in the unit in the snapshots: the window counted them
     # already if that day lies in it (unit_people ends with the window's snapshot days
     # while the windows exist: the nightly job keeps none where a later day is known).
@@ -405,7 +410,9 @@ def _window_select(kind: UnitKind, ids) -> Select:
         )
         .scalar_subquery()
     )
-    pl = select(*lp, before.label("before")).subquery().c
+    # OFFSET 0 keeps PostgreSQL from merging this SELECT into the outer one, where the
+    # lookup was repeated for each of the four places that read it.
+    pl = select(*lp, before.label("before")).offset(_ZERO).subquery().c
     recent = [f"r_{m}" for m in _SUMMED]
 
     def unseen_since(day) -> object:
@@ -453,7 +460,10 @@ def _figures(
         params["live_days"] = []
     found = None
     if live and not isinstance(ids, Select) and windowed(kind):
-        statement = _window_select(kind, _ids_for(session))
+        # On the day after a night, the only live day is today, which the projection's
+        # rate leaves out: the live logs' recent sums are not computed at all.
+        recent = any(day < w.last for day in params["live_days"])
+        statement = _window_select(kind, _ids_for(session), recent)
         rows = session.execute(statement, {**params, "units": len(ids)}).all()
         if sum(row[-1] for row in rows) == len(ids):
             found = [row[:-1] for row in rows]
