@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, update
+from sqlalchemy import bindparam, case, func, update
 from sqlmodel import Session, col, select
 
 from api.auth.schemas import Invite
@@ -195,15 +195,20 @@ def token_idle_cutoff(*, settings: Settings, now: datetime) -> datetime:
     return now - timedelta(days=settings.device_token_idle_days)
 
 
+# Built once: on every request, a statement built anew cost more to key for the compiled
+# cache than to build, and about as much as running it.
+_BY_TOKEN = (
+    select(DeviceToken, User)
+    .join(User, User.id == DeviceToken.user_id)
+    .where(DeviceToken.token_hash == bindparam("token_hash"))
+)
+
+
 def authenticate(
     *, session: Session, settings: Settings, raw_token: str, now: datetime
 ) -> tuple[User, DeviceToken] | None:
     """The user and device behind a bearer token, if it is live."""
-    row = session.exec(
-        select(DeviceToken, User)
-        .join(User, User.id == DeviceToken.user_id)
-        .where(DeviceToken.token_hash == hash_token(raw_token))
-    ).first()
+    row = session.exec(_BY_TOKEN, params={"token_hash": hash_token(raw_token)}).first()
     if row is None:
         return None
     device, user = row

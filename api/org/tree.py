@@ -15,9 +15,10 @@ units' own routes (``/partidistrikt/{id}``, ``/kommuner/{code}``, ``/foreningar/
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, false
+from sqlalchemy import Select, bindparam, false
 from sqlmodel import Session, col, select
 
 from api.errors import NotFound
@@ -304,21 +305,37 @@ def units_under(
     columns: list[Any] | None = None,
 ) -> list[Any]:
     """Every ``kind`` unit below the given units of level ``at``, in the level's order: rows
-    of the model, or of just ``columns`` (no geometry to fetch, say)."""
-    lv = level(kind)
-    found = ancestor_select(UnitKind(kind), UnitKind(at))
-    if found is None:  # ``at`` is not above ``kind``: nothing of it lies below
+    of the model, or of just ``columns``, attributes of the model (no geometry to fetch,
+    say)."""
+    model = level(kind).model
+    names = tuple(c.key for c in columns) if columns else None
+    if columns and any(getattr(model, c.key, None) is not c for c in columns):
+        raise ValueError(f"units_under: columns must be attributes of {model.__name__}")
+    query = _under_select(UnitKind(kind), UnitKind(at), names)
+    if query is None:  # ``at`` is not above ``kind``: nothing of it lies below
         return []
+    if where is not None:
+        query = query.where(where)
+    found = session.execute(query, {"ancestor_ids": list(ancestor_ids_)})
+    return list(found.all() if columns else found.scalars())
+
+
+@cache
+def _under_select(kind: UnitKind, at: UnitKind, columns: tuple[str, ...] | None) -> Any:
+    """``units_under``'s SELECT, built once: a statement built anew on every request cost
+    more to key for the compiled cache than to build."""
+    lv = level(kind)
+    found = ancestor_select(kind, at)
+    if found is None:
+        return None
     # Joined up to the ancestors, not "id IN (the ids under them)": a join the planner
     # plans once, where the nested subqueries cost it more than running the query.
     query, _, ancestor = found
-    query = query.with_only_columns(*(columns or [lv.model]))
-    query = query.where(col(ancestor).in_(list(ancestor_ids_)))
-    if where is not None:
-        query = query.where(where)
-    query = query.order_by(*(getattr(lv.model, c) for c in lv.order))
-    found = session.execute(query)
-    return list(found.all() if columns else found.scalars())
+    query = query.with_only_columns(
+        *([getattr(lv.model, c) for c in columns] if columns else [lv.model])
+    )
+    query = query.where(col(ancestor).in_(bindparam("ancestor_ids", expanding=True)))
+    return query.order_by(*(getattr(lv.model, c) for c in lv.order))
 
 
 def work_mapping(kind: UnitKind | str) -> tuple[str, Select | None]:
