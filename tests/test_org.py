@@ -234,3 +234,21 @@ def test_every_body_that_takes_a_name_refuses_control_characters(client, session
     made = client.post("/campaigns", json=campaign)
     assert made.status_code == 422 and made.json()["errors"][0]["loc"] == ["body", "name"]
     assert client.post("/campaigns", json=campaign | {"name": "Valåret 2026"}).status_code == 201
+
+
+def test_units_under_lists_a_level_in_order_and_takes_only_its_own_columns(session):
+    from api.models import District, UnitKind
+    from api.org import tree
+
+    pd = f.partidistrikt(session)
+    f.kommun(session, "2380", "Östersund", pd)
+    f.kommun(session, "2321", "Åre", pd)
+    rows = tree.units_under(
+        session, UnitKind.kommun, UnitKind.partidistrikt, [pd.id], columns=[Kommun.code]
+    )
+    assert [r.code for r in rows] == ["2321", "2380"]
+    # a column of another table would have been read from the kommun table
+    with pytest.raises(ValueError, match="attributes of Kommun"):
+        tree.units_under(
+            session, UnitKind.kommun, UnitKind.partidistrikt, [pd.id], columns=[District.code]
+        )

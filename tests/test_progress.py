@@ -660,7 +660,7 @@ def test_windows_after_two_live_days_count_the_earlier_one_in_the_rate(session, 
 
     def progress():
         return {
-            u: p.model_dump()
+            (kind, u): p.model_dump()
             for kind, ids in (
                 (UnitKind.kommun, [jamt["ost"].id]),
                 (UnitKind.forening, [jamt["frosön"].id]),
@@ -678,7 +678,8 @@ def test_windows_after_two_live_days_count_the_earlier_one_in_the_rate(session, 
     from_snapshots = progress()
     assert save_windows(session=session, today=today) == 5
     assert progress() == from_snapshots
-    projected = {m["metric"]: m["projected"] for m in from_snapshots[jamt["frosön"].id]["metrics"]}
+    frosön = from_snapshots[UnitKind.forening, jamt["frosön"].id]
+    projected = {m["metric"]: m["projected"] for m in frosön["metrics"]}
     # 2 + 7 logs in the 14 days' rate, and today's 3 on top: 12 + 9/14 a day to election day
     days_left = (jamt["campaign"].ends_on - today).days
     assert projected["doors"] == pytest.approx(12 + 9 / 14 * days_left)

@@ -285,15 +285,15 @@ def _per_person(rows, *, recent: bool = True) -> Select:
     window's last day alone are not in the projection's rate) and the last day of
     ``rows``."""
 
-    # As integers: the sums of their sums are then bigint, not PostgreSQL's much slower
-    # numeric. One volunteer's figures in one unit fit: a log carries at most 1,000
-    # conversations (the logging schema's cap), so an overflow takes two million logs.
     def recent_sum(m: str) -> object:
         if not recent:
             return _ZERO.label(f"r_{m}")
         in_recent = case((_in_recent(rows.c.day), rows.c[m]), else_=_ZERO)
         return cast(func.sum(in_recent), Integer).label(f"r_{m}")
 
+    # As integers: the sums of their sums are then bigint, not PostgreSQL's much slower
+    # numeric. One volunteer's figures in one unit fit: a log carries at most 1,000
+    # conversations (the logging schema's cap), so an overflow takes two million logs.
     return select(
         rows.c.unit,
         rows.c.user_id,
@@ -392,12 +392,12 @@ def windowed(kind: UnitKind) -> bool:
 
 
 @cache
-def _window_select(kind: UnitKind, ids, recent: bool) -> Select:
+def _window_select(kind: UnitKind, ids, live_recent: bool) -> Select:
     """The statement of ``_figures`` from the unit_window rows of ``ids`` (``_IDS`` or
     ``_IDS_ARRAY``) plus the live logs, with the count of window rows read last; the
-    live logs' recent sums only if ``recent`` (some live day lies before the last)."""
+    live logs' recent sums only if ``live_recent`` (a live day lies before the last)."""
     _, live, _, _ = _sources(kind, ids)
-    lp = _per_person(live.subquery(), recent=recent).subquery().c
+    lp = _per_person(live.subquery(), recent=live_recent).subquery().c
     # A live volunteer's last day in the unit in the snapshots: the window counted them
     # already if that day lies in it (unit_people ends with the window's snapshot days
     # while the windows exist: the nightly job keeps none where a later day is known).
@@ -462,8 +462,8 @@ def _figures(
     if live and not isinstance(ids, Select) and windowed(kind):
         # On the day after a night, the only live day is today, which the projection's
         # rate leaves out: the live logs' recent sums are not computed at all.
-        recent = any(day < w.last for day in params["live_days"])
-        statement = _window_select(kind, _ids_for(session), recent)
+        live_recent = any(day < w.last for day in params["live_days"])
+        statement = _window_select(kind, _ids_for(session), live_recent)
         rows = session.execute(statement, {**params, "units": len(ids)}).all()
         if sum(row[-1] for row in rows) == len(ids):
             found = [row[:-1] for row in rows]
