@@ -224,7 +224,12 @@ def test_temporary_failure_is_retried_and_permanent_one_fails_alone(job_db, inbo
     assert len(inbox.to(p["ost_lead"].email)) == 1 and inbox.to(p["are_lead"].email) == []
     with Session(engine) as s:
         failed = s.exec(select(EmailOutbox).where(EmailOutbox.status == OutboxStatus.failed)).one()
+        sent = s.exec(select(EmailOutbox).where(EmailOutbox.status == OutboxStatus.sent)).all()
     assert failed.user_id == p["are_lead"].id and "550" in failed.last_error
+    assert failed.sent_at is None and failed.attempts == 1
+    # the retried email too: sent on its second try, its first error cleared
+    assert len(sent) == 3 and all(r.sent_at and r.last_error is None for r in sent)
+    assert sorted(r.attempts for r in sent) == [1, 1, 2]
 
 
 class Crash(BaseException):

@@ -6,7 +6,7 @@ daily figures (``unit_progress``)."""
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from sqlalchemy import (
     Date,
@@ -69,18 +69,33 @@ _STAT_COLUMNS = {"kommun_id", "forening_id"}
 
 def expected_share(campaign: Campaign, day: date) -> float:
     """The share of a target the pace expects done by the end of ``day``."""
-    start, end = campaign.starts_on, campaign.ends_on
+    return _pace_share(
+        campaign.starts_on,
+        campaign.ends_on,
+        campaign.pace_curve,
+        campaign.pace_final_weeks,
+        campaign.pace_final_weight,
+        day,
+    )
+
+
+# Cached: every nightly email's chart asks it for each of its days, the same few dozen
+# days for every lead of a campaign (a twentieth of the night's CPU before).
+@lru_cache(maxsize=4096)
+def _pace_share(
+    start: date, end: date, curve: str, final_weeks: int, final_weight: float, day: date
+) -> float:
     if day < start:
         return 0.0
     if day >= end:
         return 1.0
-    if campaign.pace_curve == "final_weeks":
-        push_from = max(start, end - timedelta(weeks=campaign.pace_final_weeks) + timedelta(days=1))
+    if curve == "final_weeks":
+        push_from = max(start, end - timedelta(weeks=final_weeks) + timedelta(days=1))
 
         def weight(upto: date) -> float:
             normal = (min(upto, push_from - timedelta(days=1)) - start).days + 1
             pushed = max(0, (upto - push_from).days + 1)
-            return max(normal, 0) + pushed * campaign.pace_final_weight
+            return max(normal, 0) + pushed * final_weight
 
         return weight(day) / weight(end)
     return ((day - start).days + 1) / ((end - start).days + 1)

@@ -104,14 +104,33 @@ def record_result(
     lost: bool = False,
 ) -> OutboxStatus:
     """Store how a send ended; returns the new status."""
-    row = session.get(EmailOutbox, outbox_id)
     if skipped:
         status = OutboxStatus.skipped
     elif error is None:
-        status, row.sent_at = OutboxStatus.sent, now
+        status = OutboxStatus.sent
     elif lost:  # the server may have it; sending it again could deliver it twice
         status = OutboxStatus.lost
-    elif permanent or row.attempts >= MAX_ATTEMPTS:
+    elif permanent:
+        status = OutboxStatus.failed
+    else:
+        return _record_failure(session=session, outbox_id=outbox_id, now=now, error=error)
+    # One UPDATE, without reading the row first: every sent, skipped or lost email.
+    session.execute(
+        update(EmailOutbox)
+        .where(col(EmailOutbox.id) == outbox_id)
+        .values(
+            status=status,
+            last_error=error,
+            sent_at=now if status == OutboxStatus.sent else EmailOutbox.sent_at,
+        )
+    )
+    return status
+
+
+def _record_failure(*, session: Session, outbox_id: int, now: datetime, error: str) -> OutboxStatus:
+    """A passing failure: tried again later, unless this was the last try."""
+    row = session.get(EmailOutbox, outbox_id)
+    if row.attempts >= MAX_ATTEMPTS:
         status = OutboxStatus.failed
     else:
         status = OutboxStatus.pending
