@@ -505,6 +505,7 @@ def render_email_command(
     from sqlalchemy import func
 
     from api.contacts.rules import local_day
+    from api.mail import text_of
     from api.models import User, utcnow
     from api.reports.render import render_email
     from api.reports.service import build_report
@@ -521,8 +522,8 @@ def render_email_command(
         message = render_email(report=report, settings=settings)
     out.mkdir(parents=True, exist_ok=True)
     (out / "email.eml").write_bytes(bytes(message))
-    (out / "email.txt").write_text(message.get_body(("plain",)).get_content(), encoding="utf-8")
-    (out / "email.html").write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
+    (out / "email.txt").write_text(text_of(message, "plain"), encoding="utf-8")
+    (out / "email.html").write_text(text_of(message, "html"), encoding="utf-8")
     (out / "chart.png").write_bytes(report.chart_png)
     typer.echo(f"wrote {out}/email.eml, email.txt, email.html and chart.png")
 

@@ -5,13 +5,24 @@ import smtplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from email.message import EmailMessage
-from email.utils import make_msgid
+from email.header import Header
+from email.message import Message
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, make_msgid, parseaddr
 
 from api.errors import AppError
 from api.settings import Settings
 
-__all__ = ["MailError", "SmtpSender", "build_message", "send_message", "smtp_session"]
+__all__ = [
+    "MailError",
+    "SmtpSender",
+    "build_message",
+    "send_message",
+    "smtp_session",
+    "text_of",
+]
 
 _log = logging.getLogger("knacka.mail")
 
@@ -35,18 +46,51 @@ class MailError(AppError):
 
 
 def build_message(
-    *, settings: Settings, to: str, subject: str, text: str, html: str | None = None
-) -> EmailMessage:
-    """A UTF-8 message, multipart/alternative when HTML is given."""
-    msg = EmailMessage()
-    msg["From"] = settings.mail_from
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="knacka.invalid")
-    msg.set_content(text)
+    *,
+    settings: Settings,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    inline_png: tuple[bytes, str, str] | None = None,
+) -> Message:
+    """A UTF-8 message: the plain text, or multipart/alternative with the HTML too, and
+    beside the HTML the PNG it shows inline as (bytes, Content-ID, file name)."""
+    # The classic MIME classes, not the newer EmailMessage: with its header parsing and
+    # quoted-printable bodies, building a nightly email took 2-3 ms, some 15 % of the
+    # night's CPU; these take a tenth of that, with base64 bodies every client decodes.
+    message = body = MIMEText(text, "plain", "utf-8")
     if html is not None:
-        msg.add_alternative(html, subtype="html")
-    return msg
+        message = MIMEMultipart("alternative")
+        message.attach(body)
+        shown = MIMEText(html, "html", "utf-8")
+        if inline_png is not None:
+            png, cid, filename = inline_png
+            image = MIMEImage(png, "png")
+            image["Content-ID"] = cid
+            image.add_header("Content-Disposition", "inline", filename=filename)
+            shown = MIMEMultipart("related", _subparts=[shown, image])
+        message.attach(shown)
+    message["From"] = _address(settings.mail_from)
+    message["To"] = _address(to)
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
+    message["Message-ID"] = make_msgid(domain="knacka.invalid")
+    return message
+
+
+def _address(value: str) -> str:
+    """An address header's value; a name beyond ASCII as an encoded word (RFC 2047)."""
+    if value.isascii():
+        return value
+    return formataddr(parseaddr(value), charset="utf-8")
+
+
+def text_of(message: Message, subtype: str = "plain") -> str | None:
+    """The decoded text/``subtype`` part of a message, or None when it has none."""
+    for part in message.walk():
+        if part.get_content_type() == f"text/{subtype}":
+            return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+    return None
 
 
 class _SMTP(smtplib.SMTP):
@@ -105,14 +149,14 @@ class SmtpSender:
             self._unreachable = f"could not reach {s.smtp_host}:{s.smtp_port} ({exc})"
             raise MailError(f"email: {self._unreachable}") from exc
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver one message, or raise MailError about this message only."""
         if not self._settings.smtp_host:
-            body = message.get_body(("plain",))
+            body = text_of(message)
             _log.warning(
                 "KNACKA_SMTP_HOST is not set; not sending this email to %s:\n%s",
                 message["To"],
-                body.get_content() if body else message.as_string(),
+                body if body is not None else message.as_string(),
             )
             return
         if self._unreachable is not None:
@@ -159,7 +203,7 @@ def smtp_session(settings: Settings) -> Iterator[SmtpSender]:
         sender.close()
 
 
-def send_message(*, settings: Settings, message: EmailMessage) -> None:
+def send_message(*, settings: Settings, message: Message) -> None:
     """Deliver one message on a connection of its own, or raise MailError."""
     with smtp_session(settings) as sender:
         sender.send(message)

@@ -645,3 +645,26 @@ def test_a_job_killed_mid_aggregate_is_closed_and_rerun_at_once(job_db, settings
         runs = s.exec(select(JobRun).order_by(JobRun.id)).all()
     assert [r.status for r in runs] == [JobRunStatus.failed, JobRunStatus.succeeded]
     assert "stopped" in runs[0].error and runs[0].finished_at is not None
+
+
+def test_a_message_with_swedish_names_arrives_whole(inbox, settings):
+    settings.mail_from = "Socialdemokraterna i Jämtland <noreply@example.org>"
+    message = build_message(
+        settings=settings,
+        to="Åsa Öberg <asa@example.org>",
+        subject="Läget för Östersund",
+        text="Hej Åsa!\n",
+        html="<p>Hej Åsa! <img src='cid:chart@x'></p>",
+        inline_png=(b"\x89PNG fake", "<chart@x>", "samtal.png"),
+    )
+    with smtp_session(settings) as sender:
+        sender.send(message)
+    (got,) = inbox.messages
+    assert got["From"].addresses[0].display_name == "Socialdemokraterna i Jämtland"
+    assert got["To"].addresses[0].display_name == "Åsa Öberg"
+    assert got["Subject"] == "Läget för Östersund"
+    assert got.get_body(("plain",)).get_content() == "Hej Åsa!\n"
+    related = [p for p in got.walk() if p.get_content_type() == "multipart/related"]
+    html, image = related[0].get_payload()
+    assert "Hej Åsa!" in html.get_content() and image["Content-ID"] == "<chart@x>"
+    assert image.get_content() == b"\x89PNG fake"

@@ -2,7 +2,7 @@
 chart inline, both showing the same figures in the same Swedish words."""
 
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import make_msgid
 from typing import TYPE_CHECKING
 
@@ -99,17 +99,15 @@ def render_parts(*, report: "Report", cid: str) -> tuple[str, str]:
     return text, html
 
 
-def render_email(*, report: "Report", settings: Settings) -> EmailMessage:
+def render_email(*, report: "Report", settings: Settings) -> Message:
     """The multipart email: plain text, and HTML with the chart as an inline image."""
     cid = make_msgid(domain="knacka.invalid")
     text, html = render_parts(report=report, cid=cid)
-    message = build_message(
+    return build_message(
         settings=settings,
         to=report.recipient.email,
         subject=f"Knacka: läget för {report.unit.unit_name} {report.today.isoformat()}",
         text=text,
         html=html,
+        inline_png=(report.chart_png, cid, "samtal.png"),
     )
-    html_part = message.get_payload()[1]
-    html_part.add_related(report.chart_png, "image", "png", cid=cid, filename="samtal.png")
-    return message
