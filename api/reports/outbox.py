@@ -114,7 +114,7 @@ def record_result(
         status = OutboxStatus.failed
     else:
         return _record_failure(session=session, outbox_id=outbox_id, now=now, error=error)
-    # One UPDATE, without reading the row first: every sent, skipped or lost email.
+    # One UPDATE, without reading the row first: every email but a passing failure.
     session.execute(
         update(EmailOutbox)
         .where(col(EmailOutbox.id) == outbox_id)
