@@ -169,6 +169,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[bytes] = []  # as received, for what the parser cannot show
         self.replies: dict[str, list[str]] = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -179,6 +180,7 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.content)
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 

@@ -652,7 +652,7 @@ def test_a_message_with_swedish_names_arrives_whole(inbox, settings):
     message = build_message(
         settings=settings,
         to="Åsa Öberg <asa@example.org>",
-        subject="Läget för Östersund",
+        subject="Läget för Östersund, och en rubrik som är längre än en rad i ett mejl brukar",
         text="Hej Åsa!\n",
         html="<p>Hej Åsa! <img src='cid:chart@x'></p>",
         inline_png=(b"\x89PNG fake", "<chart@x>", "samtal.png"),
@@ -662,9 +662,37 @@ def test_a_message_with_swedish_names_arrives_whole(inbox, settings):
     (got,) = inbox.messages
     assert got["From"].addresses[0].display_name == "Socialdemokraterna i Jämtland"
     assert got["To"].addresses[0].display_name == "Åsa Öberg"
-    assert got["Subject"] == "Läget för Östersund"
+    assert got["Subject"] == (
+        "Läget för Östersund, och en rubrik som är längre än en rad i ett mejl brukar"
+    )
     assert got.get_body(("plain",)).get_content() == "Hej Åsa!\n"
     related = [p for p in got.walk() if p.get_content_type() == "multipart/related"]
     html, image = related[0].get_payload()
     assert "Hej Åsa!" in html.get_content() and image["Content-ID"] == "<chart@x>"
     assert image.get_content() == b"\x89PNG fake"
+
+
+def test_an_address_beyond_ascii_is_sent_over_smtputf8(settings):
+    handler = Inbox()
+    server = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
+    server.start()
+    try:
+        settings.smtp_host, settings.smtp_port = "127.0.0.1", server.port
+        message = build_message(
+            settings=settings,
+            to="Åsa <åsa@exämple.se>",
+            subject="Läget för Östersund, och en rubrik som är längre än en rad i ett mejl brukar",
+            text="Hej Åsa!\n",
+            html="<p>Hej Åsa!</p>",
+            inline_png=(b"\x89PNG fake", "<chart@x>", "samtal.png"),
+        )
+        with smtp_session(settings) as sender:
+            sender.send(message)
+    finally:
+        server.stop()
+    (got,) = handler.messages
+    # headers in UTF-8 as RFC 6531 has them, which the stdlib parser of bytes cannot show
+    assert "To: Åsa <åsa@exämple.se>" in handler.raw[0].decode("utf-8")
+    assert "Hej Åsa!" in got.get_body(("plain",)).get_content()
+    images = [p for p in got.walk() if p.get_content_type() == "image/png"]
+    assert images[0]["Content-ID"] == "<chart@x>"
