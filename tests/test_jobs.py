@@ -647,11 +647,11 @@ def test_a_job_killed_mid_aggregate_is_closed_and_rerun_at_once(job_db, settings
     assert "stopped" in runs[0].error and runs[0].finished_at is not None
 
 
-def test_a_message_with_swedish_names_arrives_whole(inbox, settings):
-    settings.mail_from = "Socialdemokraterna i Jämtland <noreply@example.org>"
+def _send_swedish_message(settings, to: str) -> None:
+    """A message with Swedish words in every part, a long subject and the inline chart."""
     message = build_message(
         settings=settings,
-        to="Åsa Öberg <asa@example.org>",
+        to=to,
         subject="Läget för Östersund, och en rubrik som är längre än en rad i ett mejl brukar",
         text="Hej Åsa!\n",
         html="<p>Hej Åsa! <img src='cid:chart@x'></p>",
@@ -659,6 +659,11 @@ def test_a_message_with_swedish_names_arrives_whole(inbox, settings):
     )
     with smtp_session(settings) as sender:
         sender.send(message)
+
+
+def test_a_message_with_swedish_names_arrives_whole(inbox, settings):
+    settings.mail_from = "Socialdemokraterna i Jämtland <noreply@example.org>"
+    _send_swedish_message(settings, "Åsa Öberg <asa@example.org>")
     (got,) = inbox.messages
     assert got["From"].addresses[0].display_name == "Socialdemokraterna i Jämtland"
     assert got["To"].addresses[0].display_name == "Åsa Öberg"
@@ -678,16 +683,7 @@ def test_an_address_beyond_ascii_is_sent_over_smtputf8(settings):
     server.start()
     try:
         settings.smtp_host, settings.smtp_port = "127.0.0.1", server.port
-        message = build_message(
-            settings=settings,
-            to="Åsa <åsa@exämple.se>",
-            subject="Läget för Östersund, och en rubrik som är längre än en rad i ett mejl brukar",
-            text="Hej Åsa!\n",
-            html="<p>Hej Åsa!</p>",
-            inline_png=(b"\x89PNG fake", "<chart@x>", "samtal.png"),
-        )
-        with smtp_session(settings) as sender:
-            sender.send(message)
+        _send_swedish_message(settings, "Åsa <åsa@exämple.se>")
     finally:
         server.stop()
     (got,) = handler.messages

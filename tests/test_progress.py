@@ -561,14 +561,44 @@ def test_statements_are_planned_for_their_values(database_url, monkeypatch):
             engine.dispose()
 
 
+def _progress_dumps(session, campaign, units: dict, today: date, covered: date) -> dict:
+    """Each unit's progress as plain data, by kind and id: two ways of computing it compare."""
+    from api.progress.service import progress_of_units
+
+    return {
+        kind: {
+            u: p.model_dump()
+            for u, p in progress_of_units(
+                session=session,
+                campaign=campaign,
+                kind=kind,
+                ids=ids,
+                today=today,
+                covered=covered,
+            ).items()
+        }
+        for kind, ids in units.items()
+    }
+
+
+def _snapshot_reads(monkeypatch) -> list:
+    """The levels whose figures are read from the snapshots from now on, not from windows."""
+    from api.progress import service
+
+    reads: list = []
+    full = service._figures_select.__wrapped__
+    monkeypatch.setattr(
+        service, "_figures_select", lambda kind, ids: reads.append(kind) or full(kind, ids)
+    )
+    return reads
+
+
 def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeypatch):
     """The nightly job's windows plus the live logs give a kommun's and a förening's
     figures exactly as the snapshots do: people who worked before the campaign, before
     the last 30 days, only today, or both; a withdrawn log; and no window is read for
     another day, or after the snapshots are rebuilt."""
     from api.models import UnitWindow
-    from api.progress import service
-    from api.progress.service import progress_of_units
     from api.progress.snapshots import rebuild_changed
     from api.progress.windows import save_windows
 
@@ -595,31 +625,14 @@ def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeyp
     }
 
     def progress(day=today):
-        return {
-            kind: {
-                u: p.model_dump()
-                for u, p in progress_of_units(
-                    session=session,
-                    campaign=jamt["campaign"],
-                    kind=kind,
-                    ids=ids,
-                    today=day,
-                    covered=covered,
-                ).items()
-            }
-            for kind, ids in units.items()
-        }
+        return _progress_dumps(session, jamt["campaign"], units, day, covered)
 
     from_snapshots = progress()
     ost = from_snapshots[UnitKind.kommun][jamt["ost"].id]
     active = next(m for m in ost["metrics"] if m["metric"] == "active_volunteers")
     assert (active["actual"], ost["active_volunteers_30d"]) == (4, 4)
     assert save_windows(session=session, today=today) == 5
-    read_snapshots = []
-    full = service._figures_select.__wrapped__
-    monkeypatch.setattr(
-        service, "_figures_select", lambda kind, ids: read_snapshots.append(kind) or full(kind, ids)
-    )
+    read_snapshots = _snapshot_reads(monkeypatch)
     assert progress() == from_snapshots and read_snapshots == []
     # Tomorrow (a night missed) has no window: the snapshots again, and their answer.
     tomorrow = progress(today + timedelta(days=1))
@@ -647,8 +660,6 @@ def test_windows_add_the_live_logs_as_the_snapshots_would(session, jamt, monkeyp
 def test_windows_after_two_live_days_count_the_earlier_one_in_the_rate(session, jamt, monkeypatch):
     """With the last night two days back, yesterday's logs are live and in the
     projection's rate, today's are not: the windows answer as the snapshots do."""
-    from api.progress import service
-    from api.progress.service import progress_of_units
     from api.progress.windows import save_windows
 
     d1, d2, *_ = jamt["districts"]
@@ -658,33 +669,16 @@ def test_windows_after_two_live_days_count_the_earlier_one_in_the_rate(session, 
     _log(session, who, d1, "2026-05-03", 7, new_member=True)
     _log(session, other, d2, "2026-05-04", 3)
     today, covered = date(2026, 5, 4), date(2026, 5, 2)
+    units = {UnitKind.kommun: [jamt["ost"].id], UnitKind.forening: [jamt["frosön"].id]}
 
     def progress():
-        return {
-            (kind, u): p.model_dump()
-            for kind, ids in (
-                (UnitKind.kommun, [jamt["ost"].id]),
-                (UnitKind.forening, [jamt["frosön"].id]),
-            )
-            for u, p in progress_of_units(
-                session=session,
-                campaign=jamt["campaign"],
-                kind=kind,
-                ids=ids,
-                today=today,
-                covered=covered,
-            ).items()
-        }
+        return _progress_dumps(session, jamt["campaign"], units, today, covered)
 
     from_snapshots = progress()
     assert save_windows(session=session, today=today) == 5
-    read_snapshots = []
-    full = service._figures_select.__wrapped__
-    monkeypatch.setattr(
-        service, "_figures_select", lambda kind, ids: read_snapshots.append(kind) or full(kind, ids)
-    )
+    read_snapshots = _snapshot_reads(monkeypatch)
     assert progress() == from_snapshots and read_snapshots == []  # from the windows
-    frosön = from_snapshots[UnitKind.forening, jamt["frosön"].id]
+    frosön = from_snapshots[UnitKind.forening][jamt["frosön"].id]
     projected = {m["metric"]: m["projected"] for m in frosön["metrics"]}
     # 2 + 7 logs in the 14 days' rate, and today's 3 on top: 12 + 9/14 a day to election day
     days_left = (jamt["campaign"].ends_on - today).days
