@@ -252,7 +252,7 @@ def send_outbox(
 
 
 # The tables whose planner statistics progress depends on (PostgreSQL).
-_ANALYZED = ("contact_log", "daily_grain", "daily_stat", "unit_people")
+_ANALYZED = ("contact_log", "log_tally", "daily_grain", "daily_stat", "unit_people")
 
 
 def _refresh_statistics(tables: tuple[str, ...]) -> None:

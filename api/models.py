@@ -42,6 +42,7 @@ __all__ = [
     "ContactKind",
     "ContactLog",
     "ContactTopic",
+    "LogTally",
     "DeviceToken",
     "District",
     "DistrictAssignment",
@@ -294,6 +295,33 @@ class ContactTopic(SQLModel, table=True):
 
     contact_id: int = Field(foreign_key="contact_log.id", primary_key=True)
     topic: str = Field(foreign_key="topic.code", primary_key=True, max_length=40)
+
+
+class LogTally(SQLModel, table=True):
+    """The contact logs that count (not withdrawn), tallied per day, volunteer and place,
+    always current: triggers on contact_log keep it, in the writing transaction, whichever
+    path wrote (migration 0011_log_tally). Progress reads a live day's work here, a few
+    hundred rows, instead of its thousands of logs. 0 stands for no förening or turf, so
+    that the key has no NULLs and an upsert finds its row."""
+
+    __tablename__ = "log_tally"
+    __table_args__ = (
+        # The primary key, led by the day, serves districts; these the other levels.
+        Index("ix_log_tally_kommun_day", "kommun_id", "day"),
+        Index("ix_log_tally_forening_day", "forening_id", "day"),
+        Index("ix_log_tally_turf_day", "turf_id", "day"),
+    )
+
+    day: date = Field(primary_key=True)
+    district_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True)
+    kommun_id: int = Field(primary_key=True)
+    forening_id: int = Field(primary_key=True)  # 0: none
+    turf_id: int = Field(primary_key=True)  # 0: none
+    logs: int  # 0 once every log of the row is withdrawn: such a row counts nobody
+    conversations: int
+    doors: int
+    new_members: int
 
 
 class ContactAudit(SQLModel, table=True):

@@ -458,6 +458,65 @@ def issue_tokens(emails: list[str]) -> dict[str, str]:
     return tokens
 
 
+def request_statements(email: str, campaign_id: int, pd_id: int, today: date) -> list:
+    """The SQL statements (text and parameters, as the driver gets them) of one in-process
+    call of the endpoint's service functions as ``email``: all its statements but
+    authentication's token lookup."""
+    from sqlalchemy import event
+    from sqlmodel import Session, select
+
+    from api import db
+    from api.auth.scope import Scope
+    from api.models import UnitKind, User
+    from api.progress import service
+
+    engine, captured = db.get_engine(), []
+
+    def grab(conn, cursor, statement, parameters, context, executemany) -> None:
+        captured.append((statement, parameters))
+
+    with Session(engine) as session:
+        scope = Scope(
+            session=session, user=session.exec(select(User).where(User.email == email)).one()
+        )
+        event.listen(engine, "before_cursor_execute", grab)
+        try:
+            kind = UnitKind.partidistrikt
+            found = service.resolve_unit(session=session, scope=scope, kind=kind, ref=str(pd_id))
+            service.child_progress(
+                session=session,
+                scope=scope,
+                campaign_id=campaign_id,
+                unit_kind=kind,
+                unit_id=found.id,
+                today=today,
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", grab)
+    return captured
+
+
+def replayed_latencies(dsn: str, statements: list, warmup: int, n: int) -> list[float]:
+    """``statements`` sent over one psycopg connection as one transaction, ``warmup`` + ``n``
+    times, planned as the service's connections plan them: the timed latencies."""
+    import psycopg
+
+    from api.db import _PLAN_FOR_THE_VALUES
+
+    latencies = []
+    with psycopg.connect(dsn) as conn:
+        conn.execute(_PLAN_FOR_THE_VALUES)
+        conn.commit()
+        for i in range(warmup + n):
+            started = time.perf_counter()
+            for sql, params in statements:
+                conn.execute(sql, params).fetchall()
+            conn.commit()
+            if i >= warmup:
+                latencies.append(time.perf_counter() - started)
+    return latencies
+
+
 def _run_nightly(settings, now: datetime, before_send, after_send) -> dict:
     """``api.jobs.run_nightly`` with a hook around every message it hands to the real SMTP
     sender: a ``send`` callable (one connection per message), or a ``mailer`` opening one
@@ -720,16 +779,25 @@ def bench(args: argparse.Namespace, database_url: str, smtp_port: int, tmp: Path
     path = f"/campaigns/{campaigns[pd_id]}/progress/partidistrikt/{pd_id}/children"
 
     def endpoint(state: str) -> str:
+        admin = org["admin_of"][pd_id]
         latencies, body = endpoint_latencies(
-            database_url, path, tokens[org["admin_of"][pd_id]], args.warmup, args.requests, tmp
+            database_url, path, tokens[admin], args.warmup, args.requests, tmp
         )
         if len(body["children"]) != n_kommuner:
             raise RuntimeError(f"{path}: {len(body['children'])} children, not {n_kommuner}")
         p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+        # The ceiling: the same statements straight over psycopg, without HTTP, framework,
+        # authentication, ORM or models.
+        statements = request_statements(admin, campaigns[pd_id], pd_id, today)
+        raw = replayed_latencies(dsn, statements, args.warmup, args.requests)
+        raw50, raw99 = percentile(raw, 0.5) * 1000, percentile(raw, 0.99) * 1000
         print(f"endpoint measured {state}: {len(latencies)} requests")
         return (
             f"GET {path} ({n_kommuner} kommuner, {state}): p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-            f"over {len(latencies)} sequential requests through uvicorn"
+            f"over {len(latencies)} sequential requests through uvicorn | raw: its "
+            f"{len(statements)} SQL statements replayed over psycopg (authentication's aside): "
+            f"p50 {raw50:.1f} ms, p99 {raw99:.1f} ms | ratio p50 {p50 / raw50:.2f}, "
+            f"p99 {p99 / raw99:.2f}"
         )
 
     # Today's windows are the measured night's to make: until then requests read the

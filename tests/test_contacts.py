@@ -266,6 +266,82 @@ def test_withdrawal_by_author_and_by_lead(field, session):
     assert session.exec(active).one() is None
 
 
+def _tally_follows_the_logs(session) -> int:
+    """Assert that log_tally holds the logs that count, summed per (day, district,
+    volunteer, kommun, förening, turf); how many tallies count."""
+    from api.models import LogTally
+
+    key = ("day", "district_id", "user_id", "kommun_id", "forening_id", "turf_id")
+    expected: dict[tuple, list[int]] = {}
+    logs = session.execute(
+        select(
+            *(getattr(ContactLog, k) for k in key),
+            ContactLog.kind,
+            ContactLog.conversations,
+            ContactLog.new_member,
+        ).where(ContactLog.withdrawn_at.is_(None))
+    )
+    for *where, kind, conversations, new_member in logs:
+        figures = expected.setdefault(tuple(w or 0 for w in where), [0, 0, 0, 0])
+        for i, value in enumerate((1, conversations, kind == "door", new_member)):
+            figures[i] += int(value)
+    stored = session.execute(
+        select(
+            *(getattr(LogTally, k) for k in key),
+            LogTally.logs,
+            LogTally.conversations,
+            LogTally.doors,
+            LogTally.new_members,
+        )
+    ).all()
+    # A tally whose logs are all withdrawn stays, with nothing in it.
+    assert [row for row in stored if row[6] == 0 and any(row[6:])] == []
+    assert {tuple(row[:6]): list(row[6:]) for row in stored if row[6] > 0} == expected
+    return len(expected)
+
+
+def test_the_tally_follows_every_write_of_the_logs(field, session, settings):
+    """Both logging paths, a correction that moves a log and changes its figures, a
+    withdrawal, an update that changes no figure and a delete, each checked against the
+    logs themselves (progress reads a live day from the tally)."""
+    from sqlalchemy import delete, update
+
+    from api.models import ContactAudit, ContactTopic
+
+    c, clock = field["client"], field["clock"]
+    # POST /contacts takes the one-statement path on PostgreSQL; the batch the general one.
+    single = c.post("/contacts", json=record(clock, new_member=True)).json()
+    assert single["status"] == "created"
+    batch = [
+        record(clock),
+        record(clock, kind="stall", count=5),
+        record(clock, district_code="23800001"),
+        record(clock, occurred_at=(clock.now - timedelta(days=1)).isoformat()),
+    ]
+    made = c.post("/contacts/batch", json={"records": batch}).json()["results"]
+    assert [m["status"] for m in made] == ["created"] * 4
+    assert _tally_follows_the_logs(session) == 3  # three logs share a day, place and volunteer
+    fixed = c.patch(
+        f"/contacts/{single['id']}", json={"kind": "stall", "count": 3, "district_code": "23800002"}
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert _tally_follows_the_logs(session) == 4
+    assert c.post(f"/contacts/{made[2]['id']}/withdraw").status_code == 200
+    assert _tally_follows_the_logs(session) == 3
+    session.execute(
+        update(ContactLog).where(ContactLog.id == made[0]["id"]).values(changed_at=clock.now)
+    )
+    assert _tally_follows_the_logs(session) == 3
+    gone = made[3]["id"]
+    for model, column in (
+        (ContactTopic, ContactTopic.contact_id),
+        (ContactAudit, ContactAudit.contact_id),
+        (ContactLog, ContactLog.id),
+    ):
+        session.execute(delete(model).where(column == gone))
+    assert _tally_follows_the_logs(session) == 2
+
+
 def test_volunteers_see_only_their_own_logs(field, session):
     c, clock = field["client"], field["clock"]
     mine = c.post("/contacts", json=record(clock)).json()

@@ -31,11 +31,11 @@ from api.campaigns.service import METRICS, get_campaign
 from api.errors import NotFound, Unprocessable
 from api.models import (
     Campaign,
-    ContactLog,
     DailyGrain,
     DailyStat,
     JobRun,
     JobRunStatus,
+    LogTally,
     Target,
     Turf,
     UnitKind,
@@ -224,22 +224,25 @@ def _sources(kind: UnitKind, ids):
             )
     else:
         grain_unit = getattr(DailyGrain, column, None)
-        log_unit = getattr(ContactLog, column)
+        log_unit = getattr(LogTally, column)
 
         def scoped(q: Select, work) -> Select:
             return q.where(_among(work, ids))
 
+    # The live days' logs as their tallies (LogTally): the same sums from a row per
+    # (day, place, volunteer) instead of one per log. A tally whose logs are all withdrawn
+    # counts nobody.
     live = scoped(
         select(
             log_unit.label("unit"),
-            ContactLog.day.label("day"),
-            _ONE.label("contacts"),
-            ContactLog.conversations.label("conversations"),
-            case((ContactLog.kind == "door", _ONE), else_=_ZERO).label("doors"),
-            case((col(ContactLog.new_member), _ONE), else_=_ZERO).label("new_members"),
-            ContactLog.user_id.label("user_id"),
-        ).where(col(ContactLog.withdrawn_at).is_(None), col(ContactLog.day).in_(_LIVE_DAYS)),
-        getattr(ContactLog, column),
+            LogTally.day.label("day"),
+            LogTally.logs.label("contacts"),
+            LogTally.conversations,
+            LogTally.doors,
+            LogTally.new_members,
+            LogTally.user_id.label("user_id"),
+        ).where(LogTally.logs > 0, col(LogTally.day).in_(_LIVE_DAYS)),
+        getattr(LogTally, column),
     )
     if not snapshotted:
         grain = live.where(false())
