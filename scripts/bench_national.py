@@ -670,13 +670,23 @@ def _role_lines(per_email: dict[str, tuple[int, float, float]], scopes: dict):
             f"{statistics.median(g[2] for g in got) * 1000:.0f} ms/email, of which "
             f"{statistics.median(g[3] for g in got) * 1000:.0f} ms in SQL statements"
         )
-    every = sorted((g[0], g[1], role) for role, got in by_role.items() for g in got)
+    every = sorted((g[0], g[1]) for got in by_role.values() for g in got)
     if not every:
         return lines, "no email counted"
-    small, large = every[0], every[-1]
+    # By the tenth of the emails with the smallest and the largest scopes: a few emails
+    # (the first of each campaign's recipients) also read figures that the campaign's
+    # other emails then share, whatever their scope.
+    tenth = max(1, len(every) // 10)
+
+    def part(emails: list[tuple[int, int]]) -> str:
+        return (
+            f"{emails[0][0]:,}..{emails[-1][0]:,} districts: median "
+            f"{statistics.median(n for _, n in emails):g}, max {max(n for _, n in emails)}"
+        )
+
     return lines, (
-        f"smallest scope ({small[2]}, {small[0]:,} districts) {small[1]}, largest scope "
-        f"({large[2]}, {large[0]:,} districts) {large[1]}"
+        f"the tenth with the smallest scopes ({part(every[:tenth])}), the tenth with the "
+        f"largest ({part(every[-tenth:])})"
     )
 
 
