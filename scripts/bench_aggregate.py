@@ -338,6 +338,18 @@ def generate_contacts(
     conn.execute("DROP TABLE bench_session")
 
 
+# log_tally's rows of every log that counts (api/migrations/versions/0011_log_tally.py).
+TALLY_LOGS = """
+INSERT INTO log_tally (day, district_id, user_id, kommun_id, forening_id, turf_id, logs,
+                       conversations, doors, new_members)
+SELECT day, district_id, user_id, kommun_id, coalesce(forening_id, 0), coalesce(turf_id, 0),
+       count(*), sum(conversations), count(*) FILTER (WHERE kind = 'door'),
+       count(*) FILTER (WHERE new_member)
+FROM contact_log WHERE withdrawn_at IS NULL
+GROUP BY day, district_id, user_id, kommun_id, coalesce(forening_id, 0), coalesce(turf_id, 0)
+"""
+
+
 def load_contacts(dsn: str, n: int, first_day: date) -> None:
     """The bulk of the logs, with the secondary indexes built afterwards and the foreign
     keys (consistent by construction) not checked row by row."""
@@ -374,6 +386,11 @@ def load_contacts(dsn: str, n: int, first_day: date) -> None:
             conn.execute(f'ALTER TABLE contact_log ADD CONSTRAINT "{name}" {definition}')
         for _, definition in indexes:
             conn.execute(definition)
+        # The replica role skipped contact_log's triggers too, which keep log_tally: it is
+        # summed here as the migration that made it sums existing logs.
+        with conn.transaction():
+            conn.execute("DELETE FROM log_tally")
+            conn.execute(TALLY_LOGS)
         conn.execute("VACUUM ANALYZE")
 
 

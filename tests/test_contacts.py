@@ -294,6 +294,8 @@ def _tally_follows_the_logs(session) -> int:
             LogTally.new_members,
         )
     ).all()
+    # No figure below zero: a tally never loses more than it was given.
+    assert [row for row in stored if min(row[6:]) < 0] == []
     # A tally whose logs are all withdrawn stays, with nothing in it.
     assert [row for row in stored if row[6] == 0 and any(row[6:])] == []
     assert {tuple(row[:6]): list(row[6:]) for row in stored if row[6] > 0} == expected
