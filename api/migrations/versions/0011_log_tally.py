@@ -3,7 +3,9 @@ förening, turf) by triggers on contact_log, so that progress reads a live day's
 tallies instead of its thousands of logs
 
 The triggers run in the writing transaction, whichever path wrote: the general logging
-path, PostgreSQL's one-statement path, corrections, withdrawals, a bulk load. On PostgreSQL
+path, PostgreSQL's one-statement path, corrections, withdrawals, a bulk insert or COPY (not
+one with triggers off, such as a load under session_replication_role = replica, which must
+sum the tally itself as the backfill below does). On PostgreSQL
 they are statement-level with transition tables: one upsert per statement, its rows in key
 order so that concurrent writers lock them in one order; SQLite has row-level triggers only.
 
