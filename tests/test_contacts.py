@@ -302,7 +302,7 @@ def _tally_follows_the_logs(session) -> int:
     return len(expected)
 
 
-def test_the_tally_follows_every_write_of_the_logs(field, session, settings):
+def test_the_tally_follows_every_write_of_the_logs(field, session):
     """Both logging paths, a correction that moves a log and changes its figures, a
     withdrawal, an update that changes no figure and a delete, each checked against the
     logs themselves (progress reads a live day from the tally)."""

@@ -5,9 +5,9 @@ tallies instead of its thousands of logs
 The triggers run in the writing transaction, whichever path wrote: the general logging
 path, PostgreSQL's one-statement path, corrections, withdrawals, a bulk insert or COPY (not
 one with triggers off, such as a load under session_replication_role = replica, which must
-sum the tally itself as the backfill below does). On PostgreSQL
-they are statement-level with transition tables: one upsert per statement, its rows in key
-order so that concurrent writers lock them in one order; SQLite has row-level triggers only.
+sum the tally itself as the backfill below does). On PostgreSQL they are statement-level
+with transition tables: one upsert per statement, its rows in key order so that concurrent
+writers lock them in one order; SQLite has row-level triggers only.
 
 Revision ID: 0011_log_tally
 Revises: 0010_unit_window
@@ -29,7 +29,7 @@ _FIGURES = ("logs", "conversations", "doors", "new_members")
 
 
 def _signed(rows: str, sign: int) -> str:
-    """(key, sign, figures × sign) of the rows of ``rows`` that count."""
+    """(key, figures × ``sign``) of each row of ``rows`` that counts."""
     return (
         f"SELECT day, district_id, user_id, kommun_id, coalesce(forening_id, 0) AS forening_id,"
         f" coalesce(turf_id, 0) AS turf_id, {sign} AS logs, {sign} * conversations AS"
@@ -42,7 +42,8 @@ def _signed(rows: str, sign: int) -> str:
 def _upsert(source: str, *, having: bool) -> str:
     """Add the summed figures of ``source``'s rows to their tallies."""
     sums = ", ".join(f"sum({f})" for f in _FIGURES)
-    # An update that changes no figure (a turf's lease, say) nets out: nothing to write.
+    # An update that changes no figure (only a log's change time, say) nets out: nothing to
+    # write.
     nonzero = " OR ".join(f"sum({f}) <> 0" for f in _FIGURES)
     added = ", ".join(f"{f} = t.{f} + excluded.{f}" for f in _FIGURES)
     return (
