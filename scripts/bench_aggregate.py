@@ -338,16 +338,15 @@ def generate_contacts(
     conn.execute("DROP TABLE bench_session")
 
 
-# log_tally's rows of every log that counts (api/migrations/versions/0011_log_tally.py).
-TALLY_LOGS = """
-INSERT INTO log_tally (day, district_id, user_id, kommun_id, forening_id, turf_id, logs,
-                       conversations, doors, new_members)
-SELECT day, district_id, user_id, kommun_id, coalesce(forening_id, 0), coalesce(turf_id, 0),
-       count(*), sum(conversations), count(*) FILTER (WHERE kind = 'door'),
-       count(*) FILTER (WHERE new_member)
-FROM contact_log WHERE withdrawn_at IS NULL
-GROUP BY day, district_id, user_id, kommun_id, coalesce(forening_id, 0), coalesce(turf_id, 0)
-"""
+def _tally_backfill() -> str:
+    """The SQL with which migration 0011 sums log_tally from the logs already there."""
+    import importlib.util
+
+    path = ROOT / "api" / "migrations" / "versions" / "0011_log_tally.py"
+    spec = importlib.util.spec_from_file_location("log_tally_migration", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return migration.BACKFILL
 
 
 def load_contacts(dsn: str, n: int, first_day: date) -> None:
@@ -390,7 +389,7 @@ def load_contacts(dsn: str, n: int, first_day: date) -> None:
         # summed here as the migration that made it sums existing logs.
         with conn.transaction():
             conn.execute("DELETE FROM log_tally")
-            conn.execute(TALLY_LOGS)
+            conn.execute(_tally_backfill())
         conn.execute("VACUUM ANALYZE")
 
 

@@ -5,7 +5,7 @@ tallies instead of its thousands of logs
 The triggers run in the writing transaction, whichever path wrote: the general logging
 path, PostgreSQL's one-statement path, corrections, withdrawals, a bulk insert or COPY (not
 one with triggers off, such as a load under session_replication_role = replica, which must
-sum the tally itself as the backfill below does). On PostgreSQL they are statement-level
+sum the tally itself with ``BACKFILL``). On PostgreSQL they are statement-level
 with transition tables: one upsert per statement, its rows in key order so that concurrent
 writers lock them in one order; SQLite has row-level triggers only.
 
@@ -94,6 +94,14 @@ def _sqlite_row(row: str, sign: int) -> str:
     )
 
 
+# The tallies of the logs already there, on an empty log_tally (the benchmarks' bulk load,
+# which runs with triggers off, sums them with this too).
+BACKFILL = (
+    f"INSERT INTO log_tally ({_KEY}, {', '.join(_FIGURES)}) "
+    f"SELECT {_KEY}, {', '.join(f'sum({f})' for f in _FIGURES)} "
+    f"FROM ({_signed('contact_log', 1)}) AS signed GROUP BY {_KEY}"
+)
+
 _SQLITE_TRIGGERS = {
     "log_tally_insert": ("AFTER INSERT", "NEW", _sqlite_row("NEW", 1)),
     "log_tally_update_old": ("AFTER UPDATE", "OLD", _sqlite_row("OLD", -1)),
@@ -125,11 +133,7 @@ def upgrade() -> None:
         # A day's tallies are updated with every log: room on their page keeps those
         # updates off the indexes (HOT), whose columns they never change.
         op.execute("ALTER TABLE log_tally SET (fillfactor = 70)")
-    sums = ", ".join(f"sum({f})" for f in _FIGURES)
-    op.execute(
-        f"INSERT INTO log_tally ({_KEY}, {', '.join(_FIGURES)}) SELECT {_KEY}, {sums} "
-        f"FROM ({_signed('contact_log', 1)}) AS signed GROUP BY {_KEY}"
-    )
+    op.execute(BACKFILL)
     if postgresql:
         op.execute("ANALYZE log_tally")
         op.execute(_PG_FUNCTION)
